@@ -1,0 +1,142 @@
+"""The reference recurrences: hoisted input projection, then a masked loop over time.
+
+These are the Array-API implementations every backend falls back to and every
+specialisation is tested against.  Inputs arrive validated and time-major:
+``xs (T, ..., D)``, states ``(..., H)``, ``lengths`` of the batch shape or ``None``.
+The loop over time is the adapter's :meth:`~polyrnn.backends.Adapter.scan`, so a backend
+with a compiled scan (``jax.lax.scan``) runs this same code without a Python loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from . import _tree
+from ._compat import Array, Namespace, device
+from .cells import fused_bias, gru_step, lstm_step, rnn_step
+from .params import GRUParams, LSTMParams, RNNParams
+
+if TYPE_CHECKING:
+    from .backends import Adapter
+
+
+def project(xp: Namespace, xs: Array, w: Array, b: Array) -> Array:
+    """``xs @ w + b`` for all steps at once, as one 2-D matrix product ``(T*B, D) @ (D, G*H)``."""
+    flat = xp.reshape(xs, (-1, xs.shape[-1])) @ w + b
+    return xp.reshape(flat, (*xs.shape[:-1], w.shape[-1]))
+
+
+def step_mask(xp: Namespace, lengths: Array | None, steps: int) -> Array | None:
+    """``mask[t, ..., 0] = t < lengths[...]``, shape ``(T, ..., 1)``; ``None`` without lengths."""
+    if lengths is None:
+        return None
+    t = xp.arange(steps, device=device(lengths))
+    t = xp.reshape(t, (steps, *([1] * lengths.ndim)))
+    return xp.expand_dims(t < xp.astype(lengths, t.dtype), axis=-1)
+
+
+def recurrence(
+    adapter: Adapter,
+    step: Callable[[Any, Array], Any],
+    carry: Any,
+    gx: Array,
+    lengths: Array | None,
+    reverse: bool,
+    output: Callable[[Any], Array],
+) -> tuple[Array, Any]:
+    """Run ``carry = step(carry, gx[t])`` over ``t``; return ``(stack of output(carry), carry)``.
+
+    With ``lengths``, steps ``t >= lengths`` keep the carry and output zeros.  With
+    ``reverse``, each sequence is read backwards from its own last valid step: the
+    time axis is flipped, so the padding comes first and holds the initial carry.
+    """
+    xp = adapter.xp
+    if gx.shape[0] == 0:
+        h = output(carry)
+        return xp.zeros((0, *h.shape), dtype=h.dtype, device=device(h)), carry
+    mask = step_mask(xp, lengths, gx.shape[0])
+    if reverse:
+        gx = xp.flip(gx, axis=0)
+        mask = None if mask is None else xp.flip(mask, axis=0)
+
+    if mask is None:
+
+        def body(c: Any, g: Array) -> tuple[Any, Array]:
+            c = step(c, g)
+            return c, output(c)
+
+        carry, hs = adapter.scan(body, carry, gx)
+    else:
+
+        def body(c: Any, inputs: tuple[Array, Array]) -> tuple[Any, Array]:
+            g, m = inputs
+            new = step(c, g)
+            h = output(new)
+            kept = _tree.map_(lambda n, o: xp.where(m, n, o), new, c)
+            return kept, xp.where(m, h, xp.zeros_like(h))
+
+        carry, hs = adapter.scan(body, carry, (gx, mask))
+    if reverse:
+        hs = xp.flip(hs, axis=0)
+    return hs, carry
+
+
+def rnn(
+    adapter: Adapter,
+    xs: Array,
+    params: RNNParams,
+    h0: Array,
+    *,
+    lengths: Array | None,
+    reverse: bool,
+    activation: str,
+) -> tuple[Array, Array]:
+    xp = adapter.xp
+    gx = project(xp, xs, params.w_x, fused_bias(xp, params))
+    w_h = params.w_h
+
+    def step(h: Array, g: Array) -> Array:
+        return rnn_step(xp, h, g, w_h, activation)
+
+    return recurrence(adapter, step, h0, gx, lengths, reverse, lambda h: h)
+
+
+def gru(
+    adapter: Adapter,
+    xs: Array,
+    params: GRUParams,
+    h0: Array,
+    *,
+    lengths: Array | None,
+    reverse: bool,
+    reset_after: bool,
+) -> tuple[Array, Array]:
+    xp = adapter.xp
+    gx = project(xp, xs, params.w_x, fused_bias(xp, params, reset_after))
+    w_h, b_hn = params.w_h, params.b_h[2 * h0.shape[-1] :]
+
+    def step(h: Array, g: Array) -> Array:
+        return gru_step(xp, h, g, w_h, b_hn, reset_after)
+
+    return recurrence(adapter, step, h0, gx, lengths, reverse, lambda h: h)
+
+
+def lstm(
+    adapter: Adapter,
+    xs: Array,
+    params: LSTMParams,
+    state0: tuple[Array, Array],
+    *,
+    lengths: Array | None,
+    reverse: bool,
+) -> tuple[Array, tuple[Array, Array]]:
+    xp = adapter.xp
+    gx = project(xp, xs, params.w_x, fused_bias(xp, params))
+    w_h = params.w_h
+
+    def step(carry: tuple[Array, Array], g: Array) -> tuple[Array, Array]:
+        return lstm_step(xp, carry, g, w_h)
+
+    hs, (h, c) = recurrence(adapter, step, tuple(state0), gx, lengths, reverse, lambda s: s[0])
+    return hs, (h, c)

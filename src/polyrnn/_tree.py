@@ -1,0 +1,40 @@
+"""A minimal pytree: nested tuples (named ones too), lists and dicts of arrays.
+
+Used by the Array-API :func:`polyrnn.scan`; the JAX adapter uses :mod:`jax.tree_util`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def flatten(tree: Any) -> tuple[list[Any], Callable[[list[Any]], Any]]:
+    """Leaves of ``tree`` in order, and a function building the same structure from new leaves."""
+    if tree is None:
+        return [], lambda leaves: None
+    if isinstance(tree, tuple | list | dict):
+        keys = list(tree) if isinstance(tree, dict) else range(len(tree))
+        parts = [flatten(tree[k]) for k in keys]
+        sizes = [len(leaves) for leaves, _ in parts]
+
+        def rebuild(leaves: list[Any]) -> Any:
+            out, start = [], 0
+            for (_, build), size in zip(parts, sizes, strict=True):
+                out.append(build(leaves[start : start + size]))
+                start += size
+            if isinstance(tree, dict):
+                return dict(zip(keys, out, strict=True))
+            if hasattr(tree, "_fields"):  # NamedTuple
+                return type(tree)(*out)
+            return type(tree)(out)
+
+        return [leaf for leaves, _ in parts for leaf in leaves], rebuild
+    return [tree], lambda leaves: leaves[0]
+
+
+def map_(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
+    """``fn`` applied leaf by leaf to trees of one structure."""
+    leaves, rebuild = flatten(tree)
+    others = [flatten(r)[0] for r in rest]
+    return rebuild([fn(*args) for args in zip(leaves, *others, strict=True)])

@@ -1,0 +1,166 @@
+"""Input checks with precise messages: done once, at the door of every public function.
+
+Each message names the function, the argument, what was expected and what was received.
+Nothing is broadcast: shapes must match exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from ._compat import Array, Namespace, array_namespace, device, is_array_api_obj
+from .params import GATES
+
+
+def _describe(a: Any) -> str:
+    return f"{type(a).__module__}.{type(a).__qualname__}"
+
+
+def namespace(fn: str, arrays: dict[str, Any]) -> Namespace:
+    """The one namespace of ``arrays`` (``None`` values skipped); all must share it and a device."""
+    present = {name: a for name, a in arrays.items() if a is not None}
+    spaces = {}
+    for name, a in present.items():
+        if not is_array_api_obj(a):
+            raise TypeError(f"{fn}: {name} must be an array, got {_describe(a)}")
+        spaces[name] = array_namespace(a)
+    first, xp = next(iter(spaces.items()))
+    for name, other in spaces.items():
+        if other is not xp:
+            raise TypeError(
+                f"{fn}: all arrays must come from one library, but {first} is "
+                f"{_describe(present[first])} and {name} is {_describe(present[name])}"
+            )
+    devices = {name: device(a) for name, a in present.items()}
+    dev = devices[first]
+    for name, d in devices.items():
+        if d is not None and dev is not None and d != dev:
+            raise ValueError(
+                f"{fn}: all arrays must be on one device, but {first} is on {dev} "
+                f"and {name} is on {d}"
+            )
+    return xp
+
+
+def floating(fn: str, name: str, a: Array, xp: Namespace, dtype: Any = None) -> None:
+    """``a`` has a real floating dtype, equal to ``dtype`` when that is given."""
+    if not xp.isdtype(a.dtype, "real floating"):
+        raise TypeError(f"{fn}: {name} must have a real floating dtype, got {a.dtype}")
+    if dtype is not None and a.dtype != dtype:
+        raise TypeError(f"{fn}: {name} must have dtype {dtype} (the dtype of xs), got {a.dtype}")
+
+
+def shape(fn: str, name: str, a: Array, expected: tuple[int, ...], why: str = "") -> None:
+    if tuple(a.shape) != tuple(expected):
+        hint = f" ({why})" if why else ""
+        raise ValueError(
+            f"{fn}: {name} must have shape {tuple(expected)}{hint}, got {tuple(a.shape)}"
+        )
+
+
+def params(fn: str, p: Any, cls: type, n_in: int, xp: Namespace, dtype: Any) -> tuple[Any, int]:
+    """``p`` as a ``cls`` with consistent shapes; returns it and the hidden size H."""
+    if isinstance(p, tuple) and type(p) is not tuple and not isinstance(p, cls):
+        raise TypeError(f"{fn}: params must be {cls.__name__}, got {type(p).__name__}")
+    if not isinstance(p, tuple | list) or len(p) != 4:
+        raise TypeError(
+            f"{fn}: params must be {cls.__name__}(w_x, w_h, b_x, b_h), got {_describe(p)}"
+        )
+    p = cls(*p)
+    g = GATES[cls]
+    for name, a in zip(p._fields, p, strict=True):
+        if not is_array_api_obj(a):
+            raise TypeError(f"{fn}: params.{name} must be an array, got {_describe(a)}")
+        floating(fn, f"params.{name}", a, xp, dtype)
+    if p.w_h.ndim != 2 or p.w_h.shape[1] != g * p.w_h.shape[0]:
+        raise ValueError(
+            f"{fn}: params.w_h must have shape (H, {g}*H), got {tuple(p.w_h.shape)}"
+        )
+    n_h = p.w_h.shape[0]
+    shape(fn, "params.w_x", p.w_x, (n_in, g * n_h), f"D={n_in} from the input, H={n_h}")
+    shape(fn, "params.b_x", p.b_x, (g * n_h,), f"H={n_h}")
+    shape(fn, "params.b_h", p.b_h, (g * n_h,), f"H={n_h}")
+    return p, n_h
+
+
+def activation(name: Any) -> None:
+    from .cells import ACTIVATIONS
+
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
+
+
+def step_inputs(
+    fn: str, p: Any, cls: type, x: Any, **states: Any
+) -> tuple[Namespace, Any]:
+    """Checks of a single-step cell: ``x (..., D)`` and each state ``(..., H)``."""
+    xp = namespace(fn, {"x": x, **states, **_named_params(p)})
+    floating(fn, "x", x, xp)
+    if x.ndim < 1:
+        raise ValueError(f"{fn}: x must have shape (..., D), got a 0-d array")
+    p, n_h = params(fn, p, cls, x.shape[-1], xp, x.dtype)
+    for name, s in states.items():
+        floating(fn, name, s, xp, x.dtype)
+        shape(fn, name, s, (*x.shape[:-1], n_h), "the batch shape of x, then H")
+    return xp, p
+
+
+class ScanLayout(NamedTuple):
+    xp: Namespace
+    params: Any
+    steps: int
+    batch: tuple[int, ...]
+    hidden: int
+
+
+def scan_inputs(
+    fn: str, xs: Any, p: Any, cls: type, states: dict[str, Any], *, time_major: bool
+) -> ScanLayout:
+    """Checks of a scan: ``xs`` is ``(..., T, D)`` (or ``(T, ..., D)``), states ``(..., H)``."""
+    xp = namespace(fn, {"xs": xs, **states, **_named_params(p)})
+    floating(fn, "xs", xs, xp)
+    if xs.ndim < 2:
+        layout = "(T, ..., D)" if time_major else "(..., T, D)"
+        raise ValueError(f"{fn}: xs must have shape {layout}, got {tuple(xs.shape)}")
+    if time_major:
+        steps, batch = xs.shape[0], tuple(xs.shape[1:-1])
+    else:
+        steps, batch = xs.shape[-2], tuple(xs.shape[:-2])
+    p, n_h = params(fn, p, cls, xs.shape[-1], xp, xs.dtype)
+    for name, s in states.items():
+        if s is not None:
+            floating(fn, name, s, xp, xs.dtype)
+            shape(fn, name, s, (*batch, n_h), f"batch shape {batch} of xs, then H={n_h}")
+    return ScanLayout(xp, p, steps, batch, n_h)
+
+
+def lengths(fn: str, lengths: Any, layout: ScanLayout, xs: Array, concrete: bool) -> Array:
+    """``lengths`` as an integer array of the batch shape with values in ``[0, T]``."""
+    xp = layout.xp
+    if not is_array_api_obj(lengths):
+        try:
+            lengths = xp.asarray(lengths, device=device(xs))
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"{fn}: lengths must be an integer array of shape {layout.batch}, "
+                f"got {_describe(lengths)}"
+            ) from None
+    namespace(fn, {"xs": xs, "lengths": lengths})
+    if not xp.isdtype(lengths.dtype, "integral"):
+        raise TypeError(f"{fn}: lengths must have an integer dtype, got {lengths.dtype}")
+    shape(fn, "lengths", lengths, layout.batch, "the batch shape of xs")
+    if concrete and lengths.size and bool(
+        xp.any((lengths < 0) | (lengths > layout.steps))
+    ):
+        raise ValueError(
+            f"{fn}: lengths must lie in [0, T={layout.steps}], got values from "
+            f"{int(xp.min(lengths))} to {int(xp.max(lengths))}"
+        )
+    return lengths
+
+
+def _named_params(p: Any) -> dict[str, Any]:
+    if isinstance(p, tuple | list) and len(p) == 4:
+        fields = getattr(p, "_fields", ("w_x", "w_h", "b_x", "b_h"))
+        return {f"params.{f}": a for f, a in zip(fields, p, strict=True)}
+    return {}

@@ -1,0 +1,86 @@
+"""The Array-API reference adapter, which every backend adapter extends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from .. import _recurrence, _tree
+from .._compat import Array, Namespace
+
+
+class Adapter:
+    """Runs polyrnn's operations for one array namespace.
+
+    This base class is the reference: pure Array API, a Python loop over time.  A backend
+    subclass overrides what its framework does faster (a compiled scan, a fused kernel)
+    and must give the same numbers; the cross-backend tests hold it to that.
+
+    Inputs of the ``*_scan`` methods arrive validated and time-major: ``xs (T, ..., D)``,
+    states ``(..., H)``, ``lengths`` an integer array of the batch shape or ``None``.
+    """
+
+    name: ClassVar[str] = "array-api"
+    """Short name shown in the docs' backend table."""
+    specialisations: ClassVar[tuple[str, ...]] = ()
+    """What this adapter does beyond the reference, one phrase each (docs' backend table)."""
+
+    def __init__(self, xp: Namespace) -> None:
+        self.xp = xp
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.xp.__name__})"
+
+    def concrete(self, x: Array) -> bool:
+        """Whether ``x`` holds values now (``False`` for a tracer inside a JIT)."""
+        return True
+
+    def scan(
+        self, step: Callable[[Any, Any], tuple[Any, Any]], carry: Any, xs: Any, *,
+        reverse: bool = False,
+    ) -> tuple[Any, Any]:
+        """``jax.lax.scan`` semantics, with a Python loop over axis 0 of the leaves of ``xs``."""
+        leaves, rebuild = _tree.flatten(xs)
+        if not leaves:
+            raise ValueError("scan: xs must hold at least one array to scan over")
+        steps = leaves[0].shape[0]
+        for i, leaf in enumerate(leaves):
+            if leaf.ndim == 0 or leaf.shape[0] != steps:
+                raise ValueError(
+                    f"scan: every array in xs must have the same leading length {steps}, "
+                    f"but leaf {i} has shape {tuple(leaf.shape)}"
+                )
+        if steps == 0:
+            raise ValueError("scan: xs has length 0, so the shape of ys cannot be inferred")
+        order = range(steps - 1, -1, -1) if reverse else range(steps)
+        ys = []
+        for t in order:
+            carry, y = step(carry, rebuild([leaf[t, ...] for leaf in leaves]))
+            ys.append(y)
+        if reverse:
+            ys.reverse()
+        per_step = [_tree.flatten(y)[0] for y in ys]
+        stacked = [self.xp.stack(column) for column in zip(*per_step, strict=True)]
+        return carry, _tree.flatten(ys[0])[1](stacked)
+
+    def rnn_scan(
+        self, xs: Array, params: Any, h0: Array, *, lengths: Array | None, reverse: bool,
+        activation: str,
+    ) -> tuple[Array, Array]:
+        return _recurrence.rnn(
+            self, xs, params, h0, lengths=lengths, reverse=reverse, activation=activation
+        )
+
+    def gru_scan(
+        self, xs: Array, params: Any, h0: Array, *, lengths: Array | None, reverse: bool,
+        reset_after: bool,
+    ) -> tuple[Array, Array]:
+        return _recurrence.gru(
+            self, xs, params, h0, lengths=lengths, reverse=reverse, reset_after=reset_after
+        )
+
+    def lstm_scan(
+        self, xs: Array, params: Any, state0: tuple[Array, Array], *, lengths: Array | None,
+        reverse: bool,
+    ) -> tuple[Array, tuple[Array, Array]]:
+        return _recurrence.lstm(self, xs, params, state0, lengths=lengths, reverse=reverse)

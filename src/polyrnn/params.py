@@ -1,0 +1,197 @@
+"""Parameter containers and their initialisers.
+
+Every container is a :class:`typing.NamedTuple` of four arrays, so it is a JAX pytree,
+a tuple PyTorch optimisers can iterate, and a plain record everywhere else.  Weights
+use the row-vector convention ``y = x @ w`` with the gates stacked along the last axis
+in the order of :class:`torch.nn.GRU` / :class:`torch.nn.LSTM`:
+
+=========== ===== ================ ================ ==========================
+container     G   ``w_x``          ``w_h``          ``b_x``, ``b_h``
+=========== ===== ================ ================ ==========================
+RNNParams     1   ``(D, H)``       ``(H, H)``       ``(H,)``
+GRUParams     3   ``(D, 3H)``      ``(H, 3H)``      ``(3H,)``, gates (r, z, n)
+LSTMParams    4   ``(D, 4H)``      ``(H, 4H)``      ``(4H,)``, gates (i, f, g, o)
+=========== ===== ================ ================ ==========================
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ._compat import Array, Namespace, array_namespace
+
+__all__ = ["GRUParams", "LSTMParams", "RNNParams", "init_gru", "init_lstm", "init_rnn"]
+
+
+class RNNParams(NamedTuple):
+    """Vanilla (Elman) RNN weights: ``h' = act(x w_x + b_x + h w_h + b_h)``."""
+
+    w_x: Array
+    """Input weights, ``(D, H)``."""
+    w_h: Array
+    """Recurrent weights, ``(H, H)``."""
+    b_x: Array
+    """Input bias, ``(H,)``."""
+    b_h: Array
+    """Recurrent bias, ``(H,)``."""
+
+
+class GRUParams(NamedTuple):
+    """GRU weights, gates ``(r, z, n)`` stacked along the last axis."""
+
+    w_x: Array
+    """Input weights, ``(D, 3H)``."""
+    w_h: Array
+    """Recurrent weights, ``(H, 3H)``."""
+    b_x: Array
+    """Input bias, ``(3H,)``."""
+    b_h: Array
+    """Recurrent bias, ``(3H,)``."""
+
+
+class LSTMParams(NamedTuple):
+    """LSTM weights, gates ``(i, f, g, o)`` stacked along the last axis."""
+
+    w_x: Array
+    """Input weights, ``(D, 4H)``."""
+    w_h: Array
+    """Recurrent weights, ``(H, 4H)``."""
+    b_x: Array
+    """Input bias, ``(4H,)``."""
+    b_h: Array
+    """Recurrent bias, ``(4H,)``."""
+
+
+GATES: dict[type, int] = {RNNParams: 1, GRUParams: 3, LSTMParams: 4}
+"""Number of gates G of each container: ``w_x`` is ``(D, G*H)``."""
+
+
+def resolve_namespace(xp: Any) -> Namespace:
+    """The Array API namespace for a user-supplied ``xp`` (``None`` means NumPy).
+
+    ``xp`` may be a namespace such as :mod:`numpy`, :mod:`jax.numpy`, :mod:`torch`
+    or :mod:`cupy`; it is normalised through ``array_api_compat``.
+    """
+    if xp is None:
+        xp = np
+    if not hasattr(xp, "asarray"):
+        raise TypeError(f"xp must be an array namespace such as numpy or torch, got {xp!r}")
+    return array_namespace(xp.asarray(0.0))
+
+
+def resolve_dtype(xp: Namespace, dtype: Any, device: Any) -> Any:
+    """``dtype`` as an ``xp`` dtype: ``None`` is the namespace's default float, a str is looked up."""
+    if dtype is None:
+        return xp.asarray(0.0, device=device).dtype
+    if isinstance(dtype, str):
+        try:
+            dtype = getattr(xp, dtype)
+        except AttributeError:
+            raise TypeError(f"dtype {dtype!r} is not a dtype of {xp.__name__}") from None
+    if not xp.isdtype(dtype, "real floating"):
+        raise TypeError(f"dtype must be a real floating dtype, got {dtype}")
+    return dtype
+
+
+def _init(
+    cls: type, input_size: int, hidden_size: int, seed: int, xp: Any, dtype: Any, device: Any
+) -> Any:
+    for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
+        if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    xp = resolve_namespace(xp)
+    dtype = resolve_dtype(xp, dtype, device)
+    gh = GATES[cls] * hidden_size
+    bound = 1.0 / math.sqrt(hidden_size)
+    rng = np.random.default_rng(seed)
+    shapes = ((input_size, gh), (hidden_size, gh), (gh,), (gh,))
+    host = [rng.uniform(-bound, bound, size=shape) for shape in shapes]
+    return cls(*(xp.asarray(xp.asarray(a), dtype=dtype, device=device) for a in host))
+
+
+def init_rnn(
+    input_size: int,
+    hidden_size: int,
+    *,
+    seed: int = 0,
+    xp: Any = None,
+    dtype: Any = None,
+    device: Any = None,
+) -> RNNParams:
+    """Random :class:`RNNParams`, uniform in ``±1/sqrt(hidden_size)`` like :class:`torch.nn.RNN`.
+
+    The numbers are drawn on the host with NumPy (``numpy.random.default_rng(seed)``,
+    float64) and then cast and moved, so the same ``seed`` gives the same weights on
+    every backend.
+
+    Parameters
+    ----------
+    input_size, hidden_size : int
+        D and H.
+    seed : int
+        Seed of the host generator.
+    xp : namespace, optional
+        Array library of the result (:mod:`numpy`, :mod:`jax.numpy`, :mod:`torch`, ...);
+        NumPy by default.
+    dtype : dtype or str, optional
+        Floating dtype; the library's default floating dtype by default.
+    device : optional
+        Device of the result, in the library's own terms.
+
+    Examples
+    --------
+    >>> p = polyrnn.init_rnn(3, 4)
+    >>> p.w_x.shape, p.w_h.shape, p.b_x.shape
+    ((3, 4), (4, 4), (4,))
+    """
+    return _init(RNNParams, input_size, hidden_size, seed, xp, dtype, device)  # type: ignore[no-any-return]
+
+
+def init_gru(
+    input_size: int,
+    hidden_size: int,
+    *,
+    seed: int = 0,
+    xp: Any = None,
+    dtype: Any = None,
+    device: Any = None,
+) -> GRUParams:
+    """Random :class:`GRUParams`, uniform in ``±1/sqrt(hidden_size)`` like :class:`torch.nn.GRU`.
+
+    Same arguments and reproducibility as :func:`init_rnn`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> p = polyrnn.init_gru(3, 4, xp=torch, dtype="float64")
+    >>> p.w_h.shape, p.w_h.dtype
+    (torch.Size([4, 12]), torch.float64)
+    >>> bool((p.w_x.numpy() == polyrnn.init_gru(3, 4).w_x).all())  # same seed, same numbers
+    True
+    """
+    return _init(GRUParams, input_size, hidden_size, seed, xp, dtype, device)  # type: ignore[no-any-return]
+
+
+def init_lstm(
+    input_size: int,
+    hidden_size: int,
+    *,
+    seed: int = 0,
+    xp: Any = None,
+    dtype: Any = None,
+    device: Any = None,
+) -> LSTMParams:
+    """Random :class:`LSTMParams`, uniform in ``±1/sqrt(hidden_size)`` like :class:`torch.nn.LSTM`.
+
+    Same arguments and reproducibility as :func:`init_rnn`.
+
+    Examples
+    --------
+    >>> p = polyrnn.init_lstm(3, 4, dtype="float32")
+    >>> p.w_x.shape, p.w_x.dtype
+    ((3, 16), dtype('float32'))
+    """
+    return _init(LSTMParams, input_size, hidden_size, seed, xp, dtype, device)  # type: ignore[no-any-return]

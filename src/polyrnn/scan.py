@@ -1,0 +1,273 @@
+"""Scans: :func:`scan` with ``jax.lax.scan`` semantics, and the RNN, GRU and LSTM scans.
+
+Each public scan validates its inputs once, moves them to the time-major layout, asks
+the adapter of the arrays' namespace to run the recurrence, and restores the layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from . import _tree, _validate
+from ._compat import Array, array_namespace, device
+from .backends import get_adapter
+from .params import GRUParams, LSTMParams, RNNParams
+
+__all__ = ["gru_scan", "lstm_scan", "rnn_scan", "scan"]
+
+
+def scan(
+    step: Callable[[Any, Any], tuple[Any, Any]], carry: Any, xs: Any, *, reverse: bool = False
+) -> tuple[Any, Any]:
+    """Loop ``step`` over the leading axis of ``xs``, carrying state: ``jax.lax.scan`` semantics.
+
+    .. code-block:: python
+
+        def scan(step, carry, xs):
+            ys = []
+            for x in xs:
+                carry, y = step(carry, x)
+                ys.append(y)
+            return carry, stack(ys)
+
+    Parameters
+    ----------
+    step : callable ``(carry, x) -> (carry, y)``
+        ``carry`` and ``y`` may be arrays, ``None`` or nested tuples, lists and dicts of arrays.
+    carry : pytree of arrays
+        Initial carry.
+    xs : pytree of arrays
+        Stacked along axis 0; every leaf has the same leading length ``T >= 1``.
+    reverse : bool
+        Loop from ``t = T-1`` down to 0; ``ys`` keeps the original order.
+
+    Returns
+    -------
+    carry, ys
+        The last carry and the per-step outputs stacked along axis 0.  On JAX this is
+        :func:`jax.lax.scan` itself (no Python loop, works under ``jit``).
+
+    Examples
+    --------
+    >>> polyrnn.scan(lambda c, x: (c + x, c * x), np.asarray(0.0), np.arange(1.0, 4.0))
+    (np.float64(6.0), array([0., 2., 9.]))
+    """
+    leaves = _tree.flatten(xs)[0] + _tree.flatten(carry)[0]
+    if not leaves:
+        raise ValueError("scan: xs must hold at least one array to scan over")
+    return get_adapter(array_namespace(*leaves)).scan(step, carry, xs, reverse=reverse)
+
+
+def _time_major(xp: Any, a: Array, batch_ndim: int, time_major: bool, inverse: bool) -> Array:
+    """Move the time axis between ``(..., T, F)`` and ``(T, ..., F)``."""
+    if time_major or batch_ndim == 0:
+        return a
+    nd = a.ndim
+    if inverse:  # (T, ..., F) -> (..., T, F)
+        axes = (*range(1, nd - 1), 0, nd - 1)
+    else:  # (..., T, F) -> (T, ..., F)
+        axes = (nd - 2, *range(nd - 2), nd - 1)
+    return xp.permute_dims(a, axes)
+
+
+def _prepare(
+    fn: str, xs: Any, params: Any, cls: type, states: dict[str, Any], time_major: bool,
+    lengths: Any,
+) -> tuple[Any, _validate.ScanLayout, Array, Array | None]:
+    lay = _validate.scan_inputs(fn, xs, params, cls, states, time_major=time_major)
+    adapter = get_adapter(lay.xp)
+    if lengths is not None:
+        lengths = _validate.lengths(fn, lengths, lay, xs, adapter.concrete(xs))
+    xs_tm = _time_major(lay.xp, xs, len(lay.batch), time_major, inverse=False)
+    return adapter, lay, xs_tm, lengths
+
+
+def _zeros(lay: _validate.ScanLayout, xs: Array) -> Array:
+    return lay.xp.zeros((*lay.batch, lay.hidden), dtype=xs.dtype, device=device(xs))
+
+
+def rnn_scan(
+    xs: Array,
+    params: RNNParams,
+    h0: Array | None = None,
+    *,
+    activation: str = "tanh",
+    time_major: bool = False,
+    reverse: bool = False,
+    lengths: Array | None = None,
+) -> tuple[Array, Array]:
+    r"""Run a vanilla RNN over a sequence: :func:`rnn_cell` at every step.
+
+    .. math::
+        h_t = \mathrm{act}(x_t W_x + b_x + h_{t-1} W_h + b_h)
+
+    The input projection ``xs @ w_x`` is one matrix product over all steps; each step
+    then does one ``(..., H) @ (H, H)`` product and the activation.
+
+    Parameters
+    ----------
+    xs : array, shape ``(..., T, D)``, or ``(T, ..., D)`` with ``time_major``
+        Input sequence of any leading batch shape (none for ``(T, D)``).
+    params : RNNParams
+        ``w_x (D, H)``, ``w_h (H, H)``, ``b_x (H,)``, ``b_h (H,)``, of the dtype of ``xs``.
+    h0 : array, shape ``(..., H)``, optional
+        Initial state; zeros by default.
+    activation : {"tanh", "sigmoid", "relu"}
+        Nonlinearity.
+    time_major : bool
+        Whether time is the leading axis of ``xs`` and ``hs``.
+    reverse : bool
+        Read each sequence from its last (valid) step to its first; ``hs`` keeps the
+        original time order.
+    lengths : integer array, shape ``(...)``, optional
+        Valid length of each sequence, in ``[0, T]``.  At ``t >= lengths`` the state is
+        carried unchanged and ``hs`` is zero.
+
+    Returns
+    -------
+    hs : array, shape ``(..., T, H)`` (``(T, ..., H)`` with ``time_major``)
+        Hidden state after each step.
+    h_last : array, shape ``(..., H)``
+        State after the last valid step.
+
+    Both are arrays of the library, dtype and device of ``xs``.
+
+    Raises
+    ------
+    TypeError
+        Non-floating or mixed dtypes, arrays of two libraries.
+    ValueError
+        Shape mismatches, ``lengths`` outside ``[0, T]``, an unknown activation,
+        arrays on two devices.
+
+    Examples
+    --------
+    >>> p = polyrnn.init_rnn(3, 2)
+    >>> hs, h = polyrnn.rnn_scan(np.ones((4, 3)), p)
+    >>> hs.shape, bool((hs[-1] == h).all())
+    ((4, 2), True)
+    """
+    _validate.activation(activation)
+    adapter, lay, xs_tm, lengths = _prepare(
+        "rnn_scan", xs, params, RNNParams, {"h0": h0}, time_major, lengths
+    )
+    h0 = _zeros(lay, xs) if h0 is None else h0
+    hs, h_last = adapter.rnn_scan(
+        xs_tm, lay.params, h0, lengths=lengths, reverse=bool(reverse), activation=activation
+    )
+    return _time_major(lay.xp, hs, len(lay.batch), time_major, inverse=True), h_last
+
+
+def gru_scan(
+    xs: Array,
+    params: GRUParams,
+    h0: Array | None = None,
+    *,
+    reset_after: bool = False,
+    time_major: bool = False,
+    reverse: bool = False,
+    lengths: Array | None = None,
+) -> tuple[Array, Array]:
+    r"""Run a GRU over a sequence: :func:`gru_cell` at every step.
+
+    The input projection ``xs @ w_x + b_x`` (and the parts of ``b_h`` outside the reset
+    gate) is one matrix product over all steps; each step does the recurrent product and
+    the gate arithmetic only.
+
+    Parameters
+    ----------
+    xs : array, shape ``(..., T, D)``, or ``(T, ..., D)`` with ``time_major``
+        Input sequence.
+    params : GRUParams
+        ``w_x (D, 3H)``, ``w_h (H, 3H)``, ``b_x (3H,)``, ``b_h (3H,)``, gates ``(r, z, n)``.
+    h0 : array, shape ``(..., H)``, optional
+        Initial state; zeros by default.
+    reset_after : bool
+        ``False``: ``n = tanh(x W_xn + b_xn + (r*h) W_hn + b_hn)`` (Cho et al., the seed
+        notebook); ``True``: ``n = tanh(x W_xn + b_xn + r*(h W_hn + b_hn))`` (torch, cuDNN).
+    time_major, reverse, lengths
+        As in :func:`rnn_scan`.
+
+    Returns
+    -------
+    hs : array, shape ``(..., T, H)`` (``(T, ..., H)`` with ``time_major``)
+    h_last : array, shape ``(..., H)``
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`rnn_scan`.
+
+    Examples
+    --------
+    >>> p = polyrnn.init_gru(3, 2)
+    >>> hs, h = polyrnn.gru_scan(np.ones((2, 5, 3)), p, lengths=np.array([5, 2]))
+    >>> hs.shape, bool((h[1] == hs[1, 1]).all()), float(abs(hs[1, 2:]).max())
+    ((2, 5, 2), True, 0.0)
+    """
+    adapter, lay, xs_tm, lengths = _prepare(
+        "gru_scan", xs, params, GRUParams, {"h0": h0}, time_major, lengths
+    )
+    h0 = _zeros(lay, xs) if h0 is None else h0
+    hs, h_last = adapter.gru_scan(
+        xs_tm, lay.params, h0, lengths=lengths, reverse=bool(reverse),
+        reset_after=bool(reset_after),
+    )
+    return _time_major(lay.xp, hs, len(lay.batch), time_major, inverse=True), h_last
+
+
+def lstm_scan(
+    xs: Array,
+    params: LSTMParams,
+    state0: tuple[Array, Array] | None = None,
+    *,
+    time_major: bool = False,
+    reverse: bool = False,
+    lengths: Array | None = None,
+) -> tuple[Array, tuple[Array, Array]]:
+    """Run an LSTM over a sequence: :func:`lstm_cell` at every step.
+
+    Parameters
+    ----------
+    xs : array, shape ``(..., T, D)``, or ``(T, ..., D)`` with ``time_major``
+        Input sequence.
+    params : LSTMParams
+        ``w_x (D, 4H)``, ``w_h (H, 4H)``, ``b_x (4H,)``, ``b_h (4H,)``, gates ``(i, f, g, o)``.
+    state0 : (array, array), each ``(..., H)``, optional
+        Initial ``(h, c)``; zeros by default.
+    time_major, reverse, lengths
+        As in :func:`rnn_scan`.
+
+    Returns
+    -------
+    hs : array, shape ``(..., T, H)`` (``(T, ..., H)`` with ``time_major``)
+    (h_last, c_last) : arrays, shape ``(..., H)``
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`rnn_scan`.
+
+    Examples
+    --------
+    >>> p = polyrnn.init_lstm(3, 2)
+    >>> hs, (h, c) = polyrnn.lstm_scan(np.ones((4, 3)), p)
+    >>> hs.shape, c.shape
+    ((4, 2), (2,))
+    """
+    if state0 is None:
+        h0 = c0 = None
+    elif isinstance(state0, tuple | list) and len(state0) == 2:
+        h0, c0 = state0
+    else:
+        raise TypeError(f"lstm_scan: state0 must be a pair (h0, c0) or None, got {state0!r}")
+    adapter, lay, xs_tm, lengths = _prepare(
+        "lstm_scan", xs, params, LSTMParams, {"state0[0]": h0, "state0[1]": c0}, time_major,
+        lengths,
+    )
+    h0 = _zeros(lay, xs) if h0 is None else h0
+    c0 = _zeros(lay, xs) if c0 is None else c0
+    hs, last = adapter.lstm_scan(xs_tm, lay.params, (h0, c0), lengths=lengths,
+                                 reverse=bool(reverse))
+    return _time_major(lay.xp, hs, len(lay.batch), time_major, inverse=True), last
