@@ -36,7 +36,7 @@ class Backend:
         if dtype is not None:
             a = a.astype(dtype)
         if self.name == "torch":
-            return self.xp.from_numpy(np.ascontiguousarray(a)).to(DEVICE.get("torch", "cpu"))
+            return self.xp.from_numpy(a.copy(order="C")).to(DEVICE.get("torch", "cpu"))
         return self.xp.asarray(a)
 
     def to_numpy(self, a: Any) -> np.ndarray:

@@ -23,7 +23,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 BACKENDS = selected()
 
 
-@pytest.fixture(params=BACKENDS, ids=str)
+@pytest.fixture(scope="session", params=BACKENDS, ids=str)
 def backend(request: pytest.FixtureRequest) -> Backend:
     b: Backend = request.param
     if b.skip_reason:

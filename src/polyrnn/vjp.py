@@ -1,0 +1,529 @@
+r"""Hand-written backpropagation through time for the RNN, GRU and LSTM scans.
+
+For array libraries without automatic differentiation (NumPy, CuPy, array-api-strict),
+each ``*_scan_vjp`` runs the forward scan once, keeps what the backward pass needs
+(the state before each step and the gates), and returns the scan's outputs together
+with a ``backward`` function, as :func:`jax.vjp` does::
+
+    (hs, h_last), backward = gru_scan_vjp(xs, params, h0)
+    d_xs, d_params, d_h0 = backward(d_hs, d_h_last)
+
+Everything is written once against the Array API standard, without in-place writes,
+so it runs unchanged on NumPy, CuPy, array-api-strict, JAX and PyTorch.  The loops over
+time (forward, then backward in reverse) are the adapter's :meth:`~polyrnn.backends.
+Adapter.scan`: a Python loop in the reference, one :func:`jax.lax.scan` on JAX.
+
+The forward pass is the reference recurrence of :mod:`polyrnn._recurrence` (same
+hoisted projection, bias folding, masking and ``reverse``), so the outputs are the
+numbers :func:`~polyrnn.gru_scan` gives.  The backward pass keeps the hoisting: the
+per-step work is only the recurrent product ``dh @ w_h.T`` and the gate derivatives;
+the gradients of ``xs``, ``w_x``, ``w_h`` and the biases are each one matrix product
+or sum over all steps at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from . import _validate
+from ._compat import Array, Namespace, array_namespace, device
+from ._recurrence import project, step_mask
+from .cells import fused_bias, rnn_step, sigmoid
+from .params import GRUParams, LSTMParams, RNNParams
+from .scan import _prepare, _time_major, _zeros
+
+__all__ = ["gru_scan_vjp", "lstm_scan_vjp", "rnn_scan_vjp"]
+
+Carry = tuple[Array, ...]
+"""The recurrent state as a tuple: ``(h,)`` for the RNN and GRU, ``(h, c)`` for the LSTM."""
+
+Step = Callable[[Carry, Array], tuple[Carry, tuple[Array, ...]]]
+"""``(carry, gx_t) -> (new carry, residuals)``: one forward step keeping what backward needs."""
+
+Back = Callable[[tuple[Array, ...], Carry], tuple[Carry, tuple[Array, ...]]]
+"""``(residuals, d_new_carry) -> (d_carry, grads)``; ``grads[0]`` is the cotangent of ``gx_t``."""
+
+Finish = Callable[[tuple[Array, ...], tuple[Array, ...], Array], tuple[Array, Array]]
+"""``(stacked residuals, stacked grads, d b_x) -> (d w_h, d b_h)``."""
+
+
+def _flat(xp: Namespace, a: Array) -> Array:
+    return xp.reshape(a, (-1, a.shape[-1]))
+
+
+def _outer(xp: Namespace, a: Array, b: Array) -> Array:
+    """``sum over steps and batch of a^T b``: ``(T, ..., M), (T, ..., N) -> (M, N)``, one GEMM."""
+    return _flat(xp, a).T @ _flat(xp, b)
+
+
+def _where_zero(xp: Namespace, m: Array, a: Array, keep: bool) -> Array:
+    """``a`` where ``m`` is ``keep``, zero elsewhere."""
+    zero = xp.zeros_like(a)
+    return xp.where(m, a, zero) if keep else xp.where(m, zero, a)
+
+
+def _forward(
+    adapter: Any, step: Step, carry: Carry, gx: Array, mask: Array | None
+) -> tuple[Array, Carry, tuple[Array, ...]]:
+    """The masked recurrence of :func:`polyrnn._recurrence.recurrence`, in processing order,
+    also returning the stacked residuals of each step."""
+    xp = adapter.xp
+
+    def body(c: Carry, inputs: Any) -> tuple[Carry, tuple[Array, tuple[Array, ...]]]:
+        g, m = (inputs, None) if mask is None else inputs
+        new, res = step(c, g)
+        h = new[0]
+        if m is not None:
+            new = tuple(xp.where(m, n, o) for n, o in zip(new, c, strict=True))
+            h = _where_zero(xp, m, h, keep=True)
+        return new, (h, res)
+
+    last, (hs, res) = adapter.scan(body, carry, gx if mask is None else (gx, mask))
+    return hs, last, res
+
+
+def _backward(
+    adapter: Any, back: Back, d_last: Carry, d_hs: Array, *, res: tuple[Array, ...],
+    mask: Array | None,
+) -> tuple[Carry, tuple[Array, ...]]:
+    """Reverse-mode of :func:`_forward`: a scan from the last processed step to the first."""
+    xp = adapter.xp
+
+    def body(d: Carry, inputs: Any) -> tuple[Carry, tuple[Array, ...]]:
+        r, dy, m = inputs if mask is not None else (*inputs, None)
+        d_new = (d[0] + dy, *d[1:])
+        if m is None:
+            return back(r, d_new)
+        # new = where(m, step(c), c); y = where(m, step(c)[0], 0)
+        d_new = tuple(_where_zero(xp, m, a, keep=True) for a in d_new)
+        d_prev, grads = back(r, d_new)
+        kept = tuple(a + _where_zero(xp, m, b, keep=False) for a, b in zip(d_prev, d, strict=True))
+        return kept, grads
+
+    inputs = (res, d_hs) if mask is None else (res, d_hs, mask)
+    return adapter.scan(body, d_last, inputs, reverse=True)  # type: ignore[no-any-return]
+
+
+def _cotangent(
+    fn: str, name: str, a: Any, *, xs: Array, expected: tuple[int, ...], why: str
+) -> Array:
+    """The cotangent ``a`` checked against its primal (zeros for ``None``)."""
+    if a is None:
+        xp = array_namespace(xs)
+        return xp.zeros(expected, dtype=xs.dtype, device=device(xs))
+    xp = _validate.namespace(fn, {"xs": xs, name: a})
+    _validate.floating(fn, name, a, xp, xs.dtype)
+    _validate.shape(fn, name, a, expected, why)
+    return a
+
+
+def _bptt(
+    fn: str, adapter: Any, lay: _validate.ScanLayout, xs: Array, xs_tm: Array, *,
+    lengths: Array | None, time_major: bool, reverse: bool, carry0: Carry, gx: Array,
+    step: Step, back: Back, finish: Finish, names: tuple[str, ...],
+) -> tuple[Array, Carry, Callable[[Any, tuple[Any, ...]], tuple[Array, Any, Carry]]]:
+    """Forward pass and the ``backward`` closure shared by the three cells.
+
+    ``gx`` is the hoisted projection in time-major, original order; ``names`` name the
+    cotangents of the parts of the final carry in error messages.
+    """
+    xp = adapter.xp
+    params = lay.params
+    batch_nd = len(lay.batch)
+    steps = lay.steps
+    why_h = f"batch shape {lay.batch} of xs, then H={lay.hidden}"
+
+    if steps == 0:
+        h = carry0[0]
+        hs_tm = xp.zeros((0, *h.shape), dtype=h.dtype, device=device(h))
+        hs = _time_major(xp, hs_tm, batch_nd, time_major, inverse=True)
+        last = carry0
+    else:
+        mask = step_mask(xp, lengths, steps)
+        if reverse:
+            gx = xp.flip(gx, axis=0)
+            mask = None if mask is None else xp.flip(mask, axis=0)
+        hs_tm, last, res = _forward(adapter, step, carry0, gx, mask)
+        if reverse:
+            hs_tm = xp.flip(hs_tm, axis=0)
+        hs = _time_major(xp, hs_tm, batch_nd, time_major, inverse=True)
+    hs_shape = tuple(hs.shape)
+    state_shape = (*lay.batch, lay.hidden)
+
+    def backward(d_hs: Any, d_last: tuple[Any, ...]) -> tuple[Array, Any, Carry]:
+        d_hs = _cotangent(fn, "d_hs", d_hs, xs=xs, expected=hs_shape, why="the shape of hs")
+        d_carry = tuple(
+            _cotangent(fn, name, a, xs=xs, expected=state_shape, why=why_h)
+            for name, a in zip(names, d_last, strict=True)
+        )
+        if steps == 0:
+            zeros = type(params)(*(xp.zeros_like(a) for a in params))
+            return xp.zeros_like(xs), zeros, d_carry
+        dy = _time_major(xp, d_hs, batch_nd, time_major, inverse=False)
+        if reverse:
+            dy = xp.flip(dy, axis=0)
+        d_carry0, grads = _backward(adapter, back, d_carry, dy, res=res, mask=mask)
+        dgx = grads[0]  # processing order, (T, ..., G*H)
+        db_x = xp.sum(_flat(xp, dgx), axis=0)
+        dw_h, db_h = finish(res, grads, db_x)
+        if reverse:
+            dgx = xp.flip(dgx, axis=0)
+        d_xs = project(xp, dgx, params.w_x.T, xp.zeros_like(params.w_x[:, 0]))
+        d_xs = _time_major(xp, d_xs, batch_nd, time_major, inverse=True)
+        d_params = type(params)(_outer(xp, xs_tm, dgx), dw_h, db_x, db_h)
+        return d_xs, d_params, d_carry0
+
+    return hs, last, backward
+
+
+# --- the three cells: forward step keeping residuals, its reverse, the weight gradients ---
+
+
+def _rnn_cell(xp: Namespace, p: RNNParams, activation: str) -> tuple[Step, Back, Finish]:
+    w_h, w_h_t = p.w_h, p.w_h.T
+
+    def step(c: Carry, g: Array) -> tuple[Carry, tuple[Array, ...]]:
+        (h,) = c
+        y = rnn_step(xp, h, g, w_h, activation)
+        return (y,), (h, y)
+
+    def back(r: tuple[Array, ...], d: Carry) -> tuple[Carry, tuple[Array, ...]]:
+        _, y = r
+        (dy,) = d
+        if activation == "tanh":
+            da = dy * (1.0 - y * y)
+        elif activation == "sigmoid":
+            da = dy * (y * (1.0 - y))
+        else:  # relu: y > 0 exactly where the pre-activation is
+            da = xp.where(y > 0, dy, xp.zeros_like(dy))
+        return (da @ w_h_t,), (da,)
+
+    def finish(res: tuple[Array, ...], grads: tuple[Array, ...], db: Array) -> tuple[Array, Array]:
+        return _outer(xp, res[0], grads[0]), db
+
+    return step, back, finish
+
+
+def _gru_cell(xp: Namespace, p: GRUParams, n_h: int, reset_after: bool) -> tuple[Step, Back, Finish]:
+    # The forward arithmetic is cells.gru_step's, expression for expression (the tests
+    # check the outputs bit for bit against the reference scan), keeping the gates.
+    w_h = p.w_h
+    b_hn = p.b_h[2 * n_h :]
+    w_rz, w_n = w_h[:, : 2 * n_h], w_h[:, 2 * n_h :]
+    w_h_t, w_rz_t, w_n_t = w_h.T, w_rz.T, w_n.T
+
+    def step(c: Carry, g: Array) -> tuple[Carry, tuple[Array, ...]]:
+        (h,) = c
+        if reset_after:
+            gh = h @ w_h
+            r = sigmoid(xp, g[..., :n_h] + gh[..., :n_h])
+            z = sigmoid(xp, g[..., n_h : 2 * n_h] + gh[..., n_h : 2 * n_h])
+            q = gh[..., 2 * n_h :] + b_hn
+            n = xp.tanh(g[..., 2 * n_h :] + r * q)
+        else:
+            gh = h @ w_rz
+            r = sigmoid(xp, g[..., :n_h] + gh[..., :n_h])
+            z = sigmoid(xp, g[..., n_h : 2 * n_h] + gh[..., n_h:])
+            q = r * h
+            n = xp.tanh(g[..., 2 * n_h :] + q @ w_n)
+        return (n + z * (h - n),), (h, r, z, n, q)
+
+    def back(res: tuple[Array, ...], d: Carry) -> tuple[Carry, tuple[Array, ...]]:
+        h, r, z, n, q = res
+        (dh,) = d
+        dz = dh * (h - n)
+        dh_prev = dh * z
+        da_n = (dh * (1.0 - z)) * (1.0 - n * n)
+        if reset_after:  # n = tanh(gx_n + r * q), q = h w_hn + b_hn
+            dr = da_n * q
+            dq = da_n * r
+        else:  # n = tanh(gx_n + q w_hn), q = r * h
+            d_rh = da_n @ w_n_t
+            dr = d_rh * h
+            dh_prev = dh_prev + d_rh * r
+        da_rz = xp.concat([dr * (r * (1.0 - r)), dz * (z * (1.0 - z))], axis=-1)
+        dgx = xp.concat([da_rz, da_n], axis=-1)
+        if reset_after:
+            dgh = xp.concat([da_rz, dq], axis=-1)
+            return (dh_prev + dgh @ w_h_t,), (dgx, dgh)
+        return (dh_prev + da_rz @ w_rz_t,), (dgx,)
+
+    def finish(res: tuple[Array, ...], grads: tuple[Array, ...], db: Array) -> tuple[Array, Array]:
+        h, q = res[0], res[4]
+        if reset_after:
+            dgh = grads[1]
+            db_h = xp.concat([db[: 2 * n_h], xp.sum(_flat(xp, dgh[..., 2 * n_h :]), axis=0)])
+            return _outer(xp, h, dgh), db_h
+        dgx = grads[0]
+        dw_h = xp.concat(
+            [_outer(xp, h, dgx[..., : 2 * n_h]), _outer(xp, q, dgx[..., 2 * n_h :])], axis=1
+        )
+        return dw_h, db
+
+    return step, back, finish
+
+
+def _lstm_cell(xp: Namespace, p: LSTMParams, n_h: int) -> tuple[Step, Back, Finish]:
+    # The forward arithmetic is cells.lstm_step's, keeping the gates.
+    w_h, w_h_t = p.w_h, p.w_h.T
+
+    def step(c: Carry, g: Array) -> tuple[Carry, tuple[Array, ...]]:
+        h, cc = c
+        a = g + h @ w_h
+        i = sigmoid(xp, a[..., :n_h])
+        f = sigmoid(xp, a[..., n_h : 2 * n_h])
+        gg = xp.tanh(a[..., 2 * n_h : 3 * n_h])
+        c_new = f * cc + i * gg
+        o = sigmoid(xp, a[..., 3 * n_h :])
+        tc = xp.tanh(c_new)
+        return (o * tc, c_new), (h, cc, i, f, gg, o, tc)
+
+    def back(res: tuple[Array, ...], d: Carry) -> tuple[Carry, tuple[Array, ...]]:
+        _, cc, i, f, gg, o, tc = res
+        dh, dc = d
+        dc = dc + dh * o * (1.0 - tc * tc)
+        da = xp.concat(
+            [
+                (dc * gg) * (i * (1.0 - i)),
+                (dc * cc) * (f * (1.0 - f)),
+                (dc * i) * (1.0 - gg * gg),
+                (dh * tc) * (o * (1.0 - o)),
+            ],
+            axis=-1,
+        )
+        return (da @ w_h_t, dc * f), (da,)
+
+    def finish(res: tuple[Array, ...], grads: tuple[Array, ...], db: Array) -> tuple[Array, Array]:
+        return _outer(xp, res[0], grads[0]), db
+
+    return step, back, finish
+
+
+# --- public functions ---
+
+
+def rnn_scan_vjp(
+    xs: Array,
+    params: RNNParams,
+    h0: Array | None = None,
+    *,
+    activation: str = "tanh",
+    time_major: bool = False,
+    reverse: bool = False,
+    lengths: Array | None = None,
+) -> tuple[tuple[Array, Array], Callable[..., tuple[Array, RNNParams, Array]]]:
+    """:func:`~polyrnn.rnn_scan` and its vector-Jacobian product, by backpropagation through time.
+
+    Takes exactly the arguments of :func:`~polyrnn.rnn_scan`.
+
+    Returns
+    -------
+    outputs : (hs, h_last)
+        What :func:`~polyrnn.rnn_scan` returns: ``hs`` of shape ``(..., T, H)``
+        (``(T, ..., H)`` with ``time_major``) and ``h_last`` of shape ``(..., H)``.
+    backward : callable ``(d_hs=None, d_h_last=None) -> (d_xs, d_params, d_h0)``
+        Maps cotangents of the outputs (arrays of their shapes and of the dtype of
+        ``xs``; ``None`` means zeros) to the cotangents of the inputs: ``d_xs`` of the
+        shape and layout of ``xs``, ``d_params`` an :class:`~polyrnn.RNNParams` of the
+        shapes of ``params``, and ``d_h0`` of shape ``(..., H)`` (also when ``h0`` is
+        ``None``: the gradient with respect to the zero initial state).  It may be
+        called any number of times.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`~polyrnn.rnn_scan`; ``backward`` raises :class:`ValueError` for a
+        cotangent of the wrong shape and :class:`TypeError` for one of another dtype
+        or library.
+
+    Examples
+    --------
+    The gradient of ``sum(hs)`` agrees with a finite difference:
+
+    >>> p = polyrnn.init_rnn(3, 2)
+    >>> xs = np.linspace(-1.0, 1.0, 12).reshape(4, 3)
+    >>> (hs, h), backward = polyrnn.vjp.rnn_scan_vjp(xs, p, activation="sigmoid")
+    >>> d_xs, d_p, d_h0 = backward(np.ones_like(hs), None)
+    >>> d_xs.shape, d_p.w_h.shape, d_h0.shape
+    ((4, 3), (2, 2), (2,))
+    >>> eps = 1e-6
+    >>> bumped = p._replace(b_x=p.b_x + np.array([eps, 0.0]))
+    >>> fd = (polyrnn.rnn_scan(xs, bumped, activation="sigmoid")[0].sum() - hs.sum()) / eps
+    >>> bool(abs(fd - d_p.b_x[0]) < 1e-5)
+    True
+    """
+    fn = "rnn_scan_vjp"
+    _validate.activation(activation)
+    adapter, lay, xs_tm, lengths = _prepare(
+        fn, xs, params, RNNParams, {"h0": h0}, time_major, lengths
+    )
+    xp, p = lay.xp, lay.params
+    h0 = _zeros(lay, xs) if h0 is None else h0
+    gx = project(xp, xs_tm, p.w_x, fused_bias(xp, p))
+    step, back, finish = _rnn_cell(xp, p, activation)
+    hs, (h_last,), bwd = _bptt(
+        fn, adapter, lay, xs, xs_tm, lengths=lengths, time_major=bool(time_major),
+        reverse=bool(reverse), carry0=(h0,), gx=gx, step=step, back=back, finish=finish,
+        names=("d_h_last",),
+    )
+
+    def backward(d_hs: Array | None = None, d_h_last: Array | None = None) -> Any:
+        d_xs, d_p, (d_h0,) = bwd(d_hs, (d_h_last,))
+        return d_xs, d_p, d_h0
+
+    return (hs, h_last), backward
+
+
+def gru_scan_vjp(
+    xs: Array,
+    params: GRUParams,
+    h0: Array | None = None,
+    *,
+    reset_after: bool = False,
+    time_major: bool = False,
+    reverse: bool = False,
+    lengths: Array | None = None,
+) -> tuple[tuple[Array, Array], Callable[..., tuple[Array, GRUParams, Array]]]:
+    """:func:`~polyrnn.gru_scan` and its vector-Jacobian product, by backpropagation through time.
+
+    Takes exactly the arguments of :func:`~polyrnn.gru_scan` (both ``reset_after`` variants).
+
+    Returns
+    -------
+    outputs : (hs, h_last)
+        What :func:`~polyrnn.gru_scan` returns: ``hs`` of shape ``(..., T, H)``
+        (``(T, ..., H)`` with ``time_major``) and ``h_last`` of shape ``(..., H)``.
+    backward : callable ``(d_hs=None, d_h_last=None) -> (d_xs, d_params, d_h0)``
+        Maps cotangents of the outputs (``None`` means zeros) to the cotangents of
+        the inputs: ``d_xs`` of the shape and layout of ``xs``, ``d_params`` a
+        :class:`~polyrnn.GRUParams` of the shapes of ``params``, ``d_h0 (..., H)``
+        (also when ``h0`` is ``None``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`~polyrnn.gru_scan`; ``backward`` raises :class:`ValueError` for a
+        cotangent of the wrong shape and :class:`TypeError` for one of another dtype
+        or library.
+
+    See Also
+    --------
+    rnn_scan_vjp : the same for the vanilla RNN, with a finite-difference example.
+
+    Examples
+    --------
+    Steps past each sequence's length do not influence anything:
+
+    >>> p = polyrnn.init_gru(3, 2)
+    >>> xs = np.ones((2, 5, 3))
+    >>> (hs, h), backward = polyrnn.vjp.gru_scan_vjp(xs, p, lengths=np.array([5, 2]))
+    >>> d_xs, d_p, d_h0 = backward(np.ones_like(hs), None)   # gradient of hs.sum()
+    >>> d_xs.shape, d_p.w_h.shape, d_h0.shape
+    ((2, 5, 3), (2, 6), (2, 2))
+    >>> float(abs(d_xs[1, 2:]).max())
+    0.0
+    >>> d_xs, d_p, d_h0 = backward(None, np.ones_like(h))   # gradient of h_last.sum()
+    >>> d_xs.round(4)[1]
+    array([[ 0.1407, -0.0601, -0.0226],
+           [ 0.4025, -0.3176,  0.0516],
+           [ 0.    ,  0.    ,  0.    ],
+           [ 0.    ,  0.    ,  0.    ],
+           [ 0.    ,  0.    ,  0.    ]])
+    """
+    fn = "gru_scan_vjp"
+    adapter, lay, xs_tm, lengths = _prepare(
+        fn, xs, params, GRUParams, {"h0": h0}, time_major, lengths
+    )
+    xp, p = lay.xp, lay.params
+    h0 = _zeros(lay, xs) if h0 is None else h0
+    gx = project(xp, xs_tm, p.w_x, fused_bias(xp, p, bool(reset_after)))
+    step, back, finish = _gru_cell(xp, p, lay.hidden, bool(reset_after))
+    hs, (h_last,), bwd = _bptt(
+        fn, adapter, lay, xs, xs_tm, lengths=lengths, time_major=bool(time_major),
+        reverse=bool(reverse), carry0=(h0,), gx=gx, step=step, back=back, finish=finish,
+        names=("d_h_last",),
+    )
+
+    def backward(d_hs: Array | None = None, d_h_last: Array | None = None) -> Any:
+        d_xs, d_p, (d_h0,) = bwd(d_hs, (d_h_last,))
+        return d_xs, d_p, d_h0
+
+    return (hs, h_last), backward
+
+
+def lstm_scan_vjp(
+    xs: Array,
+    params: LSTMParams,
+    state0: tuple[Array, Array] | None = None,
+    *,
+    time_major: bool = False,
+    reverse: bool = False,
+    lengths: Array | None = None,
+) -> tuple[
+    tuple[Array, tuple[Array, Array]],
+    Callable[..., tuple[Array, LSTMParams, tuple[Array, Array]]],
+]:
+    """:func:`~polyrnn.lstm_scan` and its vector-Jacobian product, by backpropagation through time.
+
+    Takes exactly the arguments of :func:`~polyrnn.lstm_scan`.
+
+    Returns
+    -------
+    outputs : (hs, (h_last, c_last))
+        What :func:`~polyrnn.lstm_scan` returns: ``hs`` of shape ``(..., T, H)``
+        (``(T, ..., H)`` with ``time_major``), ``h_last`` and ``c_last`` of shape ``(..., H)``.
+    backward : callable ``(d_hs=None, d_last=None) -> (d_xs, d_params, (d_h0, d_c0))``
+        ``d_last`` is ``(d_h_last, d_c_last)`` or ``None``; any of the cotangents may
+        be ``None``, meaning zeros.  Returns ``d_xs`` of the shape and layout of ``xs``,
+        an :class:`~polyrnn.LSTMParams` of the shapes of ``params``, and the cotangents
+        of the initial state, ``(..., H)`` each (also when ``state0`` is ``None``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`~polyrnn.lstm_scan`; ``backward`` raises :class:`ValueError` for a
+        cotangent of the wrong shape and :class:`TypeError` for one of another dtype
+        or library, or a ``d_last`` that is not a pair.
+
+    Examples
+    --------
+    >>> p = polyrnn.init_lstm(3, 2)
+    >>> (hs, (h, c)), backward = polyrnn.vjp.lstm_scan_vjp(np.ones((4, 3)), p)
+    >>> d_xs, d_p, (d_h0, d_c0) = backward(None, (None, np.ones_like(c)))  # d sum(c_last)
+    >>> d_xs.shape, d_p.w_x.shape, d_c0.round(4)
+    ((4, 3), (3, 8), array([ 0.1423, -0.0004]))
+    """
+    fn = "lstm_scan_vjp"
+    if state0 is None:
+        h0 = c0 = None
+    elif isinstance(state0, tuple | list) and len(state0) == 2:
+        h0, c0 = state0
+    else:
+        raise TypeError(f"{fn}: state0 must be a pair (h0, c0) or None, got {state0!r}")
+    adapter, lay, xs_tm, lengths = _prepare(
+        fn, xs, params, LSTMParams, {"state0[0]": h0, "state0[1]": c0}, time_major, lengths
+    )
+    xp, p = lay.xp, lay.params
+    h0 = _zeros(lay, xs) if h0 is None else h0
+    c0 = _zeros(lay, xs) if c0 is None else c0
+    gx = project(xp, xs_tm, p.w_x, fused_bias(xp, p))
+    step, back, finish = _lstm_cell(xp, p, lay.hidden)
+    hs, (h_last, c_last), bwd = _bptt(
+        fn, adapter, lay, xs, xs_tm, lengths=lengths, time_major=bool(time_major),
+        reverse=bool(reverse), carry0=(h0, c0), gx=gx, step=step, back=back, finish=finish,
+        names=("d_h_last", "d_c_last"),
+    )
+
+    def backward(d_hs: Array | None = None, d_last: Any = None) -> Any:
+        if d_last is None:
+            d_last = (None, None)
+        elif not (isinstance(d_last, tuple | list) and len(d_last) == 2):
+            raise TypeError(
+                f"{fn}: d_last must be a pair (d_h_last, d_c_last) or None, "
+                f"got {type(d_last).__name__}"
+            )
+        d_xs, d_p, (d_h0, d_c0) = bwd(d_hs, tuple(d_last))
+        return d_xs, d_p, (d_h0, d_c0)
+
+    return (hs, (h_last, c_last)), backward
