@@ -115,7 +115,7 @@ def test_jax_compile_time_does_not_grow_with_T():
     p = polyrnn.init_gru(4, 8, xp=jnp, dtype="float32")
 
     def ops(T):
-        text = jax.jit(lambda xs: polyrnn.gru_scan(xs, p)[0]).lower(jnp.ones((2, T, 4))).as_text()
+        text = jax.jit(lambda xs: polyrnn.gru_scan(xs, p)[0]).lower(jnp.ones((2, T, 4), jnp.float32)).as_text()
         return text.count("\n"), text.count("dot_general"), text.count("stablehlo.while")
 
     assert ops(10) == ops(1000)
