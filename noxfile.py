@@ -15,7 +15,7 @@ import nox
 nox.needs_version = ">=2024.10"
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["tests", "lint", "docs"]
+nox.options.sessions = ["tests", "doctests", "lint"]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 BACKENDS = ["numpy", "array_api_strict", "jax", "torch", "cupy"]
