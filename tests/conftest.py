@@ -6,16 +6,21 @@ import os
 
 import numpy as np
 import pytest
+from array_libs import Backend, selected
 from hypothesis import HealthCheck, settings
 
-from array_libs import Backend, selected
-
 settings.register_profile(
-    "ci", derandomize=True, max_examples=25, deadline=None, print_blob=True,
+    "ci",
+    derandomize=True,
+    max_examples=25,
+    deadline=None,
+    print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.differing_executors],
 )
 settings.register_profile(
-    "dev", max_examples=100, deadline=None,
+    "dev",
+    max_examples=100,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.differing_executors],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))

@@ -40,7 +40,12 @@ def lstm_step(p, carry, x):
     h, c = carry
     H = h.shape[-1]
     g = x @ w_x + b_x + h @ w_h + b_h
-    i, f, gg, o = sigmoid(g[:H]), sigmoid(g[H : 2 * H]), np.tanh(g[2 * H : 3 * H]), sigmoid(g[3 * H :])
+    i, f, gg, o = (
+        sigmoid(g[:H]),
+        sigmoid(g[H : 2 * H]),
+        np.tanh(g[2 * H : 3 * H]),
+        sigmoid(g[3 * H :]),
+    )
     c = f * c + i * gg
     return o * np.tanh(c), c
 
@@ -75,7 +80,11 @@ def scan(kind, p, xs, state0=None, *, lengths=None, reverse=False, time_major=Fa
     flat = xs.reshape(n, T, xs.shape[-1])
     lens = np.full(n, T) if lengths is None else np.asarray(lengths).reshape(-1)
     if state0 is None:
-        state0 = (np.zeros((*batch, H)), np.zeros((*batch, H))) if kind == "lstm" else np.zeros((*batch, H))
+        state0 = (
+            (np.zeros((*batch, H)), np.zeros((*batch, H)))
+            if kind == "lstm"
+            else np.zeros((*batch, H))
+        )
     if kind == "lstm":
         s0 = [np.asarray(s, np.float64).reshape(n, H) for s in state0]
     else:

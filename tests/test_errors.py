@@ -17,7 +17,9 @@ XS = np.ones((2, 5, 3))
 
 
 def test_wrong_feature_size(gru):
-    with pytest.raises(ValueError, match=r"gru_scan: params\.w_x must have shape \(2, 12\).*got \(3, 12\)"):
+    with pytest.raises(
+        ValueError, match=r"gru_scan: params\.w_x must have shape \(2, 12\).*got \(3, 12\)"
+    ):
         polyrnn.gru_scan(np.ones((2, 5, 2)), gru)
 
 
@@ -40,7 +42,9 @@ def test_non_floating_inputs(gru, dtype):
 
 
 def test_dtype_mismatch(gru):
-    with pytest.raises(TypeError, match=r"params\.w_x must have dtype float32 \(the dtype of xs\), got float64"):
+    with pytest.raises(
+        TypeError, match=r"params\.w_x must have dtype float32 \(the dtype of xs\), got float64"
+    ):
         polyrnn.gru_scan(XS.astype(np.float32), gru)
 
 
@@ -58,12 +62,16 @@ def test_not_an_array(gru):
 
 def test_two_libraries(gru):
     torch = pytest.importorskip("torch")
-    with pytest.raises(TypeError, match=r"one library, but xs is torch\.Tensor and params\.w_x is numpy\.ndarray"):
+    with pytest.raises(
+        TypeError, match=r"one library, but xs is torch\.Tensor and params\.w_x is numpy\.ndarray"
+    ):
         polyrnn.gru_scan(torch.ones(2, 5, 3, dtype=torch.float64), gru)
 
 
 def test_lengths_out_of_range(gru):
-    with pytest.raises(ValueError, match=r"lengths must lie in \[0, T=5\], got values from -1 to 6"):
+    with pytest.raises(
+        ValueError, match=r"lengths must lie in \[0, T=5\], got values from -1 to 6"
+    ):
         polyrnn.gru_scan(XS, gru, lengths=np.array([-1, 6]))
     with pytest.raises(ValueError, match=r"lengths must have shape \(2,\).*got \(3,\)"):
         polyrnn.gru_scan(XS, gru, lengths=np.array([1, 2, 3]))
@@ -73,7 +81,9 @@ def test_lengths_out_of_range(gru):
 
 def test_unknown_activation():
     p = polyrnn.init_rnn(3, 4)
-    with pytest.raises(ValueError, match=r"activation must be one of \['relu', 'sigmoid', 'tanh'\], got 'gelu'"):
+    with pytest.raises(
+        ValueError, match=r"activation must be one of \['relu', 'sigmoid', 'tanh'\], got 'gelu'"
+    ):
         polyrnn.rnn_scan(XS, p, activation="gelu")
 
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
+import reference
+from array_api_compat import array_namespace
+from array_libs import Backend, assert_close
 from hypothesis import given
 from hypothesis import strategies as st
 
 import polyrnn
-from array_api_compat import array_namespace
-import reference
-from array_libs import Backend, assert_close
 
 PARAMS = {"rnn": polyrnn.RNNParams, "gru": polyrnn.GRUParams, "lstm": polyrnn.LSTMParams}
 SCANS = {"rnn": polyrnn.rnn_scan, "gru": polyrnn.gru_scan, "lstm": polyrnn.lstm_scan}
@@ -49,9 +51,11 @@ def to_backend(backend: Backend, tree, dtype):
     if tree is None:
         return None
     if isinstance(tree, tuple):
-        return type(tree)(*(to_backend(backend, t, dtype) for t in tree)) if hasattr(
-            tree, "_fields"
-        ) else tuple(to_backend(backend, t, dtype) for t in tree)
+        return (
+            type(tree)(*(to_backend(backend, t, dtype) for t in tree))
+            if hasattr(tree, "_fields")
+            else tuple(to_backend(backend, t, dtype) for t in tree)
+        )
     return backend.asarray(tree, dtype)
 
 
@@ -131,7 +135,11 @@ def test_cells_match_reference(backend, kind, opts):
     p, xs, state, _ = draw_problem(7, kind, (2, 3), 1, 4, 3, with_state=True, with_lengths=False)
     x = xs[..., 0, :]
     if kind == "lstm":
-        out = polyrnn.lstm_cell(to_backend(backend, p, "float64"), to_backend(backend, state, "float64"), backend.asarray(x))
+        out = polyrnn.lstm_cell(
+            to_backend(backend, p, "float64"),
+            to_backend(backend, state, "float64"),
+            backend.asarray(x),
+        )
         ref_h = np.zeros((2, 3, 3))
         ref_c = np.zeros((2, 3, 3))
         for idx in np.ndindex(2, 3):
@@ -140,14 +148,20 @@ def test_cells_match_reference(backend, kind, opts):
     else:
         cell = polyrnn.rnn_cell if kind == "rnn" else polyrnn.gru_cell
         step = reference.rnn_step if kind == "rnn" else reference.gru_step
-        out = cell(to_backend(backend, p, "float64"), backend.asarray(state), backend.asarray(x), **opts)
+        out = cell(
+            to_backend(backend, p, "float64"), backend.asarray(state), backend.asarray(x), **opts
+        )
         ref = np.zeros((2, 3, 3))
         for idx in np.ndindex(2, 3):
             ref[idx] = step(p, state[idx], x[idx], **opts)
         assert_close(backend, out, ref, dtype="float64")
 
 
-LOW_PRECISION = {"numpy": ["float16"], "torch": ["float16", "bfloat16"], "jax": ["float16", "bfloat16"]}
+LOW_PRECISION = {
+    "numpy": ["float16"],
+    "torch": ["float16", "bfloat16"],
+    "jax": ["float16", "bfloat16"],
+}
 
 
 @pytest.mark.parametrize(("kind", "opts"), VARIANTS[2:])
@@ -157,16 +171,14 @@ def test_low_precision_dtypes(backend, kind, opts):
         pytest.skip(f"{backend.name} offers no float16/bfloat16 arithmetic")
     p, xs, state, _ = draw_problem(3, kind, (2,), 5, 4, 3, with_state=True, with_lengths=False)
     for dtype in dtypes:
-        if dtype == "bfloat16":
-            to = (lambda a: backend.xp.asarray(np.asarray(a, np.float32), dtype=backend.xp.bfloat16))
-            conv = lambda t: None if t is None else (type(t)(*(conv(a) for a in t)) if hasattr(t, "_fields") else tuple(conv(a) for a in t) if isinstance(t, tuple) else to(t))  # noqa: E731
-        else:
-            conv = lambda t, d=dtype: to_backend(backend, t, d)  # noqa: E731
+        conv = functools.partial(to_backend, backend, dtype=dtype)
         out = SCANS[kind](conv(xs), conv(p), conv(state), **opts)
         ref = reference.scan(kind, p, xs, state, **opts)
         hs = out[0]
         assert hs.dtype == backend.dtype(dtype)
-        got = backend.to_numpy(array_namespace(hs).astype(hs, backend.xp.float32)).astype(np.float64)
+        got = backend.to_numpy(array_namespace(hs).astype(hs, backend.xp.float32)).astype(
+            np.float64
+        )
         np.testing.assert_allclose(got, ref[0], atol=5e-2 if dtype == "bfloat16" else 1e-2)
 
 
@@ -183,7 +195,12 @@ def test_split_and_carry_equals_one_scan(backend, seed, variant, split):
     second, end = SCANS[kind](xs[:, split:, ...], p, mid, **opts)
     joined = np.concatenate([backend.to_numpy(first), backend.to_numpy(second)], axis=1)
     assert_close(backend, whole, joined, dtype="float64")
-    check_tree(backend, last, tuple(backend.to_numpy(e) for e in end) if kind == "lstm" else backend.to_numpy(end), "float64")
+    check_tree(
+        backend,
+        last,
+        tuple(backend.to_numpy(e) for e in end) if kind == "lstm" else backend.to_numpy(end),
+        "float64",
+    )
 
 
 @given(seed=st.integers(0, 2**32 - 1), variant=st.sampled_from(VARIANTS))
@@ -193,7 +210,7 @@ def test_reverse_is_flip_scan_flip(backend, seed, variant):
     xs_f = np.ascontiguousarray(xs[:, ::-1])
     p, xs, xs_f, state = (to_backend(backend, a, "float64") for a in (p, xs, xs_f, state))
     hs_r, last_r = SCANS[kind](xs, p, state, reverse=True, **opts)
-    hs_f, last_f = SCANS[kind](xs_f, p, state, **opts)
+    hs_f, _ = SCANS[kind](xs_f, p, state, **opts)
     assert_close(backend, hs_r, backend.to_numpy(hs_f)[:, ::-1], dtype="float64")
     first = last_r[0] if kind == "lstm" else last_r
     assert_close(backend, first, backend.to_numpy(hs_f)[:, -1], dtype="float64")
@@ -202,14 +219,30 @@ def test_reverse_is_flip_scan_flip(backend, seed, variant):
 @given(seed=st.integers(0, 2**32 - 1), variant=st.sampled_from(VARIANTS), reverse=st.booleans())
 def test_lengths_equal_truncated_runs(backend, seed, variant, reverse):
     kind, opts = variant
-    p, xs, state, lengths = draw_problem(seed, kind, (4,), 6, 3, 2, with_state=True, with_lengths=True)
+    p, xs, state, lengths = draw_problem(
+        seed, kind, (4,), 6, 3, 2, with_state=True, with_lengths=True
+    )
     pb = to_backend(backend, p, "float64")
-    hs, last = SCANS[kind](backend.asarray(xs), pb, to_backend(backend, state, "float64"),
-                           lengths=backend.asarray(lengths), reverse=reverse, **opts)
+    hs, last = SCANS[kind](
+        backend.asarray(xs),
+        pb,
+        to_backend(backend, state, "float64"),
+        lengths=backend.asarray(lengths),
+        reverse=reverse,
+        **opts,
+    )
     hs = backend.to_numpy(hs)
     for b, L in enumerate(lengths):
-        s_b = None if state is None else (tuple(s[b] for s in state) if kind == "lstm" else state[b])
-        hs_b, last_b = SCANS[kind](backend.asarray(xs[b, :L]), pb, to_backend(backend, s_b, "float64"), reverse=reverse, **opts)
+        s_b = (
+            None if state is None else (tuple(s[b] for s in state) if kind == "lstm" else state[b])
+        )
+        hs_b, last_b = SCANS[kind](
+            backend.asarray(xs[b, :L]),
+            pb,
+            to_backend(backend, s_b, "float64"),
+            reverse=reverse,
+            **opts,
+        )
         np.testing.assert_allclose(hs[b, :L], backend.to_numpy(hs_b), rtol=1e-12, atol=1e-12)
         np.testing.assert_array_equal(hs[b, L:], 0.0)
         got = backend.to_numpy(last[0] if kind == "lstm" else last)[b]
@@ -224,7 +257,9 @@ def test_saturated_update_gate_keeps_state(backend):
     b_x[4:8] = np.inf
     p = p._replace(b_x=b_x)
     h0 = np.linspace(-1, 1, 4)
-    hs, h = polyrnn.gru_scan(backend.asarray(np.ones((5, 3))), to_backend(backend, p, "float64"), backend.asarray(h0))
+    hs, h = polyrnn.gru_scan(
+        backend.asarray(np.ones((5, 3))), to_backend(backend, p, "float64"), backend.asarray(h0)
+    )
     assert_close(backend, hs, np.tile(h0, (5, 1)), dtype="float64")
     assert_close(backend, h, h0, dtype="float64")
 
@@ -250,11 +285,15 @@ def test_scan_semantics(backend):
         return c, (c, None)
 
     for reverse in (False, True):
-        carry, (ys, none) = polyrnn.scan(step, backend.asarray(np.float64(0.0)), tree, reverse=reverse)
+        carry, (ys, none) = polyrnn.scan(
+            step, backend.asarray(np.float64(0.0)), tree, reverse=reverse
+        )
         seq = (2 * xs * xs)[::-1] if reverse else 2 * xs * xs
         expect = np.cumsum(seq)[::-1] if reverse else np.cumsum(seq)
         assert_close(backend, ys, expect, dtype="float64")
-        assert_close(backend, carry, np.float64(expect[0] if reverse else expect[-1]), dtype="float64")
+        assert_close(
+            backend, carry, np.float64(expect[0] if reverse else expect[-1]), dtype="float64"
+        )
         assert none is None
 
 

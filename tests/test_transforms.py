@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_scan import SCANS, VARIANTS, draw_problem
 
 import polyrnn
-from test_scan import SCANS, VARIANTS, draw_problem
 
 
 def loss_np(kind, opts, p, xs, h0, lengths, reverse):
@@ -35,11 +35,15 @@ def fd_grad(f, arrays, eps=1e-6):
     return grads
 
 
-CASES = [(k, o, rev, lens) for (k, o) in VARIANTS for rev in (False, True) for lens in (False, True)]
+CASES = [
+    (k, o, rev, lens) for (k, o) in VARIANTS for rev in (False, True) for lens in (False, True)
+]
 
 
 def _problem(kind, with_lengths):
-    p, xs, h0, lengths = draw_problem(11, kind, (2,), 4, 3, 2, with_state=True, with_lengths=with_lengths)
+    p, xs, h0, lengths = draw_problem(
+        11, kind, (2,), 4, 3, 2, with_state=True, with_lengths=with_lengths
+    )
     h0 = h0[0] if kind == "lstm" else h0  # differentiate w.r.t. h0 (c0 zero)
     return p, xs, h0, lengths
 
@@ -99,10 +103,19 @@ def test_jax_jit_and_vmap_match_eager():
     p = polyrnn.GRUParams(*map(jnp.asarray, p))
     xs, h0, lengths = jnp.asarray(xs), jnp.asarray(h0), jnp.asarray(lengths)
     eager = polyrnn.gru_scan(xs, p, h0, lengths=lengths, reset_after=True)
-    jitted = jax.jit(lambda *a: polyrnn.gru_scan(*a[:3], lengths=a[3], reset_after=True))(xs, p, h0, lengths)
-    mapped = jax.vmap(lambda x, h, n: polyrnn.gru_scan(x, p, h, lengths=n, reset_after=True))(xs, h0, lengths)
-    ref = polyrnn.gru_scan(np.asarray(xs), polyrnn.GRUParams(*map(np.asarray, p)), np.asarray(h0),
-                           lengths=np.asarray(lengths), reset_after=True)
+    jitted = jax.jit(lambda *a: polyrnn.gru_scan(*a[:3], lengths=a[3], reset_after=True))(
+        xs, p, h0, lengths
+    )
+    mapped = jax.vmap(lambda x, h, n: polyrnn.gru_scan(x, p, h, lengths=n, reset_after=True))(
+        xs, h0, lengths
+    )
+    ref = polyrnn.gru_scan(
+        np.asarray(xs),
+        polyrnn.GRUParams(*map(np.asarray, p)),
+        np.asarray(h0),
+        lengths=np.asarray(lengths),
+        reset_after=True,
+    )
     for out in (eager, jitted, mapped):
         for got, want in zip(out, ref, strict=True):
             np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12, atol=1e-12)
@@ -115,7 +128,11 @@ def test_jax_compile_time_does_not_grow_with_T():
     p = polyrnn.init_gru(4, 8, xp=jnp, dtype="float32")
 
     def ops(T):
-        text = jax.jit(lambda xs: polyrnn.gru_scan(xs, p)[0]).lower(jnp.ones((2, T, 4), jnp.float32)).as_text()
+        text = (
+            jax.jit(lambda xs: polyrnn.gru_scan(xs, p)[0])
+            .lower(jnp.ones((2, T, 4), jnp.float32))
+            .as_text()
+        )
         return text.count("\n"), text.count("dot_general"), text.count("stablehlo.while")
 
     assert ops(10) == ops(1000)

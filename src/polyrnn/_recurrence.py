@@ -62,21 +62,21 @@ def recurrence(
 
     if mask is None:
 
-        def body(c: Any, g: Array) -> tuple[Any, Array]:
+        def plain(c: Any, g: Array) -> tuple[Any, Array]:
             c = step(c, g)
             return c, output(c)
 
-        carry, hs = adapter.scan(body, carry, gx)
+        carry, hs = adapter.scan(plain, carry, gx)
     else:
 
-        def body(c: Any, inputs: tuple[Array, Array]) -> tuple[Any, Array]:
+        def masked(c: Any, inputs: tuple[Array, Array]) -> tuple[Any, Array]:
             g, m = inputs
             new = step(c, g)
             h = output(new)
             kept = _tree.map_(lambda n, o: xp.where(m, n, o), new, c)
             return kept, xp.where(m, h, xp.zeros_like(h))
 
-        carry, hs = adapter.scan(body, carry, (gx, mask))
+        carry, hs = adapter.scan(masked, carry, (gx, mask))
     if reverse:
         hs = xp.flip(hs, axis=0)
     return hs, carry

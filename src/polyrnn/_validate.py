@@ -73,9 +73,7 @@ def params(fn: str, p: Any, cls: type, n_in: int, xp: Namespace, dtype: Any) -> 
             raise TypeError(f"{fn}: params.{name} must be an array, got {_describe(a)}")
         floating(fn, f"params.{name}", a, xp, dtype)
     if p.w_h.ndim != 2 or p.w_h.shape[1] != g * p.w_h.shape[0]:
-        raise ValueError(
-            f"{fn}: params.w_h must have shape (H, {g}*H), got {tuple(p.w_h.shape)}"
-        )
+        raise ValueError(f"{fn}: params.w_h must have shape (H, {g}*H), got {tuple(p.w_h.shape)}")
     n_h = p.w_h.shape[0]
     shape(fn, "params.w_x", p.w_x, (n_in, g * n_h), f"D={n_in} from the input, H={n_h}")
     shape(fn, "params.b_x", p.b_x, (g * n_h,), f"H={n_h}")
@@ -90,9 +88,7 @@ def activation(name: Any) -> None:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
 
 
-def step_inputs(
-    fn: str, p: Any, cls: type, x: Any, **states: Any
-) -> tuple[Namespace, Any]:
+def step_inputs(fn: str, p: Any, cls: type, x: Any, **states: Any) -> tuple[Namespace, Any]:
     """Checks of a single-step cell: ``x (..., D)`` and each state ``(..., H)``."""
     xp = namespace(fn, {"x": x, **states, **_named_params(p)})
     floating(fn, "x", x, xp)
@@ -149,9 +145,7 @@ def lengths(fn: str, lengths: Any, layout: ScanLayout, xs: Array, concrete: bool
     if not xp.isdtype(lengths.dtype, "integral"):
         raise TypeError(f"{fn}: lengths must have an integer dtype, got {lengths.dtype}")
     shape(fn, "lengths", lengths, layout.batch, "the batch shape of xs")
-    if concrete and lengths.size and bool(
-        xp.any((lengths < 0) | (lengths > layout.steps))
-    ):
+    if concrete and lengths.size and bool(xp.any((lengths < 0) | (lengths > layout.steps))):
         raise ValueError(
             f"{fn}: lengths must lie in [0, T={layout.steps}], got values from "
             f"{int(xp.min(lengths))} to {int(xp.max(lengths))}"

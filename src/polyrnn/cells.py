@@ -165,9 +165,7 @@ def gru_cell(params: GRUParams, h: Array, x: Array, *, reset_after: bool = False
     return gru_step(xp, h, gx, params.w_h, params.b_h[2 * n_h :], reset_after)
 
 
-def lstm_cell(
-    params: LSTMParams, carry: tuple[Array, Array], x: Array
-) -> tuple[Array, Array]:
+def lstm_cell(params: LSTMParams, carry: tuple[Array, Array], x: Array) -> tuple[Array, Array]:
     r"""One step of an LSTM.
 
     .. math::

@@ -35,7 +35,7 @@ def _installed() -> dict[str, Any]:
                 importlib.import_module("jax").config.update("jax_enable_x64", True)
             if name == "cupy" and not xp.is_available():
                 continue
-        except Exception:  # a broken install is reported as absent  # noqa: BLE001
+        except (ImportError, RuntimeError):  # a broken install counts as absent
             continue
         found[name] = xp
     return found

@@ -64,15 +64,18 @@ def _time_major(xp: Any, a: Array, batch_ndim: int, time_major: bool, inverse: b
     if time_major or batch_ndim == 0:
         return a
     nd = a.ndim
-    if inverse:  # (T, ..., F) -> (..., T, F)
-        axes = (*range(1, nd - 1), 0, nd - 1)
-    else:  # (..., T, F) -> (T, ..., F)
-        axes = (nd - 2, *range(nd - 2), nd - 1)
-    return xp.permute_dims(a, axes)
+    to_batch_first = (*range(1, nd - 1), 0, nd - 1)  # (T, ..., F) -> (..., T, F)
+    to_time_major = (nd - 2, *range(nd - 2), nd - 1)  # (..., T, F) -> (T, ..., F)
+    return xp.permute_dims(a, to_batch_first if inverse else to_time_major)
 
 
 def _prepare(
-    fn: str, xs: Any, params: Any, cls: type, states: dict[str, Any], time_major: bool,
+    fn: str,
+    xs: Any,
+    params: Any,
+    cls: type,
+    states: dict[str, Any],
+    time_major: bool,
     lengths: Any,
 ) -> tuple[Any, _validate.ScanLayout, Array, Array | None]:
     lay = _validate.scan_inputs(fn, xs, params, cls, states, time_major=time_major)
@@ -211,7 +214,11 @@ def gru_scan(
     )
     h0 = _zeros(lay, xs) if h0 is None else h0
     hs, h_last = adapter.gru_scan(
-        xs_tm, lay.params, h0, lengths=lengths, reverse=bool(reverse),
+        xs_tm,
+        lay.params,
+        h0,
+        lengths=lengths,
+        reverse=bool(reverse),
         reset_after=bool(reset_after),
     )
     return _time_major(lay.xp, hs, len(lay.batch), time_major, inverse=True), h_last
@@ -263,11 +270,17 @@ def lstm_scan(
     else:
         raise TypeError(f"lstm_scan: state0 must be a pair (h0, c0) or None, got {state0!r}")
     adapter, lay, xs_tm, lengths = _prepare(
-        "lstm_scan", xs, params, LSTMParams, {"state0[0]": h0, "state0[1]": c0}, time_major,
+        "lstm_scan",
+        xs,
+        params,
+        LSTMParams,
+        {"state0[0]": h0, "state0[1]": c0},
+        time_major,
         lengths,
     )
     h0 = _zeros(lay, xs) if h0 is None else h0
     c0 = _zeros(lay, xs) if c0 is None else c0
-    hs, last = adapter.lstm_scan(xs_tm, lay.params, (h0, c0), lengths=lengths,
-                                 reverse=bool(reverse))
+    hs, last = adapter.lstm_scan(
+        xs_tm, lay.params, (h0, c0), lengths=lengths, reverse=bool(reverse)
+    )
     return _time_major(lay.xp, hs, len(lay.batch), time_major, inverse=True), last

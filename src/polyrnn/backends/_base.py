@@ -36,7 +36,11 @@ class Adapter:
         return True
 
     def scan(
-        self, step: Callable[[Any, Any], tuple[Any, Any]], carry: Any, xs: Any, *,
+        self,
+        step: Callable[[Any, Any], tuple[Any, Any]],
+        carry: Any,
+        xs: Any,
+        *,
         reverse: bool = False,
     ) -> tuple[Any, Any]:
         """``jax.lax.scan`` semantics, with a Python loop over axis 0 of the leaves of ``xs``."""
@@ -64,7 +68,13 @@ class Adapter:
         return carry, _tree.flatten(ys[0])[1](stacked)
 
     def rnn_scan(
-        self, xs: Array, params: Any, h0: Array, *, lengths: Array | None, reverse: bool,
+        self,
+        xs: Array,
+        params: Any,
+        h0: Array,
+        *,
+        lengths: Array | None,
+        reverse: bool,
         activation: str,
     ) -> tuple[Array, Array]:
         return _recurrence.rnn(
@@ -72,7 +82,13 @@ class Adapter:
         )
 
     def gru_scan(
-        self, xs: Array, params: Any, h0: Array, *, lengths: Array | None, reverse: bool,
+        self,
+        xs: Array,
+        params: Any,
+        h0: Array,
+        *,
+        lengths: Array | None,
+        reverse: bool,
         reset_after: bool,
     ) -> tuple[Array, Array]:
         return _recurrence.gru(
@@ -80,7 +96,12 @@ class Adapter:
         )
 
     def lstm_scan(
-        self, xs: Array, params: Any, state0: tuple[Array, Array], *, lengths: Array | None,
+        self,
+        xs: Array,
+        params: Any,
+        state0: tuple[Array, Array],
+        *,
+        lengths: Array | None,
         reverse: bool,
     ) -> tuple[Array, tuple[Array, Array]]:
         return _recurrence.lstm(self, xs, params, state0, lengths=lengths, reverse=reverse)

@@ -32,7 +32,9 @@ class JaxAdapter(Adapter):
         self._gru = jax.jit(
             functools.partial(_recurrence.gru, self), static_argnames=("reverse", "reset_after")
         )
-        self._lstm = jax.jit(functools.partial(_recurrence.lstm, self), static_argnames=("reverse",))
+        self._lstm = jax.jit(
+            functools.partial(_recurrence.lstm, self), static_argnames=("reverse",)
+        )
 
     def concrete(self, x: Array) -> bool:
         return not isinstance(x, jax.core.Tracer)
