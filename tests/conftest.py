@@ -34,10 +34,3 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     if b.skip_reason:
         pytest.skip(b.skip_reason)
     return b
-
-
-@pytest.fixture(autouse=True)
-def _doctest_namespace(doctest_namespace: dict) -> None:
-    import polyrnn
-
-    doctest_namespace.update(np=np, polyrnn=polyrnn)

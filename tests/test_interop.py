@@ -10,6 +10,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,7 +29,8 @@ RNG_SIZES = [  # (T, B, D, H)
 
 
 def _rng(*key: Any) -> np.random.Generator:
-    return np.random.default_rng(abs(hash(tuple(str(k) for k in key))) % 2**32)
+    """A generator seeded by ``key``, the same in every process (unlike ``hash``)."""
+    return np.random.default_rng(zlib.crc32(repr(key).encode()))
 
 
 def _random_gru(d_in: int, n_h: int, rng: np.random.Generator) -> polyrnn.GRUParams:
@@ -43,8 +45,7 @@ def test_import_loads_no_framework() -> None:
         "import sys, polyrnn.interop; "
         "print(sorted(m for m in ('torch', 'jax', 'keras', 'flax') if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
@@ -62,8 +63,7 @@ def _torch_module(torch: Any, kind: str, d_in: int, n_h: int, **kwargs: Any) -> 
         return torch.nn.GRU(d_in, n_h, dtype=torch.float64, **kwargs)
     if kind == "lstm":
         return torch.nn.LSTM(d_in, n_h, dtype=torch.float64, **kwargs)
-    return torch.nn.RNN(d_in, n_h, nonlinearity=kind.split("_")[1], dtype=torch.float64,
-                        **kwargs)
+    return torch.nn.RNN(d_in, n_h, nonlinearity=kind.split("_")[1], dtype=torch.float64, **kwargs)
 
 
 def _polyrnn_run(kind: str, xs: Any, params: Any, h0: Any, c0: Any, time_major: bool) -> Any:
@@ -75,8 +75,7 @@ def _polyrnn_run(kind: str, xs: Any, params: Any, h0: Any, c0: Any, time_major: 
         state = None if h0 is None else (h0, c0)
         hs, (h, c) = polyrnn.lstm_scan(xs, params, state, time_major=time_major)
         return hs, h, c
-    hs, h = polyrnn.rnn_scan(xs, params, h0, activation=kind.split("_")[1],
-                             time_major=time_major)
+    hs, h = polyrnn.rnn_scan(xs, params, h0, activation=kind.split("_")[1], time_major=time_major)
     return hs, h, None
 
 
@@ -124,8 +123,7 @@ def test_from_torch_matches_module(
     np.testing.assert_allclose(to_np(hs), ref.detach().numpy(), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(to_np(h), ref_h.detach().numpy(), rtol=1e-12, atol=1e-12)
     if kind == "lstm":
-        np.testing.assert_allclose(to_np(c), state[1][0].detach().numpy(), rtol=1e-12,
-                                   atol=1e-12)
+        np.testing.assert_allclose(to_np(c), state[1][0].detach().numpy(), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -139,8 +137,7 @@ def test_from_torch_unbatched_and_without_bias(torch: Any, kind: str) -> None:
     xs = torch.from_numpy(_rng(kind).normal(size=(6, 3)))
     ref, _ = m(xs)
     hs, _, _ = _polyrnn_run(kind, xs, params, None, None, time_major=False)
-    np.testing.assert_allclose(hs.detach().numpy(), ref.detach().numpy(), rtol=1e-12,
-                               atol=1e-12)
+    np.testing.assert_allclose(hs.detach().numpy(), ref.detach().numpy(), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -156,8 +153,9 @@ def test_from_torch_keeps_autograd(torch: Any, kind: str) -> None:
     (hs**2).sum().backward()
     for name, p in m.named_parameters():
         assert p.grad is not None, name
-        np.testing.assert_allclose(p.grad.numpy(), expected[name].numpy(), rtol=1e-10,
-                                   atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(
+            p.grad.numpy(), expected[name].numpy(), rtol=1e-10, atol=1e-12, err_msg=name
+        )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -166,8 +164,9 @@ def test_to_torch_round_trip(torch: Any, kind: str, batch_first: bool) -> None:
     """``to_torch(from_torch(m))`` is ``m``: same class, options and weights."""
     m = _torch_module(torch, kind, 4, 3, batch_first=batch_first)
     nonlinearity = kind.split("_")[1] if kind.startswith("rnn") else "tanh"
-    back = interop.to_torch(interop.from_torch(m), nonlinearity=nonlinearity,
-                            batch_first=batch_first)
+    back = interop.to_torch(
+        interop.from_torch(m), nonlinearity=nonlinearity, batch_first=batch_first
+    )
     assert type(back) is type(m)
     assert repr(back) == repr(m)
     state, back_state = m.state_dict(), back.state_dict()
@@ -184,10 +183,8 @@ def test_to_torch_module_computes_polyrnn(torch: Any, kind: str, dtype: str) -> 
     """A module built from NumPy params computes what polyrnn computes with them."""
     init = {"gru": polyrnn.init_gru, "lstm": polyrnn.init_lstm}.get(kind, polyrnn.init_rnn)
     params = init(3, 4, seed=7, dtype=dtype)
-    if kind == "gru":  # non-zero, distinct biases everywhere
-        params = _random_gru(3, 4, _rng("to_torch")).__class__(
-            *(a.astype(dtype) for a in _random_gru(3, 4, _rng("to_torch")))
-        )
+    if kind == "gru":  # distinct non-zero biases everywhere
+        params = polyrnn.GRUParams(*(a.astype(dtype) for a in _random_gru(3, 4, _rng(kind))))
     nonlinearity = kind.split("_")[1] if kind.startswith("rnn") else "tanh"
     m = interop.to_torch(params, nonlinearity=nonlinearity, batch_first=True)
     assert m.weight_hh_l0.dtype == getattr(torch, dtype)
@@ -247,8 +244,9 @@ def _jax_x64() -> Iterator[None]:
         yield
 
 
-def _keras_gru(keras: Any, n_h: int, reset_after: bool, d_in: int, rng: np.random.Generator,
-               **kwargs: Any) -> Any:
+def _keras_gru(
+    keras: Any, n_h: int, reset_after: bool, d_in: int, rng: np.random.Generator, **kwargs: Any
+) -> Any:
     """A built float64 GRU layer with random weights (biases included).
 
     Its activation is ``jax.numpy.tanh`` unless given: Keras 3.15's own ``"tanh"``
@@ -259,9 +257,16 @@ def _keras_gru(keras: Any, n_h: int, reset_after: bool, d_in: int, rng: np.rando
     import jax.numpy as jnp
 
     kwargs.setdefault("activation", jnp.tanh)
-    layer = keras.layers.GRU(n_h, reset_after=reset_after, return_sequences=True,
-                             return_state=True, dtype="float64", kernel_initializer="zeros",
-                             recurrent_initializer="zeros", **kwargs)
+    layer = keras.layers.GRU(
+        n_h,
+        reset_after=reset_after,
+        return_sequences=True,
+        return_state=True,
+        dtype="float64",
+        kernel_initializer="zeros",
+        recurrent_initializer="zeros",
+        **kwargs,
+    )
     layer.build((None, None, d_in))
     layer.set_weights([rng.normal(size=tuple(w.shape)) for w in layer.weights])
     return layer
@@ -340,25 +345,31 @@ def test_to_keras_gru_layer_computes_polyrnn(keras: Any, reset_after: bool) -> N
         assert not back.b_h.any()
 
 
-def test_keras_cell_no_bias_and_xp(keras: Any, torch: Any) -> None:
-    """A ``GRUCell``, a layer with ``use_bias=False``, and ``xp=torch``."""
+def test_keras_cell_no_bias_and_xp(keras: Any) -> None:
+    """A ``GRUCell``, a layer with ``use_bias=False``, and ``xp=jax.numpy``."""
+    import jax
     import jax.numpy as jnp
 
     rng = _rng("keras-cell")
     xs = rng.normal(size=(3, 4))
     h = rng.normal(size=(3, 2))
     with _jax_x64():
-        cell = keras.layers.GRUCell(2, dtype="float64", activation=jnp.tanh)
+        cell = keras.layers.GRUCell(
+            2,
+            dtype="float64",
+            activation=jnp.tanh,
+            kernel_initializer="zeros",
+            recurrent_initializer="zeros",
+        )
         cell.build((None, 4))
         cell.set_weights([rng.normal(size=tuple(w.shape)) for w in cell.weights])
         ref, _ = cell(xs, [h])
         nobias = _keras_gru(keras, 2, False, 4, rng, use_bias=False)
         seq, _ = nobias(xs[None])
-    p = interop.from_keras_gru(cell, xp=torch)
-    assert isinstance(p.w_x, torch.Tensor)
-    assert p.w_x.dtype == torch.float64
-    got = polyrnn.gru_cell(p, torch.from_numpy(h), torch.from_numpy(xs), reset_after=True)
-    np.testing.assert_allclose(got.numpy(), np.asarray(ref), rtol=1e-12, atol=1e-12)
+        p = interop.from_keras_gru(cell, xp=jnp)
+        assert all(isinstance(a, jax.Array) and a.dtype == jnp.float64 for a in p)
+        got = polyrnn.gru_cell(p, jnp.asarray(h), jnp.asarray(xs), reset_after=True)
+        np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-12, atol=1e-12)
     p = interop.from_keras_gru(nobias)
     assert not p.b_x.any()
     assert not p.b_h.any()
@@ -403,26 +414,30 @@ def flax_linen() -> Any:
     return pytest.importorskip("flax.linen")
 
 
-def _flax_cell_run(nn: Any, n_h: int, xs: np.ndarray, h0: np.ndarray | None,
-                   rng: np.random.Generator) -> tuple[Any, np.ndarray, np.ndarray]:
+def _flax_cell_run(
+    nn: Any, n_h: int, xs: np.ndarray, h0: np.ndarray | None, rng: np.random.Generator
+) -> tuple[Any, np.ndarray, np.ndarray]:
     """Random (non-zero bias) variables of a GRUCell, run step by step: (params, ys, carry)."""
     import jax
     import jax.numpy as jnp
 
     cell = nn.GRUCell(features=n_h, param_dtype=jnp.float64)
     carry = jnp.zeros((xs.shape[0], n_h)) if h0 is None else jnp.asarray(h0)
-    variables = cell.init(jax.random.PRNGKey(0), carry, jnp.asarray(xs[:, 0]))
-    variables = jax.tree_util.tree_map(lambda a: jnp.asarray(rng.normal(size=a.shape)),
-                                       variables)
+    # flax's own structure and shapes (traced, not computed: fast), random values
+    shapes = jax.eval_shape(cell.init, jax.random.key(0), carry, jnp.asarray(xs[:, 0]))
+    variables = jax.tree_util.tree_map(lambda a: jnp.asarray(rng.normal(size=a.shape)), shapes)
+    step = jax.jit(cell.apply)  # one compilation, not one per operation
     ys = []
     for t in range(xs.shape[1]):
-        carry, y = cell.apply(variables, carry, jnp.asarray(xs[:, t]))
+        carry, y = step(variables, carry, jnp.asarray(xs[:, t]))
         ys.append(np.asarray(y))
     return variables["params"], np.stack(ys, axis=1), np.asarray(carry)
 
 
-@pytest.mark.parametrize("size", RNG_SIZES, ids=str)
-@pytest.mark.parametrize("with_h0", [False, True])
+FLAX_CASES = [((1, 1, 1, 1), False), ((4, 3, 5, 3), True)]  # (T, B, D, H), with h0
+
+
+@pytest.mark.parametrize(("size", "with_h0"), FLAX_CASES, ids=str)
 def test_from_flax_gru_matches_cell(flax_linen: Any, size: tuple[int, ...], with_h0: bool) -> None:
     """``gru_scan(reset_after=True)`` with ``from_flax_gru`` gives the GRUCell's steps."""
     import jax.numpy as jnp
@@ -435,8 +450,9 @@ def test_from_flax_gru_matches_cell(flax_linen: Any, size: tuple[int, ...], with
         cell_params, ys, carry = _flax_cell_run(flax_linen, n_h, xs, h0, rng)
         params = interop.from_flax_gru({"params": cell_params})
         assert all(isinstance(a, type(jnp.zeros(1))) for a in params)
-        hs, h = polyrnn.gru_scan(jnp.asarray(xs), params,
-                                 None if h0 is None else jnp.asarray(h0), reset_after=True)
+        hs, h = polyrnn.gru_scan(
+            jnp.asarray(xs), params, None if h0 is None else jnp.asarray(h0), reset_after=True
+        )
         np.testing.assert_allclose(np.asarray(hs), ys, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(np.asarray(h), carry, rtol=1e-12, atol=1e-12)
         # the inner dict, and NumPy out
@@ -460,8 +476,11 @@ def test_to_flax_gru_cell_computes_polyrnn(flax_linen: Any) -> None:
         h, _ = cell.apply(variables, jnp.asarray(h0), jnp.asarray(xs[:, 0]))
         np.testing.assert_allclose(np.asarray(h), hs[:, 0], rtol=1e-12, atol=1e-12)
         rnn = flax_linen.RNN(cell, return_carry=True)
-        carry, ys = rnn.apply({"params": {"cell": variables["params"]}}, jnp.asarray(xs),
-                              initial_carry=jnp.asarray(h0))
+        carry, ys = rnn.apply(
+            {"params": {"cell": variables["params"]}},
+            jnp.asarray(xs),
+            initial_carry=jnp.asarray(h0),
+        )
         np.testing.assert_allclose(np.asarray(ys), hs, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(np.asarray(carry), h_last, rtol=1e-12, atol=1e-12)
         # round trip: exact up to the fold of b_hr, b_hz into the input bias
@@ -501,7 +520,7 @@ def test_seed_gru_is_the_notebook_equation() -> None:
     ws = [rng.normal(size=(n_h, n_h + d_in)) for _ in range(3)]
     bs = [rng.normal(size=(n_h, 1)) for _ in range(3)]
     h, x = rng.normal(size=(n_h, 1)), rng.normal(size=(d_in, 1))
-    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    sig = lambda v: 1 / (1 + np.exp(-v))
     r = sig(ws[0] @ np.vstack([h, x]) + bs[0])
     u = sig(ws[1] @ np.vstack([h, x]) + bs[1])
     c = np.tanh(ws[2] @ np.vstack([r * h, x]) + bs[2])

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import pytest
 from array_api_compat import array_namespace
+from array_libs import Backend, assert_close
 
 import polyrnn
-from array_libs import Backend, assert_close
 from polyrnn import interop
 
 DATA = pathlib.Path(__file__).parent / "data"
@@ -38,14 +38,39 @@ def seed() -> dict[str, np.ndarray]:
 
 # In [14]: forward_GRU([X[0], h_0], weights) -> (y_t, h_t), each (16, 1).
 STEP_GRU_Y = [
-    0.98875064, 0.90948516, 0.83860266, 0.605238, 0.8174015, 0.8074013, 0.9864478,
-    0.19836329, 0.23806544, 0.03616815, 0.9230415, 0.897435, 0.81876415, 0.06574202,
-    0.14956403, 0.820773,
+    0.98875064,
+    0.90948516,
+    0.83860266,
+    0.605238,
+    0.8174015,
+    0.8074013,
+    0.9864478,
+    0.19836329,
+    0.23806544,
+    0.03616815,
+    0.9230415,
+    0.897435,
+    0.81876415,
+    0.06574202,
+    0.14956403,
+    0.820773,
 ]
 STEP_GRU_H = [
-    9.9999964e-01, 1.0000000e00, 9.9392438e-01, -1.2257343e-04, -7.2951213e-02,
-    -2.5626263e-02, -2.4690714e-09, -2.0006059e-01, 7.9664338e-01, -4.0450820e-07,
-    -1.1183748e-03, -1.2833535e-09, -7.8878832e-09, 9.9999976e-01, 9.5781153e-01,
+    9.9999964e-01,
+    1.0000000e00,
+    9.9392438e-01,
+    -1.2257343e-04,
+    -7.2951213e-02,
+    -2.5626263e-02,
+    -2.4690714e-09,
+    -2.0006059e-01,
+    7.9664338e-01,
+    -4.0450820e-07,
+    -1.1183748e-03,
+    -1.2833535e-09,
+    -7.8878832e-09,
+    9.9999976e-01,
+    9.5781153e-01,
     -7.0657270e-06,
 ]
 
@@ -135,8 +160,7 @@ def run_polyrnn(
     a = {k: backend.asarray(v, dtype) for k, v in seed.items()}
     xs = backend.asarray(seed["X"][..., 0], dtype)  # (T, D): the notebook's (T, D, 1)
     if cell == "vrnn":
-        hs, _ = polyrnn.rnn_scan(xs, interop.from_seed_rnn(a["w1"], a["b1"]),
-                                 activation="sigmoid")
+        hs, _ = polyrnn.rnn_scan(xs, interop.from_seed_rnn(a["w1"], a["b1"]), activation="sigmoid")
     else:
         params = interop.from_seed_gru(a["w1"], a["w2"], a["w3"], a["b1"], a["b2"], a["b3"])
         hs, _ = polyrnn.gru_scan(xs, params, reset_after=False)
@@ -196,8 +220,9 @@ def test_notebook_code_reproduces_its_printout(seed: dict) -> None:
     for fn, printed in ((nb_forward_vrnn, SCAN_VRNN_Y), (nb_forward_gru, SCAN_GRU_Y)):
         ys, _ = nb_scan(fn, xs, weights, h_0)
         steps, expected = _printed(printed)
-        np.testing.assert_allclose(ys[..., 0][np.ix_(steps, PRINTED_FEATURES)], expected,
-                                   rtol=0, atol=GOLDEN_ATOL)
+        np.testing.assert_allclose(
+            ys[..., 0][np.ix_(steps, PRINTED_FEATURES)], expected, rtol=0, atol=GOLDEN_ATOL
+        )
 
 
 def test_seed_round_trip(backend: Backend, seed: dict) -> None:
@@ -221,21 +246,27 @@ def test_stacking_identity(backend: Backend) -> None:
     h, x = backend.asarray(np.full((2, 1), 1.0)), backend.asarray(np.full((3, 1), 9.0))
     stacked = xp.concat((w_hh, w_hx), axis=1) @ xp.concat((h, x), axis=0)
     assert_close(backend, stacked, np.full((3, 1), 245.0), dtype="float64", rtol=0, atol=0)
-    assert_close(backend, w_hh @ h + w_hx @ x, np.full((3, 1), 245.0), dtype="float64",
-                 rtol=0, atol=0)
+    assert_close(
+        backend, w_hh @ h + w_hx @ x, np.full((3, 1), 245.0), dtype="float64", rtol=0, atol=0
+    )
     # A recurrence needs a square W_hh: pad h with a zero, (1 + 1 + 0) + 3 * 81 = 245 again.
     w_h = np.hstack((np.full((3, 3), 1.0), np.full((3, 3), 9.0)))
     params = interop.from_seed_rnn(backend.asarray(w_h), backend.asarray(np.zeros((3, 1))))
-    out = polyrnn.rnn_cell(params, backend.asarray(np.array([1.0, 1.0, 0.0])),
-                           backend.asarray(np.full(3, 9.0)), activation="relu")
+    out = polyrnn.rnn_cell(
+        params,
+        backend.asarray(np.array([1.0, 1.0, 0.0])),
+        backend.asarray(np.full(3, 9.0)),
+        activation="relu",
+    )
     assert_close(backend, out, np.full(3, 245.0), dtype="float64", rtol=0, atol=0)
 
 
 def test_fixture_regenerates_with_jax(seed: dict) -> None:
     """``make_seed_fixture.py`` draws, with JAX, exactly the stored arrays."""
     pytest.importorskip("jax")
-    spec = importlib.util.spec_from_file_location("make_seed_fixture",
-                                                  DATA / "make_seed_fixture.py")
+    spec = importlib.util.spec_from_file_location(
+        "make_seed_fixture", DATA / "make_seed_fixture.py"
+    )
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -3,10 +3,11 @@
 Pass NumPy, JAX, PyTorch or CuPy arrays; get the same library's arrays back.
 """
 
-from . import backends
+from . import backends, interop
 from .cells import gru_cell, lstm_cell, rnn_cell
 from .params import GRUParams, LSTMParams, RNNParams, init_gru, init_lstm, init_rnn
 from .scan import gru_scan, lstm_scan, rnn_scan, scan
+from .vjp import gru_scan_vjp, lstm_scan_vjp, rnn_scan_vjp
 
 __version__ = "0.1.0"
 
@@ -17,12 +18,15 @@ __all__ = [
     "backends",
     "gru_cell",
     "gru_scan",
+    "gru_scan_vjp",
     "init_gru",
     "init_lstm",
     "init_rnn",
     "lstm_cell",
     "lstm_scan",
+    "lstm_scan_vjp",
     "rnn_cell",
     "rnn_scan",
+    "rnn_scan_vjp",
     "scan",
 ]

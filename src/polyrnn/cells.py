@@ -110,7 +110,7 @@ def rnn_cell(params: RNNParams, h: Array, x: Array, *, activation: str = "tanh")
     --------
     >>> p = polyrnn.init_rnn(3, 2)
     >>> polyrnn.rnn_cell(p, np.zeros(2), np.ones(3), activation="sigmoid").round(4)
-    array([0.5993, 0.3799])
+    array([0.719 , 0.1433])
     """
     xp, _ = _validate.step_inputs("rnn_cell", params, RNNParams, x, h=h)
     _validate.activation(activation)
@@ -157,7 +157,7 @@ def gru_cell(params: GRUParams, h: Array, x: Array, *, reset_after: bool = False
     --------
     >>> p = polyrnn.init_gru(3, 2)
     >>> polyrnn.gru_cell(p, np.zeros(2), np.ones(3)).round(4)
-    array([-0.0848,  0.0567])
+    array([ 0.4936, -0.3153])
     """
     xp, _ = _validate.step_inputs("gru_cell", params, GRUParams, x, h=h)
     gx = x @ params.w_x + fused_bias(xp, params, reset_after)
@@ -197,7 +197,7 @@ def lstm_cell(params: LSTMParams, carry: tuple[Array, Array], x: Array) -> tuple
     >>> p = polyrnn.init_lstm(3, 2)
     >>> h, c = polyrnn.lstm_cell(p, (np.zeros(2), np.zeros(2)), np.ones(3))
     >>> h.round(4), c.round(4)
-    (array([-0.1105,  0.0245]), array([-0.2373,  0.0516]))
+    (array([ 0.1671, -0.1581]), array([ 0.3299, -0.3772]))
     """
     if not isinstance(carry, tuple | list) or len(carry) != 2:
         raise TypeError(f"lstm_cell: carry must be a pair (h, c), got {type(carry).__name__}")

@@ -126,8 +126,9 @@ def _check_params(fn: str, params: Any, classes: tuple[type, ...]) -> tuple[Any,
     for field, a in zip(params._fields, params, strict=True):
         if not is_array_api_obj(a):
             raise TypeError(f"{fn}: params.{field} must be an array, got {_describe(a)}")
-    xp = _validate.namespace(fn, {f"params.{f}": a for f, a in zip(params._fields, params,
-                                                                    strict=True)})
+    xp = _validate.namespace(
+        fn, {f"params.{f}": a for f, a in zip(params._fields, params, strict=True)}
+    )
     for field, a in zip(params._fields, params, strict=True):
         _floating(fn, f"params.{field}", a, xp, ("params.w_x", params.w_x))
     g = GATES[type(params)]
@@ -139,8 +140,7 @@ def _check_params(fn: str, params: Any, classes: tuple[type, ...]) -> tuple[Any,
     if len(w_x) != 2 or w_x[1] != g * n_h:
         raise ValueError(f"{fn}: params.w_x must have shape (D, {g * n_h}) (H={n_h}), got {w_x}")
     for field in ("b_x", "b_h"):
-        _expect_shape(fn, f"params.{field}", _shape(getattr(params, field)), (g * n_h,),
-                      f"H={n_h}")
+        _expect_shape(fn, f"params.{field}", _shape(getattr(params, field)), (g * n_h,), f"H={n_h}")
     return params, xp, n_h
 
 
@@ -202,7 +202,8 @@ def from_torch(module: Any) -> RNNParams | GRUParams | LSTMParams:
 
     Examples
     --------
-    >>> import torch
+    >>> import pytest
+    >>> torch = pytest.importorskip("torch")  # this example needs PyTorch
     >>> m = torch.nn.GRU(3, 2)
     >>> p = polyrnn.interop.from_torch(m)
     >>> p.w_x.shape, p.w_h.shape, p.b_h.shape
@@ -280,6 +281,8 @@ def to_torch(
 
     Examples
     --------
+    >>> import pytest
+    >>> torch = pytest.importorskip("torch")  # this example needs PyTorch
     >>> m = polyrnn.interop.to_torch(polyrnn.init_lstm(3, 2), batch_first=True)
     >>> m
     LSTM(3, 2, batch_first=True)
@@ -308,8 +311,14 @@ def to_torch(
     dev = params.w_x.device if isinstance(params.w_x, torch.Tensor) else torch.device("cpu")
     host = [torch.from_numpy(np.ascontiguousarray(_to_numpy(a))) for a in params]
     module: Any = cls(
-        host[0].shape[0], n_h, num_layers=1, bias=True, batch_first=batch_first,
-        device=dev, dtype=host[0].dtype, **kwargs,
+        host[0].shape[0],
+        n_h,
+        num_layers=1,
+        bias=True,
+        batch_first=batch_first,
+        device=dev,
+        dtype=host[0].dtype,
+        **kwargs,
     )
     with torch.no_grad():
         module.weight_ih_l0.copy_(host[0].T)
@@ -428,19 +437,18 @@ def from_keras_gru(
     arrays, layer_reset_after = _keras_weights(fn, weights_or_layer)
     if reset_after is not None and layer_reset_after not in (None, bool(reset_after)):
         raise ValueError(
-                f"{fn}: reset_after={reset_after} contradicts the layer's "
-                f"reset_after={layer_reset_after}"
-            )
+            f"{fn}: reset_after={reset_after} contradicts the layer's "
+            f"reset_after={layer_reset_after}"
+        )
     expected = layer_reset_after if reset_after is None else bool(reset_after)
     kernel, recurrent = arrays[0], arrays[1]
     if recurrent.ndim != 2 or recurrent.shape[1] != 3 * recurrent.shape[0]:
-        raise ValueError(
-            f"{fn}: recurrent_kernel must have shape (H, 3*H), got {recurrent.shape}"
-        )
+        raise ValueError(f"{fn}: recurrent_kernel must have shape (H, 3*H), got {recurrent.shape}")
     n_h = recurrent.shape[0]
     if kernel.ndim != 2 or kernel.shape[1] != 3 * n_h:
-        raise ValueError(f"{fn}: kernel must have shape (D, {3 * n_h}) (H={n_h}), got "
-                         f"{kernel.shape}")
+        raise ValueError(
+            f"{fn}: kernel must have shape (D, {3 * n_h}) (H={n_h}), got {kernel.shape}"
+        )
     dtype = np.result_type(*arrays)
     if len(arrays) == 3:
         bias = arrays[2]
@@ -597,8 +605,9 @@ def from_flax_gru(params: Mapping[str, Any], *, xp: Any = None) -> GRUParams:
             raise TypeError(f"{fn}: {prefix}[{module!r}] must be a dict, got {_describe(sub)}")
         for name in names:
             if name not in sub:
-                raise ValueError(f"{fn}: {prefix}[{module!r}] must hold {name!r}, found "
-                                 f"{sorted(sub)}")
+                raise ValueError(
+                    f"{fn}: {prefix}[{module!r}] must hold {name!r}, found {sorted(sub)}"
+                )
             leaves[f"{prefix}[{module!r}][{name!r}]"] = sub[name]
         extra = set(sub) - set(names)
         if extra:
@@ -798,7 +807,7 @@ def to_seed_rnn(params: RNNParams) -> tuple[Array, Array]:
     return w, xp.expand_dims(params.b_x + params.b_h, axis=1)
 
 
-def from_seed_gru(  # noqa: PLR0917 -- the notebook's six weights, in its order
+def from_seed_gru(
     w_r: Array, w_u: Array, w_h: Array, b_r: Array, b_u: Array, b_h: Array
 ) -> GRUParams:
     r"""The seed notebook's GRU weights as :class:`~polyrnn.GRUParams` (``reset_after=False``).
@@ -852,8 +861,11 @@ def from_seed_gru(  # noqa: PLR0917 -- the notebook's six weights, in its order
         fn, {"w_r": w_r, "w_u": w_u, "w_h": w_h, "b_r": b_r, "b_u": b_u, "b_h": b_h}
     )
     ws = (w_r, -w_u, w_h)
-    bs = (_seed_bias(fn, "b_r", b_r, n_h), -_seed_bias(fn, "b_u", b_u, n_h),
-          _seed_bias(fn, "b_h", b_h, n_h))
+    bs = (
+        _seed_bias(fn, "b_r", b_r, n_h),
+        -_seed_bias(fn, "b_u", b_u, n_h),
+        _seed_bias(fn, "b_h", b_h, n_h),
+    )
     b_x = xp.concat(bs, axis=0)
     return GRUParams(
         xp.concat([w[:, n_h:].T for w in ws], axis=1),

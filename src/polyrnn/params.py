@@ -165,11 +165,11 @@ def init_gru(
 
     Examples
     --------
-    >>> import torch
-    >>> p = polyrnn.init_gru(3, 4, xp=torch, dtype="float64")
+    >>> p = polyrnn.init_gru(3, 4, dtype="float32")
     >>> p.w_h.shape, p.w_h.dtype
-    (torch.Size([4, 12]), torch.float64)
-    >>> bool((p.w_x.numpy() == polyrnn.init_gru(3, 4).w_x).all())  # same seed, same numbers
+    ((4, 12), dtype('float32'))
+    >>> q = polyrnn.init_gru(3, 4, xp=np, dtype=np.float64)  # any library: xp=torch, jax.numpy
+    >>> bool((p.w_x == q.w_x.astype("float32")).all())  # same seed, same numbers
     True
     """
     return _init(GRUParams, input_size, hidden_size, seed, xp, dtype, device)  # type: ignore[no-any-return]

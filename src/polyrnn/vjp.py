@@ -84,7 +84,12 @@ def _forward(
 
 
 def _backward(
-    adapter: Any, back: Back, d_last: Carry, d_hs: Array, *, res: tuple[Array, ...],
+    adapter: Any,
+    back: Back,
+    d_last: Carry,
+    d_hs: Array,
+    *,
+    res: tuple[Array, ...],
     mask: Array | None,
 ) -> tuple[Carry, tuple[Array, ...]]:
     """Reverse-mode of :func:`_forward`: a scan from the last processed step to the first."""
@@ -119,9 +124,21 @@ def _cotangent(
 
 
 def _bptt(
-    fn: str, adapter: Any, lay: _validate.ScanLayout, xs: Array, xs_tm: Array, *,
-    lengths: Array | None, time_major: bool, reverse: bool, carry0: Carry, gx: Array,
-    step: Step, back: Back, finish: Finish, names: tuple[str, ...],
+    fn: str,
+    adapter: Any,
+    lay: _validate.ScanLayout,
+    xs: Array,
+    xs_tm: Array,
+    *,
+    lengths: Array | None,
+    time_major: bool,
+    reverse: bool,
+    carry0: Carry,
+    gx: Array,
+    step: Step,
+    back: Back,
+    finish: Finish,
+    names: tuple[str, ...],
 ) -> tuple[Array, Carry, Callable[[Any, tuple[Any, ...]], tuple[Array, Any, Carry]]]:
     """Forward pass and the ``backward`` closure shared by the three cells.
 
@@ -205,7 +222,9 @@ def _rnn_cell(xp: Namespace, p: RNNParams, activation: str) -> tuple[Step, Back,
     return step, back, finish
 
 
-def _gru_cell(xp: Namespace, p: GRUParams, n_h: int, reset_after: bool) -> tuple[Step, Back, Finish]:
+def _gru_cell(
+    xp: Namespace, p: GRUParams, n_h: int, reset_after: bool
+) -> tuple[Step, Back, Finish]:
     # The forward arithmetic is cells.gru_step's, expression for expression (the tests
     # check the outputs bit for bit against the reference scan), keeping the gates.
     w_h = p.w_h
@@ -363,8 +382,19 @@ def rnn_scan_vjp(
     gx = project(xp, xs_tm, p.w_x, fused_bias(xp, p))
     step, back, finish = _rnn_cell(xp, p, activation)
     hs, (h_last,), bwd = _bptt(
-        fn, adapter, lay, xs, xs_tm, lengths=lengths, time_major=bool(time_major),
-        reverse=bool(reverse), carry0=(h0,), gx=gx, step=step, back=back, finish=finish,
+        fn,
+        adapter,
+        lay,
+        xs,
+        xs_tm,
+        lengths=lengths,
+        time_major=bool(time_major),
+        reverse=bool(reverse),
+        carry0=(h0,),
+        gx=gx,
+        step=step,
+        back=back,
+        finish=finish,
         names=("d_h_last",),
     )
 
@@ -440,8 +470,19 @@ def gru_scan_vjp(
     gx = project(xp, xs_tm, p.w_x, fused_bias(xp, p, bool(reset_after)))
     step, back, finish = _gru_cell(xp, p, lay.hidden, bool(reset_after))
     hs, (h_last,), bwd = _bptt(
-        fn, adapter, lay, xs, xs_tm, lengths=lengths, time_major=bool(time_major),
-        reverse=bool(reverse), carry0=(h0,), gx=gx, step=step, back=back, finish=finish,
+        fn,
+        adapter,
+        lay,
+        xs,
+        xs_tm,
+        lengths=lengths,
+        time_major=bool(time_major),
+        reverse=bool(reverse),
+        carry0=(h0,),
+        gx=gx,
+        step=step,
+        back=back,
+        finish=finish,
         names=("d_h_last",),
     )
 
@@ -510,8 +551,19 @@ def lstm_scan_vjp(
     gx = project(xp, xs_tm, p.w_x, fused_bias(xp, p))
     step, back, finish = _lstm_cell(xp, p, lay.hidden)
     hs, (h_last, c_last), bwd = _bptt(
-        fn, adapter, lay, xs, xs_tm, lengths=lengths, time_major=bool(time_major),
-        reverse=bool(reverse), carry0=(h0, c0), gx=gx, step=step, back=back, finish=finish,
+        fn,
+        adapter,
+        lay,
+        xs,
+        xs_tm,
+        lengths=lengths,
+        time_major=bool(time_major),
+        reverse=bool(reverse),
+        carry0=(h0, c0),
+        gx=gx,
+        step=step,
+        back=back,
+        finish=finish,
         names=("d_h_last", "d_c_last"),
     )
 

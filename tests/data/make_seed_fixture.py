@@ -57,8 +57,10 @@ def make_weights() -> dict[str, np.ndarray]:
 def main() -> None:
     arrays = make_weights()
     np.savez_compressed(PATH, **arrays)
-    print(f"wrote {PATH} ({PATH.stat().st_size} bytes): "
-          + ", ".join(f"{k}{v.shape}" for k, v in arrays.items()))
+    print(
+        f"wrote {PATH} ({PATH.stat().st_size} bytes): "
+        + ", ".join(f"{k}{v.shape}" for k, v in arrays.items())
+    )
 
 
 if __name__ == "__main__":

@@ -1,9 +1,216 @@
-"""Numpy: the Array-API reference for now; specialisations arrive with the adapters issue."""
+"""NumPy: the recurrences as tight loops of in-place ufuncs over preallocated buffers.
+
+Per step a GRU does two BLAS products and about a dozen ufunc calls with ``out=``, and
+allocates nothing.  The logistic function is ``σ(x) = 1/2 + tanh(x/2)/2``; the halving is
+folded into the (copied) weights and projections of the sigmoid gates once, before the
+loop, so each sigmoid costs one ``tanh`` and two in-place scalar operations (scaling by
+1/2 is exact in binary floating point).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .._compat import Array
+from .._recurrence import project, step_mask
+from ..cells import fused_bias
 from ._base import Adapter
+
+Step = Callable[[np.ndarray, list[np.ndarray], list[np.ndarray]], None]
+"""``step(gx_t, states, out)`` writes the new states into the buffers ``out``."""
+
+
+def _sigmoid_from_half(a: np.ndarray) -> None:
+    """``a <- σ(2a) = 1/2 + tanh(a)/2`` in place."""
+    np.tanh(a, out=a)
+    a *= 0.5
+    a += 0.5
+
+
+def _run(
+    gx: np.ndarray,
+    states: list[np.ndarray],
+    step: Step,
+    lengths: np.ndarray | None,
+    reverse: bool,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Loop ``step`` over time; ``hs[t]`` is the first state after step t (zero where masked)."""
+    n_steps = gx.shape[0]
+    mask = step_mask(np, lengths, n_steps)
+    hs = (np.zeros if mask is not None else np.empty)((n_steps, *states[0].shape), gx.dtype)
+    # Walking t backwards with each row's own mask reads every sequence from its last valid
+    # step, which is what the reference does by flipping the time axis.
+    order = range(n_steps - 1, -1, -1) if reverse else range(n_steps)
+    states = [s.copy() for s in states]
+    if mask is None:
+        extra = [np.empty_like(s) for s in states[1:]]  # ping-pong buffers of the other states
+        for t in order:
+            out = [hs[t], *extra]
+            step(gx[t], states, out)
+            extra = states[1:]
+            states = out
+    else:
+        new = [np.empty_like(s) for s in states]
+        for t in order:
+            step(gx[t], states, new)
+            for s, n in zip(states, new, strict=True):
+                np.copyto(s, n, where=mask[t])
+            np.copyto(hs[t], new[0], where=mask[t])
+    return hs, [s.copy() if s.base is hs else s for s in states]
 
 
 class NumpyAdapter(Adapter):
     name = "numpy"
+    specialisations = ("in-place ufuncs over preallocated buffers, no per-step allocation",)
+
+    def rnn_scan(self, xs: Array, params: Any, h0: Array, **options: Any) -> tuple[Array, Array]:
+        if xs.size == 0:
+            return super().rnn_scan(xs, params, h0, **options)
+        return self._rnn(xs, params, h0, **options)
+
+    def gru_scan(self, xs: Array, params: Any, h0: Array, **options: Any) -> tuple[Array, Array]:
+        if xs.size == 0:
+            return super().gru_scan(xs, params, h0, **options)
+        return self._gru(xs, params, h0, **options)
+
+    def lstm_scan(
+        self, xs: Array, params: Any, state0: tuple[Array, Array], **options: Any
+    ) -> tuple[Array, tuple[Array, Array]]:
+        if xs.size == 0:
+            return super().lstm_scan(xs, params, state0, **options)
+        return self._lstm(xs, params, state0, **options)
+
+    def _flat(self, xs: Array, params: Any, bias: Array, h0: Array) -> tuple[np.ndarray, int]:
+        gx = project(self.xp, xs, params.w_x, bias)
+        n = int(np.prod(h0.shape[:-1], dtype=np.int64))
+        return np.ascontiguousarray(gx.reshape(xs.shape[0], n, -1)), n
+
+    def _rnn(
+        self,
+        xs: Array,
+        params: Any,
+        h0: Array,
+        *,
+        lengths: Array | None,
+        reverse: bool,
+        activation: str,
+    ) -> tuple[Array, Array]:
+        gx, n = self._flat(xs, params, fused_bias(self.xp, params), h0)
+        w_h = params.w_h
+        if activation == "sigmoid":
+            gx *= 0.5
+            w_h = 0.5 * w_h
+
+        def step(g: np.ndarray, states: list[np.ndarray], out: list[np.ndarray]) -> None:
+            h = out[0]
+            np.matmul(states[0], w_h, out=h)
+            h += g
+            if activation == "tanh":
+                np.tanh(h, out=h)
+            elif activation == "relu":
+                np.maximum(h, 0, out=h)
+            else:
+                _sigmoid_from_half(h)
+
+        hs, (h,) = _run(gx, [h0.reshape(n, -1)], step, _flat_lengths(lengths), reverse)
+        return hs.reshape(*xs.shape[:-1], -1), h.reshape(h0.shape)
+
+    def _gru(
+        self,
+        xs: Array,
+        params: Any,
+        h0: Array,
+        *,
+        lengths: Array | None,
+        reverse: bool,
+        reset_after: bool,
+    ) -> tuple[Array, Array]:
+        gx, n = self._flat(xs, params, fused_bias(self.xp, params, reset_after), h0)
+        hid = h0.shape[-1]
+        gx[..., : 2 * hid] *= 0.5
+        w_h = np.array(params.w_h)  # a copy whose r, z columns are halved
+        w_h[:, : 2 * hid] *= 0.5
+        b_hn = params.b_h[2 * hid :]
+        a = np.empty((n, 3 * hid), gx.dtype)
+        tmp = np.empty((n, hid), gx.dtype)
+        w_rz, w_n = np.ascontiguousarray(w_h[:, : 2 * hid]), np.ascontiguousarray(w_h[:, 2 * hid :])
+        a_rz, a_n = a[:, : 2 * hid], a[:, 2 * hid :]
+        r, z = a[:, :hid], a[:, hid : 2 * hid]
+
+        def step(g: np.ndarray, states: list[np.ndarray], out: list[np.ndarray]) -> None:
+            h, h_new = states[0], out[0]
+            if reset_after:
+                np.matmul(h, w_h, out=a)
+                np.add(a_n, b_hn, out=a_n)
+            else:
+                np.matmul(h, w_rz, out=a_rz)
+            np.add(a_rz, g[:, : 2 * hid], out=a_rz)
+            _sigmoid_from_half(a_rz)
+            if reset_after:
+                np.multiply(a_n, r, out=a_n)
+            else:
+                np.multiply(r, h, out=tmp)
+                np.matmul(tmp, w_n, out=a_n)
+            np.add(a_n, g[:, 2 * hid :], out=a_n)
+            np.tanh(a_n, out=a_n)
+            np.subtract(h, a_n, out=tmp)  # h' = n + z * (h - n)
+            np.multiply(tmp, z, out=tmp)
+            np.add(a_n, tmp, out=h_new)
+
+        hs, (h,) = _run(gx, [h0.reshape(n, -1)], step, _flat_lengths(lengths), reverse)
+        return hs.reshape(*xs.shape[:-1], -1), h.reshape(h0.shape)
+
+    def _lstm(
+        self,
+        xs: Array,
+        params: Any,
+        state0: tuple[Array, Array],
+        *,
+        lengths: Array | None,
+        reverse: bool,
+    ) -> tuple[Array, tuple[Array, Array]]:
+        h0, c0 = state0
+        hid = h0.shape[-1]
+        # Reorder the gates (i, f, g, o) -> (i, f, o, g) so the three sigmoids are contiguous.
+        order = np.r_[0 : 2 * hid, 3 * hid : 4 * hid, 2 * hid : 3 * hid]
+        w_x, w_h, bias = (
+            params.w_x[:, order],
+            params.w_h[:, order],
+            fused_bias(self.xp, params)[order],
+        )
+        gx, n = self._flat(xs, params._replace(w_x=w_x), bias, h0)
+        gx[..., : 3 * hid] *= 0.5
+        w_h[:, : 3 * hid] *= 0.5
+        a = np.empty((n, 4 * hid), gx.dtype)
+        tmp = np.empty((n, hid), gx.dtype)
+        sig, i, f, o, g_ = (
+            a[:, : 3 * hid],
+            a[:, :hid],
+            a[:, hid : 2 * hid],
+            a[:, 2 * hid : 3 * hid],
+            a[:, 3 * hid :],
+        )
+
+        def step(g: np.ndarray, states: list[np.ndarray], out: list[np.ndarray]) -> None:
+            (h, c), (h_new, c_new) = states, out
+            np.matmul(h, w_h, out=a)
+            np.add(a, g, out=a)
+            np.tanh(a, out=a)
+            np.multiply(sig, 0.5, out=sig)
+            np.add(sig, 0.5, out=sig)
+            np.multiply(f, c, out=c_new)
+            np.multiply(i, g_, out=tmp)
+            c_new += tmp
+            np.tanh(c_new, out=tmp)
+            np.multiply(o, tmp, out=h_new)
+
+        states = [h0.reshape(n, -1), c0.reshape(n, -1)]
+        hs, (h, c) = _run(gx, states, step, _flat_lengths(lengths), reverse)
+        return hs.reshape(*xs.shape[:-1], -1), (h.reshape(h0.shape), c.reshape(c0.shape))
+
+
+def _flat_lengths(lengths: Array | None) -> np.ndarray | None:
+    return None if lengths is None else np.reshape(lengths, (-1,))

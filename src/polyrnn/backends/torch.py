@@ -1,9 +1,192 @@
-"""Torch: the Array-API reference for now; specialisations arrive with the adapters issue."""
+"""PyTorch: aten's fused RNN kernels where the cell matches them, a tight loop elsewhere.
+
+``torch._VF.gru`` / ``lstm`` / ``rnn_tanh`` / ``rnn_relu`` are what :class:`torch.nn.GRU`
+and friends call: cuDNN on CUDA, the native fused kernels on the CPU.  They compute
+exactly polyrnn's GRU with ``reset_after=True``, its LSTM and its tanh/relu RNN.  Variable
+lengths go through packed sequences (each sequence reversed in place for ``reverse``);
+a zero length, which packing refuses, falls back to the loop.  The GRU with
+``reset_after=False`` and the sigmoid RNN have no aten kernel: they run a loop over a
+preallocated output, one ``addmm`` and a few fused-by-aten elementwise ops per step.
+Autograd flows through every path.
+"""
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
+import torch
+from torch.nn.utils import rnn as rnn_utils
+
+from .._compat import Array
+from .._recurrence import project, step_mask
+from ..cells import fused_bias
 from ._base import Adapter
+
+_KERNELS: dict[str, Any] = {
+    "gru": torch._VF.gru,
+    "lstm": torch._VF.lstm,
+    "tanh": torch._VF.rnn_tanh,
+    "relu": torch._VF.rnn_relu,
+}
+
+
+def _reverse_index(lengths: torch.Tensor, steps: int) -> torch.Tensor:
+    """``idx[t, n]``: ``L_n - 1 - t`` for ``t < L_n``, else ``t``; an involution on time."""
+    t = torch.arange(steps, device=lengths.device)[:, None]
+    return torch.where(t < lengths, lengths - 1 - t, t)
+
+
+def _fused(
+    kind: str,
+    xs: torch.Tensor,
+    params: Any,
+    state: list[torch.Tensor],
+    lengths: torch.Tensor | None,
+    reverse: bool,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Run aten's kernel on time-major ``xs (T, N, D)`` and states ``(N, H)``."""
+    weights = [params.w_x.mT.contiguous(), params.w_h.mT.contiguous(), params.b_x, params.b_h]
+    hx: Any = [s[None] for s in state]
+    hx = tuple(hx) if kind == "lstm" else hx[0]
+    train = torch.is_grad_enabled() and any(t.requires_grad for t in (xs, *weights, *state))
+    steps = xs.shape[0]
+    with warnings.catch_warnings():
+        # cuDNN asks for one contiguous weight buffer; ours are views of the user's params.
+        warnings.filterwarnings("ignore", message=".*contiguous chunk of memory.*")
+        if lengths is None:
+            if reverse:
+                xs = xs.flip(0)
+            out = _KERNELS[kind](xs, hx, weights, True, 1, 0.0, train, False, False)
+            hs = out[0].flip(0) if reverse else out[0]
+        else:
+            idx = _reverse_index(lengths, steps)[..., None] if reverse else None
+            if idx is not None:
+                xs = xs.gather(0, idx.expand(-1, -1, xs.shape[-1]))
+            packed = rnn_utils.pack_padded_sequence(xs, lengths.cpu(), enforce_sorted=False)
+            order = packed.sorted_indices
+            hx_sorted = tuple(h[:, order] for h in hx) if kind == "lstm" else hx[:, order]
+            out = _KERNELS[kind](
+                packed.data, packed.batch_sizes, hx_sorted, weights, True, 1, 0.0, train, False
+            )
+            hs, _ = rnn_utils.pad_packed_sequence(packed._replace(data=out[0]), total_length=steps)
+            if idx is not None:
+                hs = hs.gather(0, idx.expand(-1, -1, hs.shape[-1]))
+            out = (out[0], *(h[:, packed.unsorted_indices] for h in out[1:]))
+    return hs, [h[0] for h in out[1:]]
+
+
+def _gru_loop(
+    xp: Any,
+    xs: torch.Tensor,
+    params: Any,
+    h: torch.Tensor,
+    lengths: torch.Tensor | None,
+    reverse: bool,
+    reset_after: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """GRU over time-major ``xs (T, N, D)`` with one ``addmm`` per step."""
+    hid = h.shape[-1]
+    gx = project(xp, xs, params.w_x, fused_bias(xp, params, reset_after))
+    mask = step_mask(xp, lengths, xs.shape[0])
+    if reverse:
+        gx = gx.flip(0)
+        mask = None if mask is None else mask.flip(0)
+    w_rz, w_n, b_hn = params.w_h[:, : 2 * hid], params.w_h[:, 2 * hid :], params.b_h[2 * hid :]
+    hs = gx.new_zeros((gx.shape[0], *h.shape))
+    for t in range(gx.shape[0]):
+        g = gx[t]
+        if reset_after:
+            gh = h @ params.w_h
+            rz = torch.sigmoid(g[:, : 2 * hid] + gh[:, : 2 * hid])
+            r, z = rz[:, :hid], rz[:, hid:]
+            n = torch.tanh(torch.addcmul(g[:, 2 * hid :], r, gh[:, 2 * hid :] + b_hn))
+        else:
+            rz = torch.sigmoid(torch.addmm(g[:, : 2 * hid], h, w_rz))
+            r, z = rz[:, :hid], rz[:, hid:]
+            n = torch.tanh(torch.addmm(g[:, 2 * hid :], r * h, w_n))
+        new = torch.lerp(n, h, z)  # n + z * (h - n)
+        if mask is None:
+            h = new
+            hs[t] = new
+        else:
+            h = torch.where(mask[t], new, h)
+            hs[t] = torch.where(mask[t], new, 0.0)
+    return (hs.flip(0) if reverse else hs), h
 
 
 class TorchAdapter(Adapter):
     name = "torch"
+    specialisations = (
+        "aten fused kernels (cuDNN on CUDA): GRU reset_after=True, LSTM, tanh/relu RNN",
+        "packed sequences for lengths",
+        "addmm loop for GRU reset_after=False",
+    )
+
+    @staticmethod
+    def _packable(lengths: torch.Tensor | None) -> bool:
+        return lengths is None or bool((lengths > 0).all())
+
+    @staticmethod
+    def _flat(xs: torch.Tensor, states: list[torch.Tensor], lengths: torch.Tensor | None) -> Any:
+        n = states[0][..., 0].numel()
+        return (
+            xs.reshape(xs.shape[0], n, xs.shape[-1]),
+            [s.reshape(n, s.shape[-1]) for s in states],
+            None if lengths is None else lengths.reshape(n),
+        )
+
+    def rnn_scan(
+        self,
+        xs: Array,
+        params: Any,
+        h0: Array,
+        *,
+        lengths: Array | None,
+        reverse: bool,
+        activation: str,
+    ) -> tuple[Array, Array]:
+        if activation not in _KERNELS or xs.numel() == 0 or not self._packable(lengths):
+            return super().rnn_scan(
+                xs, params, h0, lengths=lengths, reverse=reverse, activation=activation
+            )
+        flat_xs, (flat_h,), flat_len = self._flat(xs, [h0], lengths)
+        hs, (h,) = _fused(activation, flat_xs, params, [flat_h], flat_len, reverse)
+        return hs.reshape(*xs.shape[:-1], -1), h.reshape(h0.shape)
+
+    def gru_scan(
+        self,
+        xs: Array,
+        params: Any,
+        h0: Array,
+        *,
+        lengths: Array | None,
+        reverse: bool,
+        reset_after: bool,
+    ) -> tuple[Array, Array]:
+        if xs.numel() == 0:
+            return super().gru_scan(
+                xs, params, h0, lengths=lengths, reverse=reverse, reset_after=reset_after
+            )
+        flat_xs, (flat_h,), flat_len = self._flat(xs, [h0], lengths)
+        if reset_after and self._packable(lengths):
+            hs, (h,) = _fused("gru", flat_xs, params, [flat_h], flat_len, reverse)
+        else:
+            hs, h = _gru_loop(self.xp, flat_xs, params, flat_h, flat_len, reverse, reset_after)
+        return hs.reshape(*xs.shape[:-1], -1), h.reshape(h0.shape)
+
+    def lstm_scan(
+        self,
+        xs: Array,
+        params: Any,
+        state0: tuple[Array, Array],
+        *,
+        lengths: Array | None,
+        reverse: bool,
+    ) -> tuple[Array, tuple[Array, Array]]:
+        if xs.numel() == 0 or not self._packable(lengths):
+            return super().lstm_scan(xs, params, state0, lengths=lengths, reverse=reverse)
+        flat_xs, flat_states, flat_len = self._flat(xs, list(state0), lengths)
+        hs, (h, c) = _fused("lstm", flat_xs, params, flat_states, flat_len, reverse)
+        shape = state0[0].shape
+        return hs.reshape(*xs.shape[:-1], -1), (h.reshape(shape), c.reshape(shape))
