@@ -53,7 +53,9 @@ class Backend:
         return self.name
 
 
-DEVICE: dict[str, str] = {}
+DEVICE: dict[str, str] = {"torch": os.environ.get("POLYRNN_TEST_DEVICE", "cpu")}
+"""Where torch tensors go: ``POLYRNN_TEST_DEVICE=cuda`` tests the CUDA paths (JAX and CuPy
+use their default device)."""
 
 
 def _load(name: str) -> Backend:

@@ -47,36 +47,59 @@ def rnn_step(xp: Namespace, h: Array, gx: Array, w_h: Array, activation: str) ->
     return ACTIVATIONS[activation](xp, gx + h @ w_h)
 
 
-def gru_step(
+def gru_gates(
     xp: Namespace, h: Array, gx: Array, w_h: Array, b_hn: Array, reset_after: bool
-) -> Array:
-    """One GRU update from the projected input ``gx = x w_x + fused_bias``, ``(..., 3H)``."""
+) -> tuple[Array, Array, Array, Array]:
+    """The GRU's gates ``(r, z, n, q)`` from the projected input ``gx = x w_x + fused_bias``.
+
+    ``q`` is what the reset gate multiplies: ``h w_hn + b_hn`` with ``reset_after``, else
+    ``h`` itself (then ``n = tanh(gx_n + (r*h) w_hn)``).  Backpropagation keeps all four.
+    """
     n_h = h.shape[-1]
     if reset_after:
         gh = h @ w_h
         r = sigmoid(xp, gx[..., :n_h] + gh[..., :n_h])
         z = sigmoid(xp, gx[..., n_h : 2 * n_h] + gh[..., n_h : 2 * n_h])
-        n = xp.tanh(gx[..., 2 * n_h :] + r * (gh[..., 2 * n_h :] + b_hn))
+        q = gh[..., 2 * n_h :] + b_hn
+        n = xp.tanh(gx[..., 2 * n_h :] + r * q)
     else:
         gh = h @ w_h[:, : 2 * n_h]
         r = sigmoid(xp, gx[..., :n_h] + gh[..., :n_h])
         z = sigmoid(xp, gx[..., n_h : 2 * n_h] + gh[..., n_h:])
-        n = xp.tanh(gx[..., 2 * n_h :] + (r * h) @ w_h[:, 2 * n_h :])
+        q = r * h
+        n = xp.tanh(gx[..., 2 * n_h :] + q @ w_h[:, 2 * n_h :])
+    return r, z, n, q
+
+
+def gru_step(
+    xp: Namespace, h: Array, gx: Array, w_h: Array, b_hn: Array, reset_after: bool
+) -> Array:
+    """One GRU update ``h' = n + z (h - n)`` from the projected input ``gx``, ``(..., 3H)``."""
+    _, z, n, _ = gru_gates(xp, h, gx, w_h, b_hn, reset_after)
     return n + z * (h - n)
+
+
+def lstm_gates(
+    xp: Namespace, carry: tuple[Array, Array], gx: Array, w_h: Array
+) -> tuple[Array, Array, Array, Array, Array, Array]:
+    """The LSTM's gates ``(i, f, g, o)``, the new cell state and its ``tanh``."""
+    h, c = carry
+    n_h = h.shape[-1]
+    a = gx + h @ w_h
+    i = sigmoid(xp, a[..., :n_h])
+    f = sigmoid(xp, a[..., n_h : 2 * n_h])
+    g = xp.tanh(a[..., 2 * n_h : 3 * n_h])
+    o = sigmoid(xp, a[..., 3 * n_h :])
+    c_new = f * c + i * g
+    return i, f, g, o, c_new, xp.tanh(c_new)
 
 
 def lstm_step(
     xp: Namespace, carry: tuple[Array, Array], gx: Array, w_h: Array
 ) -> tuple[Array, Array]:
     """One LSTM update from the projected input ``gx = x w_x + b_x + b_h``, ``(..., 4H)``."""
-    h, c = carry
-    n_h = h.shape[-1]
-    g = gx + h @ w_h
-    i = sigmoid(xp, g[..., :n_h])
-    f = sigmoid(xp, g[..., n_h : 2 * n_h])
-    c_new = f * c + i * xp.tanh(g[..., 2 * n_h : 3 * n_h])
-    h_new = sigmoid(xp, g[..., 3 * n_h :]) * xp.tanh(c_new)
-    return h_new, c_new
+    *_, o, c_new, tanh_c = lstm_gates(xp, carry, gx, w_h)
+    return o * tanh_c, c_new
 
 
 def rnn_cell(params: RNNParams, h: Array, x: Array, *, activation: str = "tanh") -> Array:

@@ -29,7 +29,7 @@ from typing import Any
 from . import _validate
 from ._compat import Array, Namespace, array_namespace, device
 from ._recurrence import project, step_mask
-from .cells import fused_bias, rnn_step, sigmoid
+from .cells import fused_bias, gru_gates, lstm_gates, rnn_step
 from .params import GRUParams, LSTMParams, RNNParams
 from .scan import _prepare, _time_major, _zeros
 
@@ -225,8 +225,6 @@ def _rnn_cell(xp: Namespace, p: RNNParams, activation: str) -> tuple[Step, Back,
 def _gru_cell(
     xp: Namespace, p: GRUParams, n_h: int, reset_after: bool
 ) -> tuple[Step, Back, Finish]:
-    # The forward arithmetic is cells.gru_step's, expression for expression (the tests
-    # check the outputs bit for bit against the reference scan), keeping the gates.
     w_h = p.w_h
     b_hn = p.b_h[2 * n_h :]
     w_rz, w_n = w_h[:, : 2 * n_h], w_h[:, 2 * n_h :]
@@ -234,18 +232,7 @@ def _gru_cell(
 
     def step(c: Carry, g: Array) -> tuple[Carry, tuple[Array, ...]]:
         (h,) = c
-        if reset_after:
-            gh = h @ w_h
-            r = sigmoid(xp, g[..., :n_h] + gh[..., :n_h])
-            z = sigmoid(xp, g[..., n_h : 2 * n_h] + gh[..., n_h : 2 * n_h])
-            q = gh[..., 2 * n_h :] + b_hn
-            n = xp.tanh(g[..., 2 * n_h :] + r * q)
-        else:
-            gh = h @ w_rz
-            r = sigmoid(xp, g[..., :n_h] + gh[..., :n_h])
-            z = sigmoid(xp, g[..., n_h : 2 * n_h] + gh[..., n_h:])
-            q = r * h
-            n = xp.tanh(g[..., 2 * n_h :] + q @ w_n)
+        r, z, n, q = gru_gates(xp, h, g, w_h, b_hn, reset_after)
         return (n + z * (h - n),), (h, r, z, n, q)
 
     def back(res: tuple[Array, ...], d: Carry) -> tuple[Carry, tuple[Array, ...]]:
@@ -284,18 +271,11 @@ def _gru_cell(
 
 
 def _lstm_cell(xp: Namespace, p: LSTMParams, n_h: int) -> tuple[Step, Back, Finish]:
-    # The forward arithmetic is cells.lstm_step's, keeping the gates.
     w_h, w_h_t = p.w_h, p.w_h.T
 
     def step(c: Carry, g: Array) -> tuple[Carry, tuple[Array, ...]]:
         h, cc = c
-        a = g + h @ w_h
-        i = sigmoid(xp, a[..., :n_h])
-        f = sigmoid(xp, a[..., n_h : 2 * n_h])
-        gg = xp.tanh(a[..., 2 * n_h : 3 * n_h])
-        c_new = f * cc + i * gg
-        o = sigmoid(xp, a[..., 3 * n_h :])
-        tc = xp.tanh(c_new)
+        i, f, gg, o, c_new, tc = lstm_gates(xp, (h, cc), g, w_h)
         return (o * tc, c_new), (h, cc, i, f, gg, o, tc)
 
     def back(res: tuple[Array, ...], d: Carry) -> tuple[Carry, tuple[Array, ...]]:
