@@ -216,9 +216,9 @@ def test_to_torch_errors(torch: Any) -> None:
     with pytest.raises(TypeError, match="RNNParams or GRUParams or LSTMParams.*tuple"):
         interop.to_torch(tuple(polyrnn.init_gru(3, 2)))
     p = polyrnn.init_gru(3, 2)
-    with pytest.raises(ValueError, match=r"params.w_x must have shape \(D, 6\).*got \(3, 5\)"):
+    with pytest.raises(ValueError, match=r"params.w_x must have shape \(3, 6\).*got \(3, 5\)"):
         interop.to_torch(p._replace(w_x=np.zeros((3, 5))))
-    with pytest.raises(TypeError, match="params.b_h must have the dtype of params.w_x"):
+    with pytest.raises(TypeError, match=r"params.b_h must have dtype float\d+ \(the dtype of params.w_x\)"):
         interop.to_torch(p._replace(b_h=p.b_h.astype("float32")))
 
 
@@ -553,7 +553,7 @@ def test_seed_errors() -> None:
         interop.from_seed_rnn(w, np.zeros((3, 1)))
     with pytest.raises(ValueError, match=r"w_u must have shape \(2, 5\).*\(2, 6\)"):
         interop.from_seed_gru(w, np.zeros((2, 6)), w, b, b, b)
-    with pytest.raises(TypeError, match="b_u must have the dtype of w_r"):
+    with pytest.raises(TypeError, match=r"b_u must have dtype float\d+ \(the dtype of w_r\)"):
         interop.from_seed_gru(w, w, w, b, b.astype(np.float32), b)
     with pytest.raises(TypeError, match="must be an array"):
         interop.from_seed_rnn([[0.0, 0.0]], b)

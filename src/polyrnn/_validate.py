@@ -42,12 +42,16 @@ def namespace(fn: str, arrays: dict[str, Any]) -> Namespace:
     return xp
 
 
-def floating(fn: str, name: str, a: Array, xp: Namespace, dtype: Any = None) -> None:
-    """``a`` has a real floating dtype, equal to ``dtype`` when that is given."""
+def floating(
+    fn: str, name: str, a: Array, xp: Namespace, dtype: Any = None, dtype_of: str = "xs"
+) -> None:
+    """``a`` has a real floating dtype, equal to ``dtype`` (that of ``dtype_of``) when given."""
     if not xp.isdtype(a.dtype, "real floating"):
         raise TypeError(f"{fn}: {name} must have a real floating dtype, got {a.dtype}")
     if dtype is not None and a.dtype != dtype:
-        raise TypeError(f"{fn}: {name} must have dtype {dtype} (the dtype of xs), got {a.dtype}")
+        raise TypeError(
+            f"{fn}: {name} must have dtype {dtype} (the dtype of {dtype_of}), got {a.dtype}"
+        )
 
 
 def shape(fn: str, name: str, a: Array, expected: tuple[int, ...], why: str = "") -> None:
@@ -58,24 +62,48 @@ def shape(fn: str, name: str, a: Array, expected: tuple[int, ...], why: str = ""
         )
 
 
-def params(fn: str, p: Any, cls: type, n_in: int, xp: Namespace, dtype: Any) -> tuple[Any, int]:
-    """``p`` as a ``cls`` with consistent shapes; returns it and the hidden size H."""
-    if isinstance(p, tuple) and type(p) is not tuple and not isinstance(p, cls):
-        raise TypeError(f"{fn}: params must be {cls.__name__}, got {type(p).__name__}")
-    if not isinstance(p, tuple | list) or len(p) != 4:
-        raise TypeError(
-            f"{fn}: params must be {cls.__name__}(w_x, w_h, b_x, b_h), got {_describe(p)}"
-        )
-    p = cls(*p)
-    g = GATES[cls]
-    for name, a in zip(p._fields, p, strict=True):
+def params(
+    fn: str,
+    p: Any,
+    cls: type | tuple[type, ...],
+    n_in: int | None = None,
+    xp: Namespace | None = None,
+    dtype: Any = None,
+) -> tuple[Any, int]:
+    """``p`` as one of the containers ``cls``, with consistent shapes; returns it and H.
+
+    A plain 4-tuple is taken as ``cls`` when only one class is possible.  ``n_in`` (D) and
+    ``dtype`` come from the input when known, else from ``p.w_x``; ``xp`` from ``p``.
+    """
+    classes = cls if isinstance(cls, tuple) else (cls,)
+    names = " or ".join(c.__name__ for c in classes)
+    if not isinstance(p, classes):
+        if type(p) not in (tuple, list) or len(classes) > 1:
+            raise TypeError(f"{fn}: params must be {names}, got {_describe(p)}")
+        if len(p) != 4:
+            raise TypeError(f"{fn}: params must be {names}(w_x, w_h, b_x, b_h), got {len(p)} items")
+        p = classes[0](*p)
+    fields = {f"params.{name}": a for name, a in zip(p._fields, p, strict=True)}
+    xp = namespace(fn, fields) if xp is None else xp
+    for name, a in fields.items():
         if not is_array_api_obj(a):
-            raise TypeError(f"{fn}: params.{name} must be an array, got {_describe(a)}")
-        floating(fn, f"params.{name}", a, xp, dtype)
+            raise TypeError(f"{fn}: {name} must be an array, got {_describe(a)}")
+    dtype_of = "xs" if dtype is not None else "params.w_x"
+    for name, a in fields.items():
+        floating(fn, name, a, xp, p.w_x.dtype if dtype is None else dtype, dtype_of)
+    g = GATES[type(p)]
     if p.w_h.ndim != 2 or p.w_h.shape[1] != g * p.w_h.shape[0]:
         raise ValueError(f"{fn}: params.w_h must have shape (H, {g}*H), got {tuple(p.w_h.shape)}")
     n_h = p.w_h.shape[0]
-    shape(fn, "params.w_x", p.w_x, (n_in, g * n_h), f"D={n_in} from the input, H={n_h}")
+    if n_in is None:
+        if p.w_x.ndim != 2:
+            raise ValueError(
+                f"{fn}: params.w_x must have shape (D, {g * n_h}), got {tuple(p.w_x.shape)}"
+            )
+        n_in, why = p.w_x.shape[0], f"H={n_h}"
+    else:
+        why = f"D={n_in} from the input, H={n_h}"
+    shape(fn, "params.w_x", p.w_x, (n_in, g * n_h), why)
     shape(fn, "params.b_x", p.b_x, (g * n_h,), f"H={n_h}")
     shape(fn, "params.b_h", p.b_h, (g * n_h,), f"H={n_h}")
     return p, n_h

@@ -45,8 +45,8 @@ from typing import Any
 import numpy as np
 
 from . import _validate
-from ._compat import Array, Namespace, device, is_array_api_obj
-from .params import GATES, GRUParams, LSTMParams, RNNParams, resolve_namespace
+from ._compat import Array, Namespace, array_namespace, device
+from .params import GRUParams, LSTMParams, RNNParams, resolve_namespace
 
 __all__ = [
     "from_flax_gru",
@@ -65,10 +65,6 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _describe(a: Any) -> str:
-    return f"{type(a).__module__}.{type(a).__qualname__}"
 
 
 def _shape(a: Any) -> tuple[int, ...]:
@@ -91,57 +87,18 @@ def _numpy_floating(fn: str, name: str, a: Any) -> np.ndarray:
     try:
         out = _to_numpy(a)
     except (TypeError, ValueError) as e:
-        raise TypeError(f"{fn}: {name} must be an array, got {_describe(a)} ({e})") from None
+        raise TypeError(
+            f"{fn}: {name} must be an array, got {_validate._describe(a)} ({e})"
+        ) from None
     if out.dtype.kind != "f":
         raise TypeError(f"{fn}: {name} must have a real floating dtype, got {out.dtype}")
     return out
 
 
-def _floating(fn: str, name: str, a: Array, xp: Namespace, like: tuple[str, Array] | None) -> None:
-    """``a`` has a real floating dtype, the dtype of ``like = (its name, array)`` if given."""
-    if not xp.isdtype(a.dtype, "real floating"):
-        raise TypeError(f"{fn}: {name} must have a real floating dtype, got {a.dtype}")
-    if like is not None and a.dtype != like[1].dtype:
-        raise TypeError(
-            f"{fn}: {name} must have the dtype of {like[0]}, {like[1].dtype}, got {a.dtype}"
-        )
-
-
-def _expect_shape(fn: str, name: str, shape: tuple[int, ...], expected: Any, why: str) -> None:
-    if shape != tuple(expected):
-        raise ValueError(f"{fn}: {name} must have shape {tuple(expected)} ({why}), got {shape}")
-
-
 def _check_params(fn: str, params: Any, classes: tuple[type, ...]) -> tuple[Any, Namespace, int]:
-    """``params`` as one of ``classes`` with consistent shapes; returns it, its xp and H.
-
-    A plain 4-tuple is accepted when only one class is possible.
-    """
-    names = " or ".join(c.__name__ for c in classes)
-    if not isinstance(params, classes):
-        if type(params) in (tuple, list) and len(params) == 4 and len(classes) == 1:
-            params = classes[0](*params)
-        else:
-            raise TypeError(f"{fn}: params must be {names}, got {_describe(params)}")
-    for field, a in zip(params._fields, params, strict=True):
-        if not is_array_api_obj(a):
-            raise TypeError(f"{fn}: params.{field} must be an array, got {_describe(a)}")
-    xp = _validate.namespace(
-        fn, {f"params.{f}": a for f, a in zip(params._fields, params, strict=True)}
-    )
-    for field, a in zip(params._fields, params, strict=True):
-        _floating(fn, f"params.{field}", a, xp, ("params.w_x", params.w_x))
-    g = GATES[type(params)]
-    w_h = _shape(params.w_h)
-    if len(w_h) != 2 or w_h[1] != g * w_h[0]:
-        raise ValueError(f"{fn}: params.w_h must have shape (H, {g}*H), got {w_h}")
-    n_h = w_h[0]
-    w_x = _shape(params.w_x)
-    if len(w_x) != 2 or w_x[1] != g * n_h:
-        raise ValueError(f"{fn}: params.w_x must have shape (D, {g * n_h}) (H={n_h}), got {w_x}")
-    for field in ("b_x", "b_h"):
-        _expect_shape(fn, f"params.{field}", _shape(getattr(params, field)), (g * n_h,), f"H={n_h}")
-    return params, xp, n_h
+    """``params`` as one of ``classes`` with consistent shapes; returns it, its xp and H."""
+    params, n_h = _validate.params(fn, params, classes)
+    return params, array_namespace(params.w_x), n_h
 
 
 def _convert(arrays: Sequence[Any], xp: Any) -> list[Any]:
@@ -218,7 +175,7 @@ def from_torch(module: Any) -> RNNParams | GRUParams | LSTMParams:
     if mode not in _TORCH_MODES or not hasattr(module, "weight_ih_l0"):
         raise TypeError(
             f"{fn}: module must be a torch.nn.GRU, torch.nn.LSTM or torch.nn.RNN, "
-            f"got {_describe(module)}"
+            f"got {_validate._describe(module)}"
         )
     name = type(module).__name__
     if module.num_layers != 1:
@@ -356,7 +313,7 @@ def _keras_weights(fn: str, source: Any) -> tuple[list[np.ndarray], bool | None]
     else:
         raise TypeError(
             f"{fn}: weights_or_layer must be a Keras GRU layer or cell, or its list of weights "
-            f"[kernel, recurrent_kernel(, bias)], got {_describe(source)}"
+            f"[kernel, recurrent_kernel(, bias)], got {_validate._describe(source)}"
         )
     if len(weights) not in (2, 3):
         raise ValueError(
@@ -583,12 +540,14 @@ def from_flax_gru(params: Mapping[str, Any], *, xp: Any = None) -> GRUParams:
     """
     fn = "from_flax_gru"
     if not isinstance(params, Mapping):
-        raise TypeError(f"{fn}: params must be the dict of a flax GRUCell, got {_describe(params)}")
+        raise TypeError(
+            f"{fn}: params must be the dict of a flax GRUCell, got {_validate._describe(params)}"
+        )
     if "params" in params and "ir" not in params:
         params = params["params"]
         prefix = "params['params']"
         if not isinstance(params, Mapping):
-            raise TypeError(f"{fn}: {prefix} must be a dict, got {_describe(params)}")
+            raise TypeError(f"{fn}: {prefix} must be a dict, got {_validate._describe(params)}")
     else:
         prefix = "params"
     wanted: dict[str, tuple[str, ...]] = {f"i{g}": ("kernel", "bias") for g in _FLAX_GATES}
@@ -602,7 +561,9 @@ def from_flax_gru(params: Mapping[str, Any], *, xp: Any = None) -> GRUParams:
                 f"but {module!r} is missing (found {sorted(params)})"
             )
         if not isinstance(sub, Mapping):
-            raise TypeError(f"{fn}: {prefix}[{module!r}] must be a dict, got {_describe(sub)}")
+            raise TypeError(
+                f"{fn}: {prefix}[{module!r}] must be a dict, got {_validate._describe(sub)}"
+            )
         for name in names:
             if name not in sub:
                 raise ValueError(
@@ -619,7 +580,7 @@ def from_flax_gru(params: Mapping[str, Any], *, xp: Any = None) -> GRUParams:
     first = next(iter(leaves.items()))
     dtype = first[1].dtype
     for name, a in leaves.items():
-        _floating(fn, name, a, ns, first)
+        _validate.floating(fn, name, a, ns, first[1].dtype, first[0])
     p = params
     hn = _shape(p["hn"]["kernel"])
     if len(hn) != 2 or hn[0] != hn[1]:
@@ -635,7 +596,7 @@ def from_flax_gru(params: Mapping[str, Any], *, xp: Any = None) -> GRUParams:
             expected = (d_in[0], n_h)
         else:
             expected = (n_h, n_h)
-        _expect_shape(fn, name, _shape(a), expected, f"D={d_in[0]}, H={n_h}")
+        _validate.shape(fn, name, a, expected, f"D={d_in[0]}, H={n_h}")
     w_x = ns.concat([p[f"i{g}"]["kernel"] for g in _FLAX_GATES], axis=1)
     w_h = ns.concat([p[f"h{g}"]["kernel"] for g in _FLAX_GATES], axis=1)
     b_x = ns.concat([p[f"i{g}"]["bias"] for g in _FLAX_GATES], axis=0)
@@ -719,7 +680,7 @@ def _seed_inputs(fn: str, arrays: dict[str, Any]) -> tuple[Namespace, int, int]:
     xp = _validate.namespace(fn, arrays)
     name, w = next(iter(arrays.items()))
     for other, a in arrays.items():
-        _floating(fn, other, a, xp, (name, w))
+        _validate.floating(fn, other, a, xp, w.dtype, name)
     shape = _shape(w)
     if len(shape) != 2 or shape[1] <= shape[0]:
         raise ValueError(
@@ -729,7 +690,7 @@ def _seed_inputs(fn: str, arrays: dict[str, Any]) -> tuple[Namespace, int, int]:
     n_h, d_in = shape[0], shape[1] - shape[0]
     for other, a in arrays.items():
         if other.startswith("w_"):
-            _expect_shape(fn, other, _shape(a), shape, f"H={n_h}, D={d_in}, like {name}")
+            _validate.shape(fn, other, a, shape, f"H={n_h}, D={d_in}, like {name}")
     return xp, n_h, d_in
 
 
@@ -954,8 +915,8 @@ def from_seed_readout(w_y: Array, b_y: Array) -> tuple[Array, Array]:
     """
     fn = "from_seed_readout"
     xp = _validate.namespace(fn, {"w_y": w_y, "b_y": b_y})
-    _floating(fn, "w_y", w_y, xp, None)
-    _floating(fn, "b_y", b_y, xp, ("w_y", w_y))
+    _validate.floating(fn, "w_y", w_y, xp)
+    _validate.floating(fn, "b_y", b_y, xp, w_y.dtype, "w_y")
     shape = _shape(w_y)
     if len(shape) != 2:
         raise ValueError(f"{fn}: w_y must have shape (O, H), got {shape}")
@@ -990,10 +951,10 @@ def to_seed_readout(w: Array, b: Array) -> tuple[Array, Array]:
     """
     fn = "to_seed_readout"
     xp = _validate.namespace(fn, {"w": w, "b": b})
-    _floating(fn, "w", w, xp, None)
-    _floating(fn, "b", b, xp, ("w", w))
+    _validate.floating(fn, "w", w, xp)
+    _validate.floating(fn, "b", b, xp, w.dtype, "w")
     shape = _shape(w)
     if len(shape) != 2:
         raise ValueError(f"{fn}: w must have shape (H, O), got {shape}")
-    _expect_shape(fn, "b", _shape(b), (shape[1],), f"O={shape[1]} from w")
+    _validate.shape(fn, "b", b, (shape[1],), f"O={shape[1]} from w")
     return w.T, xp.expand_dims(b, axis=1)
