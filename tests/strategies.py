@@ -6,32 +6,41 @@ converts what it drew once per library with ``backend.asarray(a, dtype)`` (see
 ``array_libs.Backend``) and computes its reference from the same NumPy data, rounded to
 the dtype under test where that matters (:func:`rounded`).
 
-Sizes stay small (a few positions, a handful of classes or units): a property test runs
-100 examples on each of several backends, and these are about correctness, not speed.
+Sizes stay small (a few positions, a handful of classes or units) and shapes come from
+short menus where a test may run on JAX, which compiles each operation once per shape: a
+property test runs 100 examples on each of several backends, and these are about
+correctness, not speed.
 
 Sections
 --------
 - Shapes and dtypes: :func:`float_dtypes`, :func:`batch_shapes`, :func:`axes`.
-- Real arrays: :func:`real_arrays`.
+- Real and boolean arrays: :func:`real_arrays`, :func:`bool_arrays`, :func:`int_arrays`.
 - Language-model metrics: :class:`LMBatch`, :func:`lm_batches`, :func:`as_backend`.
 - (Add new sections below, e.g. recurrent-network parameters and inputs.)
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import math
+from typing import Any, NamedTuple, TypeAlias
 
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+Shape: TypeAlias = "tuple[int, ...] | st.SearchStrategy[tuple[int, ...]]"
+
 __all__ = [
     "FLOAT_DTYPES",
+    "LM_SHAPES",
+    "LM_VOCABS",
     "LMBatch",
     "as_backend",
     "axes",
     "batch_shapes",
+    "bool_arrays",
     "float_dtypes",
+    "int_arrays",
     "lm_batches",
     "real_arrays",
     "rounded",
@@ -76,25 +85,67 @@ def axes(draw: st.DrawFn, ndim: int, *, allow_tuple: bool = True) -> int | tuple
     return a - ndim if draw(st.booleans()) else a
 
 
-# ---------------------------------------------------------------------------- real arrays
+# ------------------------------------------------------------------ real and boolean arrays
+#
+# Array *values* come from a NumPy generator seeded by Hypothesis, not element by element:
+# drawing a few hundred floats one at a time costs ~10 ms an example, which, times 100
+# examples, tests and backends, is most of a test run.  Hypothesis still chooses the
+# shapes, the seed and the *kind* of values (spread out, tied, constant, sparse), which is
+# where the edge cases of array code live; a failure replays from the printed seed.
 
 
+_SEEDS = st.integers(0, 2**32 - 1)
+_VALUE_KINDS = st.integers(0, 9)  # 0: constant, 1-2: integers (ties), else uniform
+_DENSITIES = st.sampled_from((0.0, 0.1, 0.5, 0.9, 1.0))
+
+
+def _rng(draw: st.DrawFn) -> np.random.Generator:
+    return np.random.default_rng(draw(_SEEDS))
+
+
+def _shape(draw: st.DrawFn, shape: Shape) -> tuple[int, ...]:
+    return tuple(draw(shape)) if isinstance(shape, st.SearchStrategy) else tuple(shape)
+
+
+def _reals(
+    rng: np.random.Generator, kind: int, shape: tuple[int, ...], low: float, high: float
+) -> np.ndarray:
+    if kind == 0:
+        return np.full(shape, rng.uniform(low, high))
+    if kind <= 2:
+        ints = rng.integers(math.ceil(low), math.floor(high), size=shape, endpoint=True)
+        return ints.astype(np.float64)
+    return rng.uniform(low, high, size=shape)
+
+
+@st.composite
 def real_arrays(
-    shape: tuple[int, ...] | st.SearchStrategy[tuple[int, ...]],
-    *,
-    low: float = -8.0,
-    high: float = 8.0,
-) -> st.SearchStrategy[np.ndarray]:
-    """``float64`` arrays of ``shape`` with finite values in ``[low, high]``.
+    draw: st.DrawFn, shape: Shape, *, low: float = -8.0, high: float = 8.0
+) -> np.ndarray:
+    """``float64`` arrays of ``shape`` (or drawn from a strategy of shapes) with finite
+    values in ``[low, high]``: uniform most of the time, sometimes integers (many ties, so
+    several entries share the maximum) and sometimes one constant.
 
     Keep ``|low|, |high|`` moderate: the float32 comparisons use relative tolerances
     near 1e-5, which assume values of order one to ten.
     """
-    return hnp.arrays(
-        np.float64,
-        shape,
-        elements=st.floats(low, high, allow_nan=False, allow_infinity=False, width=64),
-    )
+    shape = _shape(draw, shape)
+    return _reals(_rng(draw), draw(_VALUE_KINDS), shape, low, high)
+
+
+@st.composite
+def bool_arrays(draw: st.DrawFn, shape: Shape) -> np.ndarray:
+    """``bool`` arrays of ``shape`` whose fraction of ``True`` is drawn from 0 to 1
+    (all ``False`` and all ``True`` included)."""
+    shape = _shape(draw, shape)
+    density = draw(_DENSITIES)
+    return _rng(draw).random(size=shape) < density
+
+
+@st.composite
+def int_arrays(draw: st.DrawFn, shape: Shape, low: int, high: int) -> np.ndarray:
+    """``int64`` arrays of ``shape`` with values in ``[low, high]`` (both included)."""
+    return _rng(draw).integers(low, high, size=_shape(draw, shape), endpoint=True)
 
 
 # ------------------------------------------------------------------ language-model metrics
@@ -131,11 +182,26 @@ class LMBatch(NamedTuple):
         )
 
 
+LM_SHAPES = ((6,), (2, 3), (1, 2, 3), (3, 1))
+"""The shapes of ``targets`` that :func:`lm_batches` draws from by default.
+
+A short menu rather than any small shape: eager JAX compiles every operation once per
+shape and dtype (0.02 to 0.2 s a compile on 2 busy cores), so a test on JAX runs quickly
+only when its examples share a few shapes.  These cover one to three axes, length-1 axes
+and sequence axes of length 1, 3 and 6, and flatten to only two token counts (6 and 3).
+"""
+LM_VOCABS = (1, 5)
+"""The numbers of classes ``V`` that :func:`lm_batches` draws from by default."""
+
+_LM_SHAPES = st.sampled_from(LM_SHAPES)
+_LM_VOCAB = st.sampled_from(LM_VOCABS)
+
+
 @st.composite
 def lm_batches(
     draw: st.DrawFn,
     *,
-    shape: st.SearchStrategy[tuple[int, ...]] | tuple[int, ...] | None = None,
+    shape: Shape | None = None,
     vocab: st.SearchStrategy[int] | int | None = None,
     low: float = -8.0,
     high: float = 8.0,
@@ -148,9 +214,10 @@ def lm_batches(
     ----------
     shape
         The shape of ``targets`` (the last axis is the sequence axis), or a strategy for
-        it; default 1 to 3 dimensions of 1 to 4.
+        it; default one of :data:`LM_SHAPES`.
     vocab
-        The number of classes ``V``, or a strategy for it; default 1 to 8.
+        The number of classes ``V``, or a strategy for it; default one of
+        :data:`LM_VOCABS`.
     low, high
         Range of the logits.
     mask
@@ -158,23 +225,22 @@ def lm_batches(
     min_kept
         At least ``min(min_kept, size)`` positions are kept by the mask.
     """
-    if shape is None:
-        shape = batch_shapes(min_dims=1, max_dims=3, max_side=4)
-    if isinstance(shape, st.SearchStrategy):
-        shape = draw(shape)
+    shape = _shape(draw, _LM_SHAPES if shape is None else shape)
     if vocab is None:
-        vocab = st.integers(1, 8)
+        vocab = _LM_VOCAB
     n_cls = draw(vocab) if isinstance(vocab, st.SearchStrategy) else vocab
-    scores = draw(real_arrays((*shape, n_cls), low=low, high=high))
-    targets = draw(hnp.arrays(np.int64, shape, elements=st.integers(0, n_cls - 1)))
+    kind = draw(_VALUE_KINDS)
     with_mask = draw(st.booleans()) if mask is None else mask
+    density = draw(_DENSITIES) if with_mask else 1.0
+    rng = _rng(draw)
+    scores = _reals(rng, kind, (*shape, n_cls), low, high)
+    targets = rng.integers(0, n_cls, size=shape)
     keep = None
     if with_mask:
-        flat = draw(hnp.arrays(np.bool_, shape, elements=st.booleans())).reshape(-1).copy()
+        flat = rng.random(size=math.prod(shape)) < density
         need = min(min_kept, flat.size) - int(flat.sum())
         if need > 0:
-            chosen = draw(st.permutations(np.flatnonzero(~flat).tolist()))[:need]
-            flat[chosen] = True
+            flat[rng.choice(np.flatnonzero(~flat), size=need, replace=False)] = True
         keep = flat.reshape(shape)
     return LMBatch(scores, targets, keep)
 

@@ -54,7 +54,7 @@ def test_register_a_third_party_adapter():
     finally:
         polyrnn.backends.unregister("array_api_compat.numpy")
     ref, _ = polyrnn.gru_scan(np.ones((4, 2)), p)
-    np.testing.assert_array_equal(hs, ref)
+    np.testing.assert_allclose(hs, ref, rtol=1e-12, atol=1e-14)  # reference vs NumPy adapter
     assert CountingAdapter.calls == 1
     with pytest.raises(ValueError, match="module:ClassName"):
         polyrnn.backends.register("x", "no_colon")

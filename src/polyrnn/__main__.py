@@ -1,3 +1,5 @@
+"""``python -m polyrnn``: the ``polyrnn`` command."""
+
 import sys
 
 from .cli import main

@@ -1,7 +1,7 @@
 r"""One step of each recurrent cell, written once against the Array API.
 
 The gate arithmetic lives in the ``*_step`` functions, which take the input already
-projected (``gx = x w_x + b``, see :func:`fused_bias`): a scan projects all time steps
+projected (``gx = x w_x + b``, see ``fused_bias``): a scan projects all time steps
 with one matrix product and then calls the step once per time step, and the public
 cells call the same step for a single ``x``.  One home for each equation.
 """

@@ -84,10 +84,10 @@ def _shifted_logsumexp(
         zeros = xp.zeros(kept, dtype=x.dtype, device=device(x))
         return zeros, zeros, xp.zeros(kept, dtype=xp.bool, device=device(x))
     m = xp.max(x, axis=axes, keepdims=True)
-    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    m = xp.where(xp.isfinite(m), m, 0.0)
     s = xp.sum(xp.exp(x - m), axis=axes, keepdims=True)
     has_mass = s > 0
-    log_s = xp.log(xp.where(has_mass, s, xp.ones_like(s)))
+    log_s = xp.log(xp.where(has_mass, s, 1.0))
     return m, log_s, has_mass
 
 
@@ -137,7 +137,7 @@ def logsumexp(x: Array, *, axis: int | tuple[int, ...] = -1, keepdims: bool = Fa
     _validate.floating(fn, "x", x, xp)
     axes = _axes(fn, x, axis)
     m, log_s, has_mass = _shifted_logsumexp(xp, x, axes)
-    out = xp.where(has_mass, m + log_s, xp.full_like(log_s, -xp.inf))
+    out = xp.where(has_mass, m + log_s, -math.inf)
     return out if keepdims else xp.squeeze(out, axis=axes)
 
 
@@ -211,8 +211,8 @@ class _Tokens:
 def _value_range(xp: Namespace, a: Array, where: Array) -> tuple[int, int]:
     """The smallest and largest integer of ``a`` where ``where`` is true (some is)."""
     info = xp.iinfo(a.dtype)
-    lo = xp.min(xp.where(where, a, xp.full_like(a, info.max)))
-    hi = xp.max(xp.where(where, a, xp.full_like(a, info.min)))
+    lo = xp.min(xp.where(where, a, info.max))
+    hi = xp.max(xp.where(where, a, info.min))
     return int(lo), int(hi)
 
 
@@ -259,19 +259,19 @@ def _token_nll(
             keep = mask
         else:
             keep = mask != 0
-            if concrete and mask.size:
+            if concrete and math.prod(mask.shape):
                 odd = keep & (mask != 1)
                 if bool(xp.any(odd)):
                     lo, hi = _value_range(xp, mask, odd)
                     raise ValueError(
-                        f"{fn}: an integer mask must hold only 0 and 1, got values "
-                        f"from {lo} to {hi} elsewhere"
+                        f"{fn}: an integer mask must hold only 0 and 1, got other values "
+                        f"from {lo} to {hi}"
                     )
     if ignore_index is not None and info.min <= ignore_index <= info.max:
         not_ignored = targets != ignore_index
         keep = not_ignored if keep is None else keep & not_ignored
 
-    if concrete and targets.size:
+    if concrete and math.prod(targets.shape):
         below, above = info.min < 0, n_cls <= info.max
         if below or above:
             if below and above:
@@ -291,8 +291,8 @@ def _token_nll(
     index_dtype = xp.__array_namespace_info__().default_dtypes()["indexing"]
     if keep is not None:
         # Never read a dropped position: it may hold padding, -inf or NaN.
-        scores = xp.where(xp.expand_dims(keep, axis=-1), scores, xp.zeros_like(scores))
-        targets = xp.where(keep, targets, xp.zeros_like(targets))
+        scores = xp.where(xp.expand_dims(keep, axis=-1), scores, 0.0)
+        targets = xp.where(keep, targets, 0)
     if targets.dtype != index_dtype:
         targets = xp.astype(targets, index_dtype)
     idx = xp.expand_dims(targets, axis=-1)
@@ -300,13 +300,11 @@ def _token_nll(
         picked = xp.take_along_axis(scores, idx, axis=-1)
     else:  # a namespace older than the 2024.12 standard
         classes = xp.arange(n_cls, dtype=index_dtype, device=device(scores))
-        picked = xp.sum(
-            xp.where(idx == classes, scores, xp.zeros_like(scores)), axis=-1, keepdims=True
-        )
+        picked = xp.sum(xp.where(idx == classes, scores, 0.0), axis=-1, keepdims=True)
     m, log_s, _ = _shifted_logsumexp(xp, scores, (scores.ndim - 1,))
     nll = xp.squeeze(log_s - (picked - m), axis=-1)
     if keep is not None:
-        nll = xp.where(keep, nll, xp.zeros_like(nll))
+        nll = xp.where(keep, nll, 0.0)
     return _Tokens(xp, nll, keep, concrete)
 
 
@@ -316,7 +314,9 @@ def _mean(fn: str, tok: _Tokens) -> Array:
     count = tok.count()
     if isinstance(count, int):
         if count == 0:
-            raise ValueError(f"{fn}: there are no tokens (targets has shape {tok.nll.shape})")
+            raise ValueError(
+                f"{fn}: there are no tokens (targets has shape {tuple(tok.nll.shape)})"
+            )
         return xp.sum(tok.nll) / count
     if tok.concrete and int(count) == 0:
         raise ValueError(
@@ -338,7 +338,7 @@ def _sequence_mean(fn: str, tok: _Tokens) -> Array:
     sums = xp.sum(nll, axis=-1)
     if tok.keep is None:
         if math.prod(nll.shape) == 0:
-            raise ValueError(f"{fn}: there are no tokens (targets has shape {nll.shape})")
+            raise ValueError(f"{fn}: there are no tokens (targets has shape {tuple(nll.shape)})")
         return xp.mean(sums) / nll.shape[-1]
     counts = xp.sum(xp.astype(tok.keep, nll.dtype), axis=-1)
     has = counts > 0
@@ -348,7 +348,7 @@ def _sequence_mean(fn: str, tok: _Tokens) -> Array:
             f"{fn}: every sequence has all its tokens dropped by mask/ignore_index, so the "
             f"mean over sequences is undefined (0 of {math.prod(has.shape)} sequences kept)"
         )
-    means = sums / xp.where(has, counts, xp.ones_like(counts))  # 0 for an empty sequence
+    means = sums / xp.where(has, counts, 1.0)  # 0 for an empty sequence
     return xp.sum(means) / xp.astype(n_seq, nll.dtype)
 
 

@@ -1,4 +1,4 @@
-"""Scans: :func:`scan` with ``jax.lax.scan`` semantics, and the RNN, GRU and LSTM scans.
+"""Scans: :func:`~polyrnn.scan` with ``jax.lax.scan`` semantics, and the RNN, GRU and LSTM scans.
 
 Each public scan validates its inputs once, moves them to the time-major layout, asks
 the adapter of the arrays' namespace to run the recurrence, and restores the layout.

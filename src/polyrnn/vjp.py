@@ -10,10 +10,10 @@ with a ``backward`` function, as :func:`jax.vjp` does::
 
 Everything is written once against the Array API standard, without in-place writes,
 so it runs unchanged on NumPy, CuPy, array-api-strict, JAX and PyTorch.  The loops over
-time (forward, then backward in reverse) are the adapter's :meth:`~polyrnn.backends.
-Adapter.scan`: a Python loop in the reference, one :func:`jax.lax.scan` on JAX.
+time (forward, then backward in reverse) are the adapter's
+:meth:`~polyrnn.backends.Adapter.scan`: a Python loop in the reference, one :func:`jax.lax.scan` on JAX.
 
-The forward pass is the reference recurrence of :mod:`polyrnn._recurrence` (same
+The forward pass is the reference recurrence of ``polyrnn._recurrence`` (same
 hoisted projection, bias folding, masking and ``reverse``), so the outputs are the
 numbers :func:`~polyrnn.gru_scan` gives.  The backward pass keeps the hoisting: the
 per-step work is only the recurrent product ``dh @ w_h.T`` and the gate derivatives;

@@ -5,7 +5,7 @@ Rules, in order of importance:
 1. Never import a framework the caller has not already loaded.  The registry is keyed
    by the *name* of an Array API namespace (``"jax.numpy"``, ``"array_api_compat.torch"``)
    and maps it to a ``"module:Class"`` string; the module is imported only when an array
-   of that namespace reaches :func:`get_adapter`, which proves the framework is loaded.
+   of that namespace reaches :func:`~polyrnn.backends.get_adapter`, which proves the framework is loaded.
 2. One lookup per namespace: the adapter is built once and cached.
 3. A namespace with no entry gets the Array-API reference :class:`~polyrnn.backends.Adapter`,
    so any compliant library works, only without a specialisation.
