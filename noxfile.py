@@ -15,7 +15,7 @@ import nox
 nox.needs_version = ">=2024.10"
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["tests", "doctests", "lint"]
+nox.options.sessions = ["tests", "doctests", "lint", "docs"]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 BACKENDS = ["numpy", "array_api_strict", "jax", "torch", "cupy"]
@@ -53,3 +53,16 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the HTML docs (warnings are errors, nitpicky), then run the pages' doctests.
+
+    NumPy only, to stay fast: the pages that show JAX, PyTorch or CuPy say so where one is
+    missing.  Options after ``--`` go to the HTML build, e.g. ``nox -s docs -- -E``.
+    """
+    _install(session, "docs")
+    common = ["-W", "--keep-going", "-n", "-d", "docs/_build/doctrees"]
+    session.run("sphinx-build", "-b", "html", *common, *session.posargs, "docs", "docs/_build/html")
+    session.run("sphinx-build", "-b", "doctest", *common, "docs", "docs/_build/doctest")
