@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
 from array_libs import Backend, selected
 from hypothesis import HealthCheck, settings

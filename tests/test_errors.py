@@ -49,7 +49,9 @@ def test_dtype_mismatch(gru):
 
 
 def test_params_of_another_cell(gru):
-    with pytest.raises(TypeError, match="lstm_scan: params must be LSTMParams, got polyrnn.params.GRUParams"):
+    with pytest.raises(
+        TypeError, match="lstm_scan: params must be LSTMParams, got polyrnn.params.GRUParams"
+    ):
         polyrnn.lstm_scan(XS, gru)
     with pytest.raises(ValueError, match=r"params\.w_h must have shape \(H, 1\*H\), got \(4, 12\)"):
         polyrnn.rnn_scan(XS, tuple(gru))

@@ -218,7 +218,9 @@ def test_to_torch_errors(torch: Any) -> None:
     p = polyrnn.init_gru(3, 2)
     with pytest.raises(ValueError, match=r"params.w_x must have shape \(3, 6\).*got \(3, 5\)"):
         interop.to_torch(p._replace(w_x=np.zeros((3, 5))))
-    with pytest.raises(TypeError, match=r"params.b_h must have dtype float\d+ \(the dtype of params.w_x\)"):
+    with pytest.raises(
+        TypeError, match=r"params.b_h must have dtype float\d+ \(the dtype of params.w_x\)"
+    ):
         interop.to_torch(p._replace(b_h=p.b_h.astype("float32")))
 
 

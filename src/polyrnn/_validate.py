@@ -173,7 +173,11 @@ def lengths(fn: str, lengths: Any, layout: ScanLayout, xs: Array, concrete: bool
     if not xp.isdtype(lengths.dtype, "integral"):
         raise TypeError(f"{fn}: lengths must have an integer dtype, got {lengths.dtype}")
     shape(fn, "lengths", lengths, layout.batch, "the batch shape of xs")
-    if concrete and 0 not in lengths.shape and bool(xp.any((lengths < 0) | (lengths > layout.steps))):
+    if (
+        concrete
+        and 0 not in lengths.shape
+        and bool(xp.any((lengths < 0) | (lengths > layout.steps)))
+    ):
         raise ValueError(
             f"{fn}: lengths must lie in [0, T={layout.steps}], got values from "
             f"{int(xp.min(lengths))} to {int(xp.max(lengths))}"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from .. import _recurrence, _tree
-from .._compat import Array, Namespace
+from .. import _linear, _recurrence, _tree
+from .._compat import Array, Namespace, device
 
 
 class Adapter:
@@ -105,3 +105,78 @@ class Adapter:
         reverse: bool,
     ) -> tuple[Array, tuple[Array, Array]]:
         return _recurrence.lstm(self, xs, params, state0, lengths=lengths, reverse=reverse)
+
+    # --- linear recurrences: polyrnn.linear_scan, associative_scan, min_gru/min_lstm ---------
+
+    def associative_scan(
+        self, fn: Callable[[Any, Any], Any], elems: Any, *, reverse: bool = False, axis: int = 0
+    ) -> Any:
+        """``jax.lax.associative_scan`` semantics; the Array-API odd-even recursion here.
+
+        ``elems`` is a validated pytree whose leaves share their length along ``axis``
+        (non-negative).
+        """
+        return _linear.associative_scan(self.xp, fn, elems, reverse=reverse, axis=axis)
+
+    def linear_method(self, x: Array, *, steps: int, width: int) -> str:
+        """What ``method="auto"`` means for a linear scan of ``steps`` steps over ``width``
+        independent lanes (batch times H) on the device of ``x``.
+
+        Sequential on a CPU, where the ``2 log2 T`` passes of the parallel form over
+        arrays that outgrow the caches cost more than a loop over small rows; parallel
+        elsewhere (an accelerator runs each pass as a few kernels).
+        """
+        return "sequential" if _on_cpu(x) else "parallel"
+
+    def linear_scan(
+        self, a: Array, b: Array, h0: Array, *, reverse: bool, method: str
+    ) -> tuple[Array, Array]:
+        """``(hs, h_last)`` of ``h_t = a_t h_{t-1} + b_t`` over time-major ``a, b (T, ..., H)``.
+
+        ``method`` is ``"sequential"`` or ``"parallel"`` (already resolved from ``"auto"``
+        by :meth:`linear_method`); ``hs[t]`` is the state after step ``t`` and ``h_last``
+        the state after the last processed step (``hs[0]`` with ``reverse``; ``h0``
+        when ``T = 0``).
+        """
+        return _linear.linear(self, a, b, h0, reverse=reverse, method=method)
+
+    def min_gru_gates(self, gx: Array, n_h: int) -> tuple[Array, Array]:
+        """minGRU's ``(a, b) = (σ(-k), σ(k) h̃)`` for all steps from ``gx = (k, h̃)``, ``(..., 2H)``."""
+        return _linear.min_gru_gates(self.xp, gx, n_h)[:2]
+
+    def min_lstm_gates(self, gx: Array, n_h: int) -> tuple[Array, Array]:
+        """minLSTM's ``(a, b) = (f', i' h̃)`` for all steps from ``gx = (k_f, k_i, h̃)``, ``(..., 3H)``."""
+        return _linear.min_lstm_gates(self.xp, gx, n_h)[:2]
+
+    def min_gru_scan(
+        self,
+        xs: Array,
+        params: Any,
+        h0: Array,
+        *,
+        lengths: Array | None,
+        reverse: bool,
+        method: str,
+    ) -> tuple[Array, Array]:
+        return _linear.min_rnn(
+            self, xs, params, h0, kind="gru", lengths=lengths, reverse=reverse, method=method
+        )
+
+    def min_lstm_scan(
+        self,
+        xs: Array,
+        params: Any,
+        h0: Array,
+        *,
+        lengths: Array | None,
+        reverse: bool,
+        method: str,
+    ) -> tuple[Array, Array]:
+        return _linear.min_rnn(
+            self, xs, params, h0, kind="lstm", lengths=lengths, reverse=reverse, method=method
+        )
+
+
+def _on_cpu(x: Array) -> bool:
+    """Whether ``x`` lives on a CPU, judged by the name of its device."""
+    return "cpu" in str(device(x)).lower()

@@ -115,6 +115,25 @@ _RNN = {
 }
 
 
+# The linear recurrence h_t = a_t h_{t-1} + b_t: thread i owns lane i of the (T, width)
+# arrays and walks time itself, one launch for the whole sequence.  Consecutive threads
+# read consecutive addresses at every step (coalesced).
+_LINEAR = cupy.ElementwiseKernel(
+    "raw T a, raw T b, T h0, int64 steps, int64 width, int32 rev",
+    "raw T hs, T h_last",
+    """
+    T h = h0;
+    for (long long k = 0; k < steps; ++k) {
+        const long long j = (rev ? steps - 1 - k : k) * width + i;
+        h = a[j] * h + b[j];
+        hs[j] = h;
+    }
+    h_last = h;
+    """,
+    "polyrnn_linear_scan",
+)
+
+
 class CupyAdapter(Adapter):
     name = "cupy"
     specialisations = ("one cuBLAS GEMM + one fused ElementwiseKernel per step",)
@@ -218,6 +237,35 @@ class CupyAdapter(Adapter):
             _LSTM(gx[t], gh, h, c, mask[t], hid, h, c, hs[t])
         shape = state0[0].shape
         return hs.reshape(*xs.shape[:-1], hid), (h.reshape(shape), c.reshape(shape))
+
+    def linear_method(self, x: Array, *, steps: int, width: int) -> str:
+        """The one-launch sequential kernel when it has enough lanes to fill a GPU (width of
+        at least 2**16) or few steps (at most 64); the parallel form otherwise.  A rule from
+        counting launches and passes over memory, not yet measured on a GPU."""
+        return "sequential" if width >= 1 << 16 or steps <= 64 else "parallel"
+
+    def linear_scan(
+        self, a: Array, b: Array, h0: Array, *, reverse: bool, method: str
+    ) -> tuple[Array, Array]:
+        """Sequential: :data:`_LINEAR`, one kernel launch, parallel over batch and H.
+        Parallel, and float16/bfloat16: the Array-API associative scan in CuPy ops."""
+        if method == "parallel" or not self._supported(a):
+            return super().linear_scan(a, b, h0, reverse=reverse, method=method)
+        steps, width = a.shape[0], h0.size
+        dtype = a.dtype
+        hs = cupy.empty(a.shape, dtype=dtype)
+        h_last = cupy.empty(h0.shape, dtype=dtype)
+        _LINEAR(
+            cupy.ascontiguousarray(a).reshape(-1),
+            cupy.ascontiguousarray(b).reshape(-1),
+            cupy.ascontiguousarray(h0).reshape(-1),
+            steps,
+            width,
+            int(reverse),
+            hs.reshape(-1),
+            h_last.reshape(-1),
+        )
+        return hs, h_last
 
 
 def _order(steps: int, reverse: bool) -> range:

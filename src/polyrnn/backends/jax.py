@@ -15,7 +15,7 @@ from typing import Any
 
 import jax
 
-from .. import _recurrence
+from .. import _linear, _recurrence
 from .._compat import Array, Namespace
 from ._base import Adapter
 
@@ -59,3 +59,93 @@ class JaxAdapter(Adapter):
         self, xs: Array, params: Any, state0: tuple[Array, Array], **options: Any
     ) -> tuple[Array, tuple[Array, Array]]:
         return self._lstm(xs, params, state0, **options)  # type: ignore[no-any-return]
+
+    # --- linear recurrences ------------------------------------------------------------------
+
+    @functools.cached_property
+    def _linear_jit(self) -> Callable[..., Any]:
+        return jax.jit(
+            functools.partial(_linear.linear, self), static_argnames=("reverse", "method")
+        )
+
+    @functools.cached_property
+    def _min_rnn_jit(self) -> Callable[..., Any]:
+        return jax.jit(
+            functools.partial(_linear.min_rnn, self),
+            static_argnames=("kind", "reverse", "method"),
+        )
+
+    def associative_scan(
+        self, fn: Callable[[Any, Any], Any], elems: Any, *, reverse: bool = False, axis: int = 0
+    ) -> Any:
+        """:func:`jax.lax.associative_scan`, compiled with :func:`jax.jit` (cached per ``fn``:
+        run eagerly, its ``2 log2 T`` levels of small operations would each be dispatched
+        and compiled apart, seconds for a short sequence)."""
+        try:
+            compiled = _associative_scan_jit(fn, reverse, axis)
+        except TypeError:  # an unhashable fn: compile without the cache
+            compiled = jax.jit(
+                functools.partial(jax.lax.associative_scan, fn, reverse=reverse, axis=axis)
+            )
+        return compiled(elems)
+
+    def linear_method(self, x: Array, *, steps: int, width: int) -> str:
+        """Sequential (``jax.lax.scan``) on the CPU, where XLA runs the loop tightly and the
+        parallel form's ``2 log2 T`` passes over memory cost more at every T measured;
+        parallel (``jax.lax.associative_scan``) on GPUs and TPUs."""
+        return "sequential" if _platform(x) == "cpu" else "parallel"
+
+    def linear_scan(
+        self, a: Array, b: Array, h0: Array, *, reverse: bool, method: str
+    ) -> tuple[Array, Array]:
+        return self._linear_jit(a, b, h0, reverse=reverse, method=method)  # type: ignore[no-any-return]
+
+    def min_gru_gates(self, gx: Array, n_h: int) -> tuple[Array, Array]:
+        """With ``jax.nn.sigmoid`` (XLA's logistic: one op, accurate in both tails)."""
+        k = gx[..., :n_h]
+        return jax.nn.sigmoid(-k), jax.nn.sigmoid(k) * gx[..., n_h:]
+
+    def min_lstm_gates(self, gx: Array, n_h: int) -> tuple[Array, Array]:
+        """``f' = σ(d)``, ``i' = σ(-d)``, ``d = softplus(-k_i) - softplus(-k_f)``, with jax.nn."""
+        d = jax.nn.softplus(-gx[..., n_h : 2 * n_h]) - jax.nn.softplus(-gx[..., :n_h])
+        return jax.nn.sigmoid(d), jax.nn.sigmoid(-d) * gx[..., 2 * n_h :]
+
+    def min_gru_scan(
+        self,
+        xs: Array,
+        params: Any,
+        h0: Array,
+        *,
+        lengths: Array | None,
+        reverse: bool,
+        method: str,
+    ) -> tuple[Array, Array]:
+        return self._min_rnn_jit(  # type: ignore[no-any-return]
+            xs, params, h0, kind="gru", lengths=lengths, reverse=reverse, method=method
+        )
+
+    def min_lstm_scan(
+        self,
+        xs: Array,
+        params: Any,
+        h0: Array,
+        *,
+        lengths: Array | None,
+        reverse: bool,
+        method: str,
+    ) -> tuple[Array, Array]:
+        return self._min_rnn_jit(  # type: ignore[no-any-return]
+            xs, params, h0, kind="lstm", lengths=lengths, reverse=reverse, method=method
+        )
+
+
+@functools.lru_cache(maxsize=64)
+def _associative_scan_jit(fn: Callable[[Any, Any], Any], reverse: bool, axis: int) -> Any:
+    return jax.jit(functools.partial(jax.lax.associative_scan, fn, reverse=reverse, axis=axis))
+
+
+def _platform(x: Array) -> str:
+    """``"cpu"``, ``"gpu"``, ``"tpu"``...: where ``x`` lives (the default backend for a tracer)."""
+    if isinstance(x, jax.core.Tracer):
+        return str(jax.default_backend())
+    return str(next(iter(x.devices())).platform)

@@ -83,6 +83,25 @@ class NumpyAdapter(Adapter):
             return super().lstm_scan(xs, params, state0, **options)
         return self._lstm(xs, params, state0, **options)
 
+    def linear_method(self, x: Array, *, steps: int, width: int) -> str:
+        """Always sequential: NumPy runs on one core, where the loop of two in-place ufuncs per
+        step beats the ``2 log2 T`` allocating passes of the parallel form at every T
+        measured (``benchmarks/linear_bench.py``)."""
+        return "sequential"
+
+    def linear_scan(
+        self, a: Array, b: Array, h0: Array, *, reverse: bool, method: str
+    ) -> tuple[Array, Array]:
+        """Sequential: :func:`linear_loop`; parallel: the Array-API associative scan."""
+        if method == "parallel" or a.shape[0] == 0:
+            return super().linear_scan(a, b, h0, reverse=reverse, method=method)
+        hs = linear_loop(a, b, h0, reverse)
+        return hs, (hs[0] if reverse else hs[-1]).copy()
+
+    def min_gru_gates(self, gx: Array, n_h: int) -> tuple[Array, Array]:
+        """Six in-place ufuncs: :func:`min_gru_coefficients`."""
+        return min_gru_coefficients(gx, n_h)
+
     def _flat(self, xs: Array, params: Any, bias: Array, h0: Array) -> tuple[np.ndarray, int]:
         gx = project(self.xp, xs, params.w_x, bias)
         n = int(np.prod(h0.shape[:-1], dtype=np.int64))
@@ -214,3 +233,35 @@ class NumpyAdapter(Adapter):
 
 def _flat_lengths(lengths: Array | None) -> np.ndarray | None:
     return None if lengths is None else np.reshape(lengths, (-1,))
+
+
+def linear_loop(a: np.ndarray, b: np.ndarray, h0: np.ndarray, reverse: bool) -> np.ndarray:
+    """``hs`` of ``h_t = a_t h_{t-1} + b_t`` over time-major ``a, b (T, ..., H)``: two in-place
+    ufuncs per step writing straight into the preallocated ``hs``, nothing else allocated."""
+    hs = np.empty(np.broadcast_shapes(a.shape, b.shape), dtype=np.result_type(a, b, h0))
+    h = h0
+    for t in range(a.shape[0] - 1, -1, -1) if reverse else range(a.shape[0]):
+        out = hs[t]
+        np.multiply(a[t], h, out=out)
+        np.add(out, b[t], out=out)
+        h = out
+    return hs
+
+
+def min_gru_coefficients(gx: np.ndarray, n_h: int) -> tuple[np.ndarray, np.ndarray]:
+    """``a = σ(-k)`` and ``b = σ(k) h̃`` from ``gx = (k, h̃)`` with six in-place ufuncs.
+
+    ``σ(k) = 1 / (1 + e^{-k})`` and ``σ(-k) = 1 / (1 + 1 / e^{-k})`` are each accurate to a
+    few ulp in relative terms in both tails (no ``1 - σ`` cancellation); ``e^{-k}``
+    overflowing to ``inf`` or underflowing to 0 gives the right limits, 0 and 1.
+    """
+    with np.errstate(over="ignore", divide="ignore"):
+        z = np.negative(gx[..., :n_h])
+        np.exp(z, out=z)  # e^{-k}
+        a = np.reciprocal(z)  # e^{k}
+        np.add(z, 1, out=z)
+        np.reciprocal(z, out=z)  # σ(k)
+        np.add(a, 1, out=a)
+        np.reciprocal(a, out=a)  # σ(-k)
+    np.multiply(z, gx[..., n_h:], out=z)
+    return a, z

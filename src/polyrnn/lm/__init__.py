@@ -1,0 +1,84 @@
+"""Character-level language models, trained for real on any array library.
+
+Written once against the Array API: on JAX the training step is differentiated by
+:func:`jax.value_and_grad` and compiled by :func:`jax.jit`, on PyTorch by autograd, and on
+NumPy, CuPy and array-api-strict by polyrnn's hand-written backpropagation through time.
+
+>>> text = "to be or not to be, that is the question. " * 30
+>>> trainer = polyrnn.lm.Trainer(
+...     text,
+...     model=polyrnn.lm.ModelConfig(embed_size=8, hidden_size=32),
+...     config=polyrnn.lm.TrainConfig(batch=4, seq_len=32, lr=1e-2),
+...     backend="numpy",
+... )
+>>> report = trainer.run(steps=40, evals=1)
+>>> report.val.perplexity < len(trainer.lm.vocab)  # better than a uniform guess
+True
+>>> len(polyrnn.lm.sample(trainer.lm, "to be", 20, temperature=0.5, seed=0))
+20
+
+Modules: :mod:`~polyrnn.lm.data` (vocabulary, split, batches), :mod:`~polyrnn.lm.model`
+(the network, its loss and hand-written gradient, the cell table :data:`CELLS`),
+:mod:`~polyrnn.lm.grad` (one gradient engine per library), :mod:`~polyrnn.lm.optim`
+(Adam), :mod:`~polyrnn.lm.train`, :mod:`~polyrnn.lm.evaluation`, :mod:`~polyrnn.lm.sampling`,
+:mod:`~polyrnn.lm.io` (``.npz`` files) and :mod:`~polyrnn.lm.backend`.
+"""
+
+from .backend import BACKENDS, Backend, get_backend
+from .data import StreamBatches, Vocab, read_text, split_text
+from .errors import BackendUnavailableError, DataError, LMError, ModelFileError
+from .evaluation import Metrics, evaluate, evaluate_tokens
+from .grad import value_and_grad
+from .io import load, save
+from .model import (
+    CELLS,
+    CellSpec,
+    LanguageModel,
+    LMParams,
+    ModelConfig,
+    forward,
+    init_params,
+    loss,
+    loss_and_grad,
+    zero_state,
+)
+from .optim import Adam, AdamState
+from .sampling import sample
+from .train import Progress, TrainConfig, Trainer, TrainReport
+
+__all__ = [
+    "BACKENDS",
+    "CELLS",
+    "Adam",
+    "AdamState",
+    "Backend",
+    "BackendUnavailableError",
+    "CellSpec",
+    "DataError",
+    "LMError",
+    "LMParams",
+    "LanguageModel",
+    "Metrics",
+    "ModelConfig",
+    "ModelFileError",
+    "Progress",
+    "StreamBatches",
+    "TrainConfig",
+    "TrainReport",
+    "Trainer",
+    "Vocab",
+    "evaluate",
+    "evaluate_tokens",
+    "forward",
+    "get_backend",
+    "init_params",
+    "load",
+    "loss",
+    "loss_and_grad",
+    "read_text",
+    "sample",
+    "save",
+    "split_text",
+    "value_and_grad",
+    "zero_state",
+]

@@ -1,0 +1,22 @@
+"""The errors of :mod:`polyrnn.lm`: one base class, so a caller (the ``polyrnn`` command)
+can report every expected failure in one line and let real bugs raise."""
+
+from __future__ import annotations
+
+__all__ = ["BackendUnavailableError", "DataError", "LMError", "ModelFileError"]
+
+
+class LMError(Exception):
+    """Base class of the expected failures of :mod:`polyrnn.lm`: bad input, not bugs."""
+
+
+class DataError(LMError, ValueError):
+    """A text that cannot be used: unreadable, empty, too short, or with unknown characters."""
+
+
+class ModelFileError(LMError, ValueError):
+    """A model file that is not a polyrnn language model, is corrupt, or is of another version."""
+
+
+class BackendUnavailableError(LMError, ImportError):
+    """An unknown backend name, or a known one whose array library is not installed."""

@@ -1,0 +1,138 @@
+r"""How well a model predicts a text: cross-entropy in nats per character and perplexity.
+
+.. math::
+    \ell = -\frac{1}{N} \sum_{i=1}^{N} \log P(w_{i} \mid w_{<i}), \qquad
+    \mathrm{PP} = e^{\ell}
+
+over the ``N = len(text) - 1`` characters that have a predecessor.  The predictions are
+cut into ``S`` contiguous streams of ``ceil(N / S)`` (the last one shorter), read in
+parallel, each from the zero state, ``T`` characters at a time with the state carried;
+the streams are padded to a whole number of chunks and the padding is masked out of
+:func:`polyrnn.metrics.cross_entropy`, so every character is scored exactly once.  A uniform model over ``V``
+characters has ``ℓ = log V`` and ``PP = V``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .._compat import Array
+from ..metrics import cross_entropy
+from . import model
+from .backend import Backend
+
+__all__ = ["Metrics", "evaluate", "evaluate_tokens"]
+
+
+class Metrics(NamedTuple):
+    """Cross-entropy of a model on a text."""
+
+    loss: float
+    """Mean negative log-likelihood, nats per character: the log-perplexity."""
+    perplexity: float
+    """``exp(loss)``."""
+    tokens: int
+    """N, the number of characters scored."""
+
+    @property
+    def bits_per_char(self) -> float:
+        """``loss / log 2``."""
+        return self.loss / math.log(2.0)
+
+
+def _chunk_nll(
+    params: model.LMParams,
+    tokens: Array,
+    targets: Array,
+    mask: Array,
+    state: model.State,
+    *,
+    cell: str,
+) -> tuple[Array, model.State]:
+    log_probs, state = model.forward(params, tokens, state, cell=cell)
+    return cross_entropy(log_probs, targets, mask=mask, reduction="sum"), state
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(backend: Backend, cell: str) -> Any:
+    return backend.jit(functools.partial(_chunk_nll, cell=cell))
+
+
+def evaluate_tokens(
+    lm: model.LanguageModel, tokens: np.ndarray, *, streams: int = 64, seq_len: int = 256
+) -> Metrics:
+    """:class:`Metrics` of ``lm`` on an encoded text.
+
+    Parameters
+    ----------
+    lm : LanguageModel
+    tokens : int array, shape ``(N + 1,)``
+        Character ids, at least two.
+    streams : int
+        S, the number of parallel streams (fewer when the text is short).
+    seq_len : int
+        T, the number of steps run per call.
+
+    Returns
+    -------
+    Metrics
+    """
+    tokens = np.asarray(tokens, dtype=np.int64)
+    n = tokens.shape[0] - 1
+    if n < 1:
+        raise ValueError(f"evaluation needs at least 2 characters, got {tokens.shape[0]}")
+    s = min(streams, n)
+    span = -(-n // s)  # stream i reads predictions [i * span, (i + 1) * span) of the n
+    t = min(seq_len, span)
+    chunks = -(-span // t)
+    pos = np.arange(s)[:, None] * span + np.arange(chunks * t)[None, :]
+    keep = (pos < np.arange(1, s + 1)[:, None] * span) & (pos < n)
+    pos = np.where(keep, pos, 0)
+    inputs, targets = tokens[pos], tokens[pos + 1]
+    b = lm.backend
+    run = _compiled(b, lm.config.cell)
+    state = model.zero_state(lm.config, b, s)
+    nll = 0.0
+    for k in range(chunks):
+        cols = slice(k * t, (k + 1) * t)
+        value, state = run(
+            lm.params,
+            b.asarray(inputs[:, cols]),
+            b.asarray(targets[:, cols]),
+            b.asarray(keep[:, cols]),
+            state,
+        )
+        nll += float(value)
+    loss = nll / n
+    return Metrics(loss, math.exp(loss), n)
+
+
+def evaluate(
+    lm: model.LanguageModel, text: str, *, streams: int = 64, seq_len: int = 256
+) -> Metrics:
+    """:class:`Metrics` of ``lm`` on ``text``.
+
+    Parameters
+    ----------
+    lm : LanguageModel
+    text : str
+        At least two characters, all in ``lm.vocab``.
+    streams, seq_len
+        As :func:`evaluate_tokens`.
+
+    Returns
+    -------
+    Metrics
+
+    Raises
+    ------
+    DataError
+        If ``text`` holds characters outside the vocabulary.
+    ValueError
+        If ``text`` is shorter than two characters.
+    """
+    return evaluate_tokens(lm, lm.vocab.encode(text), streams=streams, seq_len=seq_len)

@@ -1,0 +1,387 @@
+r"""The character-level language model: embedding, recurrent layers, linear readout.
+
+.. math::
+    x_t = E[w_t], \qquad h^{(l)}_t = \mathrm{cell}_l(h^{(l)}_{t-1}, h^{(l-1)}_t), \qquad
+    \log P(w_{t+1} \mid w_{\le t}) = \operatorname{log\_softmax}(h^{(L)}_t W + b)
+
+with ``E (V, E)``, ``L`` recurrent layers of width ``H`` and the readout ``W (H, V)``,
+``b (V,)``.  Everything is written once against the Array API.  The loss is
+:func:`polyrnn.metrics.cross_entropy` in nats per character; :func:`loss` is what JAX
+and PyTorch differentiate, :func:`loss_and_grad` is the same loss with its gradient by
+hand (backpropagation through the scans with :mod:`polyrnn.vjp`) for the libraries that
+do not differentiate.
+
+The recurrent cells are entries of :data:`CELLS`; a new cell is one more entry.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .. import _tree
+from .._compat import Array, array_namespace
+from ..metrics import cross_entropy, log_softmax
+from ..params import init_gru, init_lstm, init_rnn
+from ..scan import gru_scan, lstm_scan, rnn_scan
+from ..vjp import gru_scan_vjp, lstm_scan_vjp, rnn_scan_vjp
+from .backend import Backend
+from .data import Vocab
+
+__all__ = [
+    "CELLS",
+    "CellSpec",
+    "LMParams",
+    "LanguageModel",
+    "ModelConfig",
+    "State",
+    "forward",
+    "init_params",
+    "loss",
+    "loss_and_grad",
+    "zero_state",
+]
+
+Carry = tuple[Array, ...]
+"""The state of one layer: ``(h,)``, or ``(h, c)`` for the LSTM; each ``(B, H)``."""
+
+State = tuple[Carry, ...]
+"""The state of the whole model: one :data:`Carry` per layer."""
+
+Backward = Callable[[Array], tuple[Array, Any]]
+"""``d_hs (B, T, H) -> (d_xs (B, T, D), d_params)`` of one layer, the final state's
+cotangent being zero (truncated backpropagation through time)."""
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """How the model uses one kind of recurrent layer.
+
+    Every function takes and returns the layer state as a tuple (:data:`Carry`), so the
+    model code is the same for all cells.
+    """
+
+    init: Callable[..., Any]
+    """``init(input_size, hidden_size, *, seed, xp, dtype, device) -> params``, as
+    :func:`polyrnn.init_gru`."""
+    scan: Callable[[Array, Any, Carry], tuple[Array, Carry]]
+    """``scan(xs (B, T, D), params, carry) -> (hs (B, T, H), carry)``."""
+    scan_vjp: Callable[[Array, Any, Carry], tuple[tuple[Array, Carry], Backward]]
+    """``scan_vjp(xs, params, carry) -> ((hs, carry), backward)``, see :data:`Backward`."""
+    n_states: int
+    """Length of the carry: 1 (``h``) or 2 (``h, c``)."""
+    doc: str
+    """One line for ``--help``."""
+
+
+def _gru_scan(xs: Array, p: Any, s: Carry) -> tuple[Array, Carry]:
+    hs, h = gru_scan(xs, p, s[0], reset_after=True)
+    return hs, (h,)
+
+
+def _gru_vjp(xs: Array, p: Any, s: Carry) -> tuple[tuple[Array, Carry], Backward]:
+    (hs, h), back = gru_scan_vjp(xs, p, s[0], reset_after=True)
+    return (hs, (h,)), lambda d_hs: back(d_hs, None)[:2]
+
+
+def _lstm_scan(xs: Array, p: Any, s: Carry) -> tuple[Array, Carry]:
+    hs, (h, c) = lstm_scan(xs, p, (s[0], s[1]))
+    return hs, (h, c)
+
+
+def _lstm_vjp(xs: Array, p: Any, s: Carry) -> tuple[tuple[Array, Carry], Backward]:
+    (hs, (h, c)), back = lstm_scan_vjp(xs, p, (s[0], s[1]))
+    return (hs, (h, c)), lambda d_hs: back(d_hs, None)[:2]
+
+
+def _rnn_scan(xs: Array, p: Any, s: Carry) -> tuple[Array, Carry]:
+    hs, h = rnn_scan(xs, p, s[0])
+    return hs, (h,)
+
+
+def _rnn_vjp(xs: Array, p: Any, s: Carry) -> tuple[tuple[Array, Carry], Backward]:
+    (hs, h), back = rnn_scan_vjp(xs, p, s[0])
+    return (hs, (h,)), lambda d_hs: back(d_hs, None)[:2]
+
+
+CELLS: dict[str, CellSpec] = {
+    "gru": CellSpec(
+        init_gru, _gru_scan, _gru_vjp, 1, "GRU, reset gate after the recurrent product (torch)"
+    ),
+    "lstm": CellSpec(init_lstm, _lstm_scan, _lstm_vjp, 2, "LSTM"),
+    "rnn": CellSpec(init_rnn, _rnn_scan, _rnn_vjp, 1, "vanilla tanh RNN"),
+}
+"""The recurrent layers by name.
+
+The GRU is the ``reset_after=True`` variant of :class:`torch.nn.GRU`, cuDNN, Keras 3 and
+flax: its recurrent product ``h W_h`` is one GEMM per step (the other variant needs two,
+one after the other), PyTorch runs it as one fused aten/cuDNN kernel, and a model trained
+here ports to those libraries unchanged.
+"""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The architecture of a language model; its vocabulary size comes with the data.
+
+    Parameters
+    ----------
+    embed_size : int
+        E, the width of the character embedding.
+    hidden_size : int
+        H, the width of every recurrent layer.
+    layers : int
+        L, the number of stacked recurrent layers.
+    cell : str
+        A key of :data:`CELLS`.
+
+    Raises
+    ------
+    ValueError
+        For a size that is not a positive integer or an unknown cell.
+    """
+
+    embed_size: int = 64
+    hidden_size: int = 512
+    layers: int = 1
+    cell: str = "gru"
+
+    def __post_init__(self) -> None:
+        for name in ("embed_size", "hidden_size", "layers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.cell not in CELLS:
+            raise ValueError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict (``ModelConfig(**d)`` inverts it)."""
+        return asdict(self)
+
+
+class LMParams(NamedTuple):
+    """The weights of a language model (a pytree: a NamedTuple of arrays and cell params)."""
+
+    embed: Array
+    """Character embedding, ``(V, E)``."""
+    layers: tuple[Any, ...]
+    """The parameters of each recurrent layer, e.g. :class:`polyrnn.GRUParams`; the first
+    has input size E, the others H."""
+    w_out: Array
+    """Readout weights, ``(H, V)``."""
+    b_out: Array
+    """Readout bias, ``(V,)``."""
+
+    def size(self) -> int:
+        """The number of scalar parameters."""
+        return sum(math.prod(a.shape) for a in _tree.flatten(self)[0])
+
+
+def init_params(
+    config: ModelConfig, vocab_size: int, backend: Backend, *, seed: int = 0
+) -> LMParams:
+    """Random parameters, the same numbers on every backend for the same ``seed``.
+
+    As PyTorch initialises the same layers: the embedding ``N(0, 1)``
+    (:class:`torch.nn.Embedding`), each recurrent layer uniform in ``±1/sqrt(H)``
+    (:class:`torch.nn.GRU`), the readout weights and bias uniform in ``±1/sqrt(H)``
+    (:class:`torch.nn.Linear`).  The numbers are drawn on the host in float64 and then
+    cast, from independent streams of ``numpy.random.SeedSequence(seed)``.
+
+    Parameters
+    ----------
+    config : ModelConfig
+    vocab_size : int
+        V.
+    backend : Backend
+        The array library and dtype of the result.
+    seed : int
+
+    Returns
+    -------
+    LMParams
+
+    Examples
+    --------
+    >>> cfg = polyrnn.lm.ModelConfig(embed_size=3, hidden_size=4, layers=2)
+    >>> p = polyrnn.lm.init_params(cfg, 5, polyrnn.lm.get_backend("numpy"))
+    >>> p.embed.shape, p.layers[1].w_x.shape, p.w_out.shape, p.embed.dtype
+    ((5, 3), (4, 12), (4, 5), dtype('float32'))
+    """
+    spec = CELLS[config.cell]
+    v, e, h = vocab_size, config.embed_size, config.hidden_size
+    streams = np.random.SeedSequence(seed).spawn(config.layers + 2)
+    embed = np.random.default_rng(streams[0]).normal(size=(v, e))
+    bound = 1.0 / math.sqrt(h)
+    head = np.random.default_rng(streams[1])
+    w_out = head.uniform(-bound, bound, size=(h, v))
+    b_out = head.uniform(-bound, bound, size=(v,))
+    layers = tuple(
+        spec.init(
+            e if i == 0 else h,
+            h,
+            seed=int(stream.generate_state(1)[0]),
+            xp=backend.xp,
+            dtype=backend.dtype,
+        )
+        for i, stream in enumerate(streams[2:])
+    )
+    return LMParams(backend.asarray(embed), layers, backend.asarray(w_out), backend.asarray(b_out))
+
+
+@dataclass
+class LanguageModel:
+    """A trained (or initialised) model with everything needed to use it.
+
+    :class:`~polyrnn.lm.Trainer` makes one, :func:`~polyrnn.lm.load` reads one, and
+    :func:`~polyrnn.lm.evaluate`, :func:`~polyrnn.lm.sample` and :func:`~polyrnn.lm.save`
+    use one.
+    """
+
+    config: ModelConfig
+    """The architecture."""
+    vocab: Vocab
+    """The characters; ``len(vocab)`` is V."""
+    params: LMParams
+    """The weights, arrays of ``backend``."""
+    backend: Backend
+    """The array library and dtype of ``params``."""
+    info: dict[str, Any] = field(default_factory=dict)
+    """Free-form, JSON-ready facts saved with the model (training hyper-parameters,
+    final metrics)."""
+
+
+def zero_state(config: ModelConfig, backend: Backend, batch: int) -> State:
+    """The initial state of ``batch`` sequences: zeros ``(batch, H)``, per layer and state."""
+    n = CELLS[config.cell].n_states
+
+    def zeros() -> Array:
+        return backend.xp.zeros((batch, config.hidden_size), dtype=backend.dtype)
+
+    return tuple(tuple(zeros() for _ in range(n)) for _ in range(config.layers))
+
+
+def _embed(params: LMParams, tokens: Array) -> Array:
+    xp = array_namespace(params.embed)
+    x = xp.take(params.embed, xp.reshape(tokens, (-1,)), axis=0)
+    return xp.reshape(x, (*tokens.shape, params.embed.shape[1]))
+
+
+def forward(params: LMParams, tokens: Array, state: State, *, cell: str) -> tuple[Array, State]:
+    """Log-probabilities of the next character after each position.
+
+    Parameters
+    ----------
+    params : LMParams
+    tokens : integer array, shape ``(B, T)``
+        Character ids in ``[0, V)``.
+    state : State
+        The state before the first position (:func:`zero_state` or a previous call's).
+    cell : str
+        The key of :data:`CELLS` the params were made for.
+
+    Returns
+    -------
+    log_probs : array, shape ``(B, T, V)``
+        ``log_probs[b, t, v] = log P(next = v | tokens[b, :t+1], state)``.
+    state : State
+        The state after the last position.
+    """
+    spec = CELLS[cell]
+    xp = array_namespace(params.embed)
+    x = _embed(params, tokens)
+    new_state = []
+    for p, carry in zip(params.layers, state, strict=True):
+        x, last = spec.scan(x, p, carry)
+        new_state.append(last)
+    b, t, h = x.shape
+    logits = xp.reshape(x, (b * t, h)) @ params.w_out + params.b_out
+    return xp.reshape(log_softmax(logits), (b, t, -1)), tuple(new_state)
+
+
+def loss(
+    params: LMParams, tokens: Array, targets: Array, state: State, *, cell: str
+) -> tuple[Array, State]:
+    """Mean cross-entropy of ``targets`` in nats per character, and the final state.
+
+    Parameters
+    ----------
+    params, tokens, state, cell
+        As :func:`forward`.
+    targets : integer array, shape ``(B, T)``
+        The character that follows each position.
+
+    Returns
+    -------
+    loss : array, 0-d
+        :func:`polyrnn.metrics.cross_entropy` of the model's log-probabilities.
+    state : State
+        As :func:`forward`.  This is the ``(value, aux)`` of ``jax.value_and_grad(...,
+        has_aux=True)``.
+    """
+    log_probs, state = forward(params, tokens, state, cell=cell)
+    return cross_entropy(log_probs, targets), state
+
+
+def loss_and_grad(
+    params: LMParams, tokens: Array, targets: Array, state: State, *, cell: str
+) -> tuple[tuple[Array, State], LMParams]:
+    r""":func:`loss` and its gradient with respect to ``params``, by hand.
+
+    Backpropagation through the whole model, with only Array API operations: the
+    cross-entropy of log-softmax gives ``d logits = (softmax - onehot(targets)) / N``
+    (``N = B T``); the readout gradients are a matrix product and a sum; each recurrent
+    layer's is its cell's hand-written VJP (:mod:`polyrnn.vjp`) with a zero cotangent of
+    its final state (the state passed to the next chunk is cut from the graph, i.e.
+    truncated backpropagation through time); the embedding gradient is the scatter-add
+    of the input cotangents into their characters' rows, written as ``onehot(tokens)^T
+    d_x``.
+
+    Parameters
+    ----------
+    params, tokens, targets, state, cell
+        As :func:`loss`.
+
+    Returns
+    -------
+    (loss, state), grads
+        What ``jax.value_and_grad(loss, has_aux=True)`` returns; ``grads`` is an
+        :class:`LMParams` of the shapes of ``params``.
+    """
+    spec = CELLS[cell]
+    xp = array_namespace(params.embed)
+    dtype = params.embed.dtype
+    n_vocab = params.w_out.shape[1]
+    b, t = tokens.shape
+    n = b * t
+    x = _embed(params, tokens)
+    backs = []
+    new_state = []
+    for p, carry in zip(params.layers, state, strict=True):
+        (x, last), back = spec.scan_vjp(x, p, carry)
+        backs.append(back)
+        new_state.append(last)
+    h = xp.reshape(x, (n, x.shape[-1]))
+    log_probs = log_softmax(h @ params.w_out + params.b_out)
+    flat_targets = xp.reshape(targets, (n,))
+    value = cross_entropy(log_probs, flat_targets)
+
+    classes = xp.arange(n_vocab, dtype=flat_targets.dtype)
+    onehot_targets = xp.astype(flat_targets[:, None] == classes, dtype)
+    d_logits = (xp.exp(log_probs) - onehot_targets) / n
+    d_w_out = h.T @ d_logits
+    d_b_out = xp.sum(d_logits, axis=0)
+    d_x = xp.reshape(d_logits @ params.w_out.T, x.shape)
+    d_layers = []
+    for back in reversed(backs):
+        d_x, d_p = back(d_x)
+        d_layers.append(d_p)
+    flat_tokens = xp.reshape(tokens, (n,))
+    onehot_tokens = xp.astype(flat_tokens[:, None] == classes, dtype)
+    d_embed = onehot_tokens.T @ xp.reshape(d_x, (n, d_x.shape[-1]))
+    grads = LMParams(d_embed, tuple(reversed(d_layers)), d_w_out, d_b_out)
+    return (value, tuple(new_state)), grads

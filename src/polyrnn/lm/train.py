@@ -1,0 +1,344 @@
+"""Training: truncated backpropagation through time with Adam, on any backend.
+
+One training step is written once::
+
+    (loss, state), grads = value_and_grad(params, tokens, targets, state)
+    params, opt_state, grad_norm = adam.update(params, grads, opt_state, lr=lr)
+
+where ``value_and_grad`` is JAX's, PyTorch autograd's or the hand-written one
+(:mod:`polyrnn.lm.grad`), and on JAX the whole step is one :func:`jax.jit`.  The
+learning rate warms up linearly over the first steps and then follows a cosine from
+``lr`` down to ``final_lr * lr`` over the run, measured in steps or, for a run bounded
+by time, in training seconds.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .._compat import Array
+from .backend import Backend, get_backend
+from .data import StreamBatches, Vocab, split_text
+from .evaluation import Metrics, evaluate_tokens
+from .grad import value_and_grad
+from .model import LanguageModel, LMParams, ModelConfig, State, init_params, zero_state
+from .optim import Adam, AdamState
+
+__all__ = ["Progress", "TrainConfig", "TrainReport", "Trainer"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of training.
+
+    Parameters
+    ----------
+    batch : int
+        B, the number of parallel streams.
+    seq_len : int
+        T, the number of characters backpropagated through per step.
+    lr : float
+        Peak learning rate of Adam.
+    warmup : int
+        Steps of linear warm-up from ``lr / warmup`` to ``lr``.
+    final_lr : float
+        The learning rate at the end of the run, as a fraction of ``lr`` (cosine decay);
+        1 keeps it constant.
+    clip_norm : float or None
+        Largest global gradient norm; ``None`` disables clipping.
+    beta1, beta2, eps : float
+        Of Adam.
+    seed : int
+        Of the initial parameters.
+    val_fraction : float
+        The share of the text, at its end, held out for validation.
+    """
+
+    batch: int = 64
+    seq_len: int = 128
+    lr: float = 3e-3
+    warmup: int = 50
+    final_lr: float = 0.1
+    clip_norm: float | None = 1.0
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    seed: int = 0
+    val_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if not 0.0 <= self.final_lr <= 1.0:
+            raise ValueError(f"final_lr must be in [0, 1], got {self.final_lr}")
+        if self.warmup < 0:
+            raise ValueError(f"warmup must be >= 0, got {self.warmup}")
+
+    def lr_at(self, step: int, progress: float) -> float:
+        """The learning rate of step ``step`` (0-based) at ``progress`` in [0, 1] of the run."""
+        warm = min(1.0, (step + 1) / self.warmup) if self.warmup else 1.0
+        cos = 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+        return self.lr * warm * (self.final_lr + (1.0 - self.final_lr) * cos)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict."""
+        return asdict(self)
+
+
+class Progress(NamedTuple):
+    """What :meth:`Trainer.run` reports after each step."""
+
+    step: int
+    """Steps done."""
+    fraction: float
+    """Of the run, in steps or in training time."""
+    seconds: float
+    """Training time so far (evaluations excluded)."""
+    loss: float
+    """Mean training loss of the recent steps, nats per character."""
+    tokens_per_s: float
+    """Training characters per second so far."""
+    lr: float
+    """Learning rate of the step."""
+
+
+@dataclass
+class TrainReport:
+    """What a run did."""
+
+    steps: int
+    seconds: float
+    """Training time, evaluations excluded."""
+    tokens_per_s: float
+    losses: list[float]
+    """The training loss of every step, nats per character."""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """One record per evaluation: ``step``, ``seconds``, ``tokens``, ``train_loss`` (mean
+    since the previous evaluation, ``None`` at step 0), ``val_loss``, ``val_perplexity``."""
+    val: Metrics | None = None
+    """Validation metrics at the end (``None`` when the run had no evaluation)."""
+
+    @property
+    def train_loss(self) -> float:
+        """Mean training loss of the last tenth of the steps (at least one)."""
+        if not self.losses:
+            return math.nan
+        tail = self.losses[-max(1, len(self.losses) // 10) :]
+        return sum(tail) / len(tail)
+
+
+def _train_step(
+    params: LMParams,
+    opt_state: AdamState,
+    tokens: Array,
+    targets: Array,
+    state: State,
+    lr: Array,
+    *,
+    grad_fn: Callable[..., Any],
+    optimizer: Adam,
+) -> tuple[LMParams, AdamState, State, Array, Array]:
+    (value, state), grads = grad_fn(params, tokens, targets, state)
+    params, opt_state, norm = optimizer.update(params, grads, opt_state, lr=lr)
+    return params, opt_state, state, value, norm
+
+
+class Trainer:
+    """Trains a character-level language model on a text.
+
+    The text's characters make the vocabulary; its last ``val_fraction`` is held out
+    for validation and the rest is read as :class:`~polyrnn.lm.StreamBatches`.
+
+    Parameters
+    ----------
+    text : str
+        The whole text.
+    model : ModelConfig, optional
+        The architecture; the defaults of :class:`~polyrnn.lm.ModelConfig` otherwise.
+    config : TrainConfig, optional
+        The training hyper-parameters.
+    backend : str or Backend
+        The array library (see :func:`~polyrnn.lm.get_backend`).
+    dtype : {"float32", "float64"}
+        Used when ``backend`` is a name.
+
+    Attributes
+    ----------
+    lm : LanguageModel
+        The model, holding the parameters of the last completed step (so an interrupted
+        run can still be saved).
+
+    Raises
+    ------
+    DataError
+        If the text is too short for the validation split or for one batch.
+    BackendUnavailableError
+        If the backend's library is missing.
+
+    Examples
+    --------
+    >>> text = "the cat sat on the mat. " * 40
+    >>> trainer = polyrnn.lm.Trainer(
+    ...     text,
+    ...     model=polyrnn.lm.ModelConfig(embed_size=8, hidden_size=16),
+    ...     config=polyrnn.lm.TrainConfig(batch=4, seq_len=16, lr=1e-2),
+    ... )
+    >>> report = trainer.run(steps=30, evals=1)
+    >>> bool(report.val.loss < np.log(len(trainer.lm.vocab)))  # better than uniform
+    True
+    """
+
+    def __init__(
+        self,
+        text: str,
+        *,
+        model: ModelConfig | None = None,
+        config: TrainConfig | None = None,
+        backend: str | Backend = "numpy",
+        dtype: str = "float32",
+    ) -> None:
+        b = get_backend(backend, dtype) if isinstance(backend, str) else backend
+        self.config = config = config or TrainConfig()
+        arch = model or ModelConfig()
+        train_text, val_text = split_text(text, config.val_fraction)
+        vocab = Vocab.from_text(text)
+        self.val_tokens = vocab.encode(val_text)
+        self.batches = StreamBatches(
+            vocab.encode(train_text), batch=config.batch, seq_len=config.seq_len
+        )
+        params = init_params(arch, len(vocab), b, seed=config.seed)
+        self.lm = LanguageModel(arch, vocab, params, b)
+        self.optimizer = Adam(config.beta1, config.beta2, config.eps, config.clip_norm)
+        self.opt_state = self.optimizer.init(params)
+        self.state = zero_state(arch, b, config.batch)
+        self.steps_done = 0
+        self._step = b.jit(
+            functools.partial(
+                _train_step, grad_fn=value_and_grad(b, arch.cell), optimizer=self.optimizer
+            )
+        )
+
+    def train_step(self, lr: float) -> float:
+        """One step of Adam at learning rate ``lr`` on the next batch; the batch's loss."""
+        b, lm = self.lm.backend, self.lm
+        k = self.steps_done % len(self.batches)
+        if k == 0:  # a new epoch: the streams start over
+            self.state = zero_state(lm.config, b, self.config.batch)
+        x, y = self.batches[k]
+        lr_arr = b.asarray(np.asarray(lr, dtype=np.float64))
+        params, self.opt_state, self.state, value, _ = self._step(
+            lm.params, self.opt_state, b.asarray(x), b.asarray(y), self.state, lr_arr
+        )
+        lm.params = params
+        self.steps_done += 1
+        return float(value)
+
+    def evaluate(self) -> Metrics:
+        """:class:`~polyrnn.lm.Metrics` on the held-out validation text."""
+        return evaluate_tokens(self.lm, self.val_tokens)
+
+    def run(
+        self,
+        *,
+        steps: int | None = None,
+        seconds: float | None = None,
+        evals: int = 10,
+        on_step: Callable[[Progress], None] | None = None,
+        on_eval: Callable[[dict[str, Any]], None] | None = None,
+    ) -> TrainReport:
+        """Train for ``steps`` steps or ``seconds`` of training time, evaluating as it goes.
+
+        Parameters
+        ----------
+        steps : int, optional
+            Number of steps; exactly one of ``steps`` and ``seconds`` must be given.
+        seconds : float, optional
+            Training time (evaluations excluded, the first step's compilation included).
+        evals : int
+            Evaluate on the validation text before the first step and ``evals`` times
+            evenly over the run (the last at the end); 0 never evaluates.
+        on_step, on_eval : callable, optional
+            Called with a :class:`Progress` after every step, and with each history
+            record after each evaluation.
+
+        Returns
+        -------
+        TrainReport
+        """
+        if (steps is None) == (seconds is None):
+            raise ValueError("give exactly one of steps and seconds")
+        if steps is not None and steps < 1:
+            raise ValueError(f"steps must be positive, got {steps}")
+        if seconds is not None and not seconds > 0:
+            raise ValueError(f"seconds must be positive, got {seconds}")
+        if evals < 0:
+            raise ValueError(f"evals must be >= 0, got {evals}")
+        tokens_per_step = self.config.batch * self.config.seq_len
+        losses: list[float] = []
+        history: list[dict[str, Any]] = []
+        elapsed = 0.0
+        since_eval: list[float] = []
+        val: Metrics | None = None
+
+        def progress() -> float:
+            if steps is not None:
+                return len(losses) / steps
+            return elapsed / seconds  # type: ignore[operator]
+
+        def record() -> None:
+            nonlocal val
+            val = self.evaluate()
+            entry = {
+                "step": len(losses),
+                "seconds": elapsed,
+                "tokens": len(losses) * tokens_per_step,
+                "train_loss": sum(since_eval) / len(since_eval) if since_eval else None,
+                "val_loss": val.loss,
+                "val_perplexity": val.perplexity,
+            }
+            since_eval.clear()
+            history.append(entry)
+            if on_eval is not None:
+                on_eval(entry)
+
+        if evals:
+            record()
+        next_eval = 1
+        while progress() < 1.0:
+            lr = self.config.lr_at(len(losses), progress())
+            start = time.perf_counter()
+            value = self.train_step(lr)
+            elapsed += time.perf_counter() - start
+            losses.append(value)
+            since_eval.append(value)
+            done = progress()
+            if on_step is not None:
+                recent = losses[-20:]
+                on_step(
+                    Progress(
+                        len(losses),
+                        min(done, 1.0),
+                        elapsed,
+                        sum(recent) / len(recent),
+                        len(losses) * tokens_per_step / elapsed,
+                        lr,
+                    )
+                )
+            if evals and (done >= next_eval / evals - 1e-12 or done >= 1.0):
+                record()
+                next_eval = math.floor(done * evals + 1e-9) + 1
+        return TrainReport(
+            len(losses),
+            elapsed,
+            len(losses) * tokens_per_step / elapsed,
+            losses,
+            history,
+            val,
+        )

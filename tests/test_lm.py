@@ -1,0 +1,516 @@
+"""The character-level language model (:mod:`polyrnn.lm`).
+
+References, each independent of the code under test: a NumPy float64 training run with
+the hand-written gradient (for every other library and dtype), a model built from
+``torch.nn`` layers and trained with ``torch.optim.Adam``, ``torch.optim.Adam`` itself,
+central finite differences, :func:`polyrnn.metrics.log_perplexity` over plain full-length
+forward passes, and direct slicing of the text.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+import polyrnn
+from polyrnn import lm
+from polyrnn.lm import model as lm_model
+
+TEXT = (
+    "It was the best of times, it was the worst of times, it was the age of wisdom, "
+    "it was the age of foolishness, it was the epoch of belief, it was the epoch of "
+    "incredulity, it was the season of Light, it was the season of Darkness.\n"
+) * 4
+"""About 900 characters, 30 distinct."""
+
+TINY = lm.ModelConfig(embed_size=6, hidden_size=10, layers=2)
+"""Small enough for seconds-long runs on every backend."""
+
+
+def _single_thread(torch):
+    """Tiny models gain nothing from threads, and two threads on a busy 2-core machine
+    make torch's CPU kernels ten times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    return threads
+
+
+@pytest.fixture(autouse=True)
+def _torch_single_thread():
+    """One torch thread during each test that finds torch loaded; restored after it."""
+    torch = sys.modules.get("torch")
+    threads = None if torch is None else _single_thread(torch)
+    yield
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def torch():
+    """torch (the test skips without it), with one thread during the test."""
+    module = pytest.importorskip("torch")
+    threads = _single_thread(module)
+    yield module
+    module.set_num_threads(threads)
+
+
+RUN = lm.TrainConfig(batch=4, seq_len=8, lr=1e-2, warmup=5, final_lr=0.2, clip_norm=0.5)
+STEPS = 20
+
+
+def _losses(backend: str, dtype: str, cell: str) -> list[float]:
+    layers = 2 if cell == "gru" else 1  # fewer scans to compile for the other cells
+    trainer = lm.Trainer(
+        TEXT, model=lm.ModelConfig(6, 10, layers, cell), config=RUN, backend=backend, dtype=dtype
+    )
+    return trainer.run(steps=STEPS, evals=0).losses
+
+
+@functools.cache
+def _numpy_reference(cell: str) -> list[float]:
+    return _losses("numpy", "float64", cell)
+
+
+# ---------------------------------------------------------------- the same run everywhere
+
+
+@pytest.mark.parametrize(
+    ("cell", "dtype"),
+    [("gru", "float64"), ("gru", "float32"), ("lstm", "float64"), ("rnn", "float64")],
+)
+def test_same_training_run_on_every_backend(backend, cell, dtype):
+    """20 steps of Adam give the losses of the NumPy float64 run with hand-written BPTT
+    (a two-layer GRU; one-layer LSTM and RNN)."""
+    losses = _losses(backend.name, dtype, cell)
+    reference = _numpy_reference(cell)
+    assert len(losses) == STEPS
+    assert reference[-1] < reference[0] - 0.3  # a run that actually learns
+    rtol = 1e-9 if dtype == "float64" else 1e-4
+    np.testing.assert_allclose(losses, reference, rtol=rtol, atol=0)
+
+
+def test_gradient_matches_numpy_by_hand(backend):
+    """Autodiff (JAX, torch) or the hand-written gradient on another library equals the
+    hand-written NumPy float64 gradient of a two-layer GRU from a non-zero state, leaf by
+    leaf."""
+    if backend.name == "numpy":
+        pytest.skip("NumPy is the reference here; finite differences check it below")
+    cell = "gru"
+    config = lm.ModelConfig(6, 10, 2, cell)
+    vocab = lm.Vocab.from_text(TEXT)
+    ref_b = lm.get_backend("numpy", "float64")
+    b = lm.get_backend(backend.name, "float64")
+    rng = np.random.default_rng(1)
+    tokens = rng.integers(0, len(vocab), size=(3, 7))
+    targets = rng.integers(0, len(vocab), size=(3, 7))
+    state = [[rng.normal(size=(3, 10)) for _ in range(lm.CELLS[cell].n_states)] for _ in "ab"]
+
+    def run(bk):
+        params = lm.init_params(config, len(vocab), bk, seed=3)
+        carried = tuple(tuple(bk.asarray(s) for s in layer) for layer in state)
+        (value, _), grads = bk.jit(lm.value_and_grad(bk, cell))(
+            params, bk.asarray(tokens), bk.asarray(targets), carried
+        )
+        leaves = polyrnn._tree.flatten(grads)[0]
+        return float(value), [bk.to_numpy(g) for g in leaves]
+
+    value, grads = run(b)
+    ref_value, ref_grads = run(ref_b)
+    assert value == pytest.approx(ref_value, rel=1e-12)
+    assert len(grads) == len(ref_grads)
+    for g, r in zip(grads, ref_grads, strict=True):
+        np.testing.assert_allclose(g, r, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", list(lm.CELLS))
+def test_gradient_by_hand_matches_finite_differences(cell):
+    """The full model's hand-written gradient, along random directions, against central
+    differences of the loss (NumPy float64, two layers, a carried non-zero state)."""
+    b = lm.get_backend("numpy", "float64")
+    config = lm.ModelConfig(5, 7, 2, cell)
+    rng = np.random.default_rng(0)
+    v = 9
+    params = lm.init_params(config, v, b, seed=1)
+    tokens = rng.integers(0, v, size=(2, 6))
+    targets = rng.integers(0, v, size=(2, 6))
+    n_states = lm.CELLS[cell].n_states
+    state = tuple(tuple(rng.normal(size=(2, 7)) for _ in range(n_states)) for _ in range(2))
+    (value, _), grads = lm.loss_and_grad(params, tokens, targets, state, cell=cell)
+    leaves, rebuild = polyrnn._tree.flatten(params)
+    g_leaves = polyrnn._tree.flatten(grads)[0]
+    assert float(value) == pytest.approx(
+        float(lm.loss(params, tokens, targets, state, cell=cell)[0]), rel=1e-14
+    )
+    eps = 1e-5
+    for _ in range(3):
+        direction = [rng.normal(size=a.shape) for a in leaves]
+
+        def at(t, direction=direction):
+            moved = rebuild([a + t * d for a, d in zip(leaves, direction, strict=True)])
+            return float(lm.loss(moved, tokens, targets, state, cell=cell)[0])
+
+        numeric = (at(eps) - at(-eps)) / (2 * eps)
+        analytic = sum(float(np.sum(g * d)) for g, d in zip(g_leaves, direction, strict=True))
+        assert analytic == pytest.approx(numeric, rel=1e-7, abs=1e-9)
+
+
+# ----------------------------------------------------------------- against torch.nn
+
+
+def test_follows_torch_nn_gru_with_torch_adam(torch):
+    """polyrnn's GRU LM on the torch backend and the same model built from torch.nn layers,
+    with the same initial weights and batches, trained with torch.optim.Adam and
+    clip_grad_norm_, follow the same loss curve for 50 steps at float32."""
+    config = lm.TrainConfig(batch=4, seq_len=10, lr=3e-3, warmup=0, final_lr=1.0, clip_norm=1.0)
+    trainer = lm.Trainer(
+        TEXT * 2,
+        model=lm.ModelConfig(8, 24, 2, "gru"),
+        config=config,
+        backend="torch",
+        dtype="float32",
+    )
+    p = trainer.lm.params
+    v, e, h = p.embed.shape[0], p.embed.shape[1], p.w_out.shape[0]
+    embed = torch.nn.Embedding(v, e)
+    gru = torch.nn.GRU(e, h, num_layers=2, batch_first=True)
+    readout = torch.nn.Linear(h, v)
+    with torch.no_grad():
+        embed.weight.copy_(p.embed)
+        for i, layer in enumerate(p.layers):
+            getattr(gru, f"weight_ih_l{i}").copy_(layer.w_x.T)
+            getattr(gru, f"weight_hh_l{i}").copy_(layer.w_h.T)
+            getattr(gru, f"bias_ih_l{i}").copy_(layer.b_x)
+            getattr(gru, f"bias_hh_l{i}").copy_(layer.b_h)
+        readout.weight.copy_(p.w_out.T)
+        readout.bias.copy_(p.b_out)
+    weights = [*embed.parameters(), *gru.parameters(), *readout.parameters()]
+    opt = torch.optim.Adam(
+        weights, lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps
+    )
+    expected = []
+    state = None
+    for step in range(50):
+        k = step % len(trainer.batches)
+        if k == 0:
+            state = torch.zeros(2, config.batch, h)
+        x, y = (torch.from_numpy(a) for a in trainer.batches[k])
+        out, state = gru(embed(x), state)
+        state = state.detach()
+        log_probs = torch.log_softmax(readout(out), dim=-1)
+        loss = torch.nn.functional.nll_loss(log_probs.reshape(-1, v), y.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(weights, config.clip_norm)
+        opt.step()
+        expected.append(loss.item())
+    assert len(trainer.batches) < 50  # the run crosses an epoch boundary (state reset)
+    report = trainer.run(steps=50, evals=0)
+    assert expected[-1] < expected[0] - 0.5
+    np.testing.assert_allclose(report.losses, expected, rtol=1e-4, atol=0)
+
+
+def test_adam_is_torch_adam_after_clip_grad_norm(torch):
+    """Five functional Adam steps with global-norm clipping equal torch's, float64."""
+    rng = np.random.default_rng(0)
+    params = {"a": rng.normal(size=(3, 4)), "b": (rng.normal(size=5),)}
+    grads = [{"a": rng.normal(size=(3, 4)), "b": (rng.normal(size=5),)} for _ in range(5)]
+    opt = lm.Adam(beta1=0.8, beta2=0.95, eps=1e-6, clip_norm=1.5)
+    state = opt.init(params)
+    mine = params
+    for g in grads:
+        mine, state, _ = opt.update(mine, g, state, lr=0.1)
+    tensors = [torch.tensor(params["a"], requires_grad=True), torch.tensor(params["b"][0])]
+    tensors[1].requires_grad_(True)
+    ref = torch.optim.Adam(tensors, lr=0.1, betas=(0.8, 0.95), eps=1e-6)
+    for g in grads:
+        tensors[0].grad = torch.tensor(g["a"])
+        tensors[1].grad = torch.tensor(g["b"][0])
+        torch.nn.utils.clip_grad_norm_(tensors, 1.5)
+        ref.step()
+    np.testing.assert_allclose(mine["a"], tensors[0].detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(mine["b"][0], tensors[1].detach().numpy(), rtol=1e-12)
+    assert int(state.count) == 5
+
+
+# ----------------------------------------------------------------------- evaluation
+
+
+@pytest.mark.parametrize(("streams", "seq_len"), [(1, 5), (3, 7), (4, 100)])
+def test_evaluation_is_log_perplexity_of_plain_forward_passes(streams, seq_len):
+    """Chunked, batched, padded evaluation equals polyrnn.metrics.log_perplexity over one
+    full-length forward pass per stream, every character scored once."""
+    b = lm.get_backend("numpy", "float64")
+    vocab = lm.Vocab.from_text(TEXT)
+    params = lm.init_params(TINY, len(vocab), b, seed=5)
+    model = lm.LanguageModel(TINY, vocab, params, b)
+    tokens = vocab.encode(TEXT[:50])
+    n = len(tokens) - 1
+    span = -(-n // streams)
+    scores, targets = [], []
+    for start in range(0, n, span):
+        piece = tokens[start : min(start + span, n) + 1]
+        log_probs, _ = lm.forward(params, piece[None, :-1], lm.zero_state(TINY, b, 1), cell="gru")
+        scores.append(log_probs[0])
+        targets.append(piece[1:])
+    scores, targets = np.concatenate(scores), np.concatenate(targets)
+    assert targets.shape == (n,)
+    metrics = lm.evaluate_tokens(model, tokens, streams=streams, seq_len=seq_len)
+    assert metrics.tokens == n
+    assert metrics.loss == pytest.approx(
+        float(polyrnn.metrics.log_perplexity(scores, targets)), rel=1e-12
+    )
+    assert metrics.perplexity == pytest.approx(
+        float(polyrnn.metrics.perplexity(scores, targets)), rel=1e-12
+    )
+    assert metrics.bits_per_char == pytest.approx(metrics.loss / math.log(2))
+
+
+def test_untrained_model_is_near_uniform():
+    """At initialisation the perplexity is of the order of the vocabulary size."""
+    trainer = lm.Trainer(TEXT, model=TINY, config=RUN)
+    v = len(trainer.lm.vocab)
+    assert 0.5 * v < trainer.evaluate().perplexity < 3 * v
+
+
+# ------------------------------------------------------------------------------ data
+
+
+def test_vocab_encode_decode():
+    vocab = lm.Vocab.from_text("hello, world")
+    assert vocab.chars == tuple(sorted(set("hello, world")))
+    ids = vocab.encode("world, hello")
+    assert [vocab.chars[i] for i in ids] == list("world, hello")
+    assert vocab.decode(ids) == "world, hello"
+    assert lm.Vocab.from_text("añ€😀").encode("😀ñ").tolist() == [3, 1]
+    with pytest.raises(lm.DataError, match=r"2 characters outside .* 'x', 'z'"):
+        vocab.encode("xoz")
+
+
+def test_split_and_stream_batches_slice_the_text():
+    text = "".join(chr(ord("a") + i % 26) for i in range(1000))
+    train, val = lm.split_text(text)
+    assert (len(train), len(val)) == (900, 100) and train + val == text
+    vocab = lm.Vocab.from_text(text)
+    batches = lm.StreamBatches(vocab.encode(train), batch=3, seq_len=10)
+    span = 899 // 3
+    assert len(batches) == span // 10
+    for k in (0, 7, len(batches) - 1):
+        x, y = batches[k]
+        for s in range(3):
+            start = s * span + k * 10
+            assert vocab.decode(x[s]) == train[start : start + 10]
+            assert vocab.decode(y[s]) == train[start + 1 : start + 11]
+    with pytest.raises(IndexError):
+        batches[len(batches)]
+
+
+def test_text_shorter_than_one_batch():
+    with pytest.raises(lm.DataError, match=r"fewer than one batch needs: 8 streams x 16"):
+        lm.StreamBatches(np.arange(100), batch=8, seq_len=16)
+    with pytest.raises(lm.DataError, match="too few to split"):
+        lm.split_text("abc")
+
+
+def test_read_text_errors(tmp_path):
+    with pytest.raises(lm.DataError, match="cannot read text file .*No such file"):
+        lm.read_text(tmp_path / "missing.txt")
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(lm.DataError, match="is empty"):
+        lm.read_text(tmp_path / "empty.txt")
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    with pytest.raises(lm.DataError, match="not UTF-8"):
+        lm.read_text(tmp_path / "latin1.txt")
+
+
+# ------------------------------------------------------------------ training, sampling
+
+
+def test_smoke_training_learns():
+    """A seconds-long NumPy run: the loss falls well below the uniform model's log V."""
+    trainer = lm.Trainer(TEXT * 3, model=lm.ModelConfig(8, 32), config=RUN)
+    report = trainer.run(steps=60, evals=2)
+    log_v = math.log(len(trainer.lm.vocab))
+    assert report.losses[0] == pytest.approx(log_v, rel=0.15)
+    assert report.train_loss < 0.75 * log_v
+    assert [r["step"] for r in report.history] == [0, 30, 60]
+    assert report.history[0]["val_loss"] > report.history[-1]["val_loss"]
+    assert report.val.loss == report.history[-1]["val_loss"] < 0.8 * log_v
+
+
+def test_time_bounded_run_and_lr_schedule():
+    config = lm.TrainConfig(lr=1.0, warmup=4, final_lr=0.1)
+    assert config.lr_at(0, 0.0) == 0.25
+    assert config.lr_at(3, 0.0) == 1.0
+    assert config.lr_at(10, 0.5) == pytest.approx(0.55)
+    assert config.lr_at(10, 1.0) == pytest.approx(0.1)
+    trainer = lm.Trainer(TEXT, model=TINY, config=RUN)
+    report = trainer.run(seconds=0.3, evals=0)
+    assert report.steps >= 1 and report.val is None
+    assert report.seconds >= 0.3
+    with pytest.raises(ValueError, match="exactly one of steps and seconds"):
+        trainer.run(steps=3, seconds=1.0)
+
+
+def test_greedy_sampling_follows_the_model():
+    """At temperature 0 each generated character is the argmax of the model's prediction
+    after prompt + what came before, computed afresh in one forward pass."""
+    b = lm.get_backend("numpy", "float64")
+    vocab = lm.Vocab.from_text(TEXT)
+    model = lm.LanguageModel(TINY, vocab, lm.init_params(TINY, len(vocab), b, seed=2), b)
+    prompt = "it was"
+    out = lm.sample(model, prompt, 12, temperature=0.0)
+    assert len(out) == 12
+    ids = vocab.encode(prompt + out)
+    log_probs, _ = lm.forward(model.params, ids[None, :-1], lm.zero_state(TINY, b, 1), cell="gru")
+    predicted = np.argmax(log_probs[0], axis=-1)
+    assert vocab.decode(predicted[len(prompt) - 1 :]) == out
+
+
+def test_sampling_is_seeded_and_checks_its_input():
+    trainer = lm.Trainer(TEXT, model=TINY, config=RUN)
+    model = trainer.lm
+    a = lm.sample(model, "it", 30, temperature=0.8, seed=7)
+    assert a == lm.sample(model, "it", 30, temperature=0.8, seed=7)
+    assert a != lm.sample(model, "it", 30, temperature=0.8, seed=8)
+    assert set(a) <= set(model.vocab.chars)
+    assert lm.sample(model, "it", 0) == ""
+    with pytest.raises(lm.DataError, match="at least one character"):
+        lm.sample(model, "", 5)
+    with pytest.raises(lm.DataError, match="outside"):
+        lm.sample(model, "#", 5)
+
+
+# ---------------------------------------------------------------------------- files
+
+
+@pytest.fixture
+def trained(tmp_path):
+    trainer = lm.Trainer(TEXT, model=lm.ModelConfig(6, 10, 2, "lstm"), config=RUN)
+    trainer.run(steps=3, evals=0)
+    trainer.lm.info = {"note": "naïve ✓", "steps": 3}
+    return trainer.lm
+
+
+def test_save_load_round_trip(trained, tmp_path):
+    path = tmp_path / "model.npz"
+    lm.save(trained, path)
+    assert os.listdir(tmp_path) == ["model.npz"]  # no temporary file left
+    loaded = lm.load(path)
+    assert loaded.config == trained.config
+    assert loaded.vocab == trained.vocab
+    assert loaded.info == trained.info
+    assert loaded.backend.dtype_name == "float32"
+    leaves = polyrnn._tree.flatten(loaded.params)[0]
+    for a, r in zip(leaves, polyrnn._tree.flatten(trained.params)[0], strict=True):
+        assert a.dtype == r.dtype
+        np.testing.assert_array_equal(a, r)
+    assert lm.evaluate(loaded, TEXT) == lm.evaluate(trained, TEXT)
+    as64 = lm.load(path, dtype="float64")
+    assert as64.params.embed.dtype == np.float64
+    assert lm.evaluate(as64, TEXT).loss == pytest.approx(lm.evaluate(trained, TEXT).loss, rel=1e-6)
+
+
+def test_failed_save_leaves_the_old_file(trained, tmp_path, monkeypatch):
+    path = tmp_path / "model.npz"
+    lm.save(trained, path)
+    before = path.read_bytes()
+
+    def broken(file, **arrays):
+        file.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", broken)
+    with pytest.raises(OSError, match="No space left"):
+        lm.save(trained, path)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["model.npz"]
+
+
+def test_corrupt_or_incompatible_files(trained, tmp_path):
+    path = tmp_path / "model.npz"
+    lm.save(trained, path)
+    data = path.read_bytes()
+
+    def check(name, content, match):
+        bad = tmp_path / name
+        bad.write_bytes(content)
+        with pytest.raises(lm.ModelFileError, match=match):
+            lm.load(bad)
+
+    check("text.npz", b"hello", "not an .npz archive")
+    check("truncated.npz", data[: len(data) // 2], "not an .npz archive|corrupt")
+    flipped = bytearray(data)
+    at = data.find(np.asarray(trained.params.embed).tobytes())  # stored uncompressed
+    assert at > 0
+    flipped[at + 5] ^= 0xFF
+    check("flipped.npz", bytes(flipped), "corrupt or not .npz: Bad CRC-32 for file 'embed.npy'")
+
+    def rewrite(name, change):
+        with np.load(path) as z:
+            arrays = dict(z.items())
+        change(arrays)
+        out = tmp_path / name
+        np.savez(out, **arrays)
+        return out
+
+    def version(arrays):
+        meta = __import__("json").loads(str(arrays["meta"]))
+        meta["version"] = 2
+        arrays["meta"] = np.array(__import__("json").dumps(meta))
+
+    with pytest.raises(lm.ModelFileError, match="format version 2; this polyrnn reads version 1"):
+        lm.load(rewrite("v2.npz", version))
+    with pytest.raises(lm.ModelFileError, match="no metadata"):
+        lm.load(rewrite("nometa.npz", lambda a: a.pop("meta")))
+    with pytest.raises(lm.ModelFileError, match=r"missing arrays \['w_out'\]"):
+        lm.load(rewrite("missing.npz", lambda a: a.pop("w_out")))
+    with pytest.raises(lm.ModelFileError, match="'b_out' has shape"):
+        lm.load(rewrite("shape.npz", lambda a: a.update(b_out=np.zeros(3))))
+    with pytest.raises(lm.ModelFileError, match="does not exist"):
+        lm.load(tmp_path / "nothing.npz")
+    assert zipfile.is_zipfile(path)  # the good file is untouched
+
+
+# ------------------------------------------------------------------------- backends
+
+
+def test_backend_errors(monkeypatch):
+    with pytest.raises(lm.BackendUnavailableError, match="unknown backend 'tf'; choose one of"):
+        lm.get_backend("tf")
+    real = lm.backend.importlib.import_module
+
+    def no_jax(name, *args):
+        if name.startswith("jax"):
+            raise ImportError("No module named 'jax'")
+        return real(name, *args)
+
+    monkeypatch.setattr(lm.backend.importlib, "import_module", no_jax)
+    with pytest.raises(lm.BackendUnavailableError, match=r'pip install "polyrnn\[jax\]"'):
+        lm.get_backend("jax")
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        lm.get_backend("numpy", "float16")
+
+
+def test_cell_table_is_the_model_interface():
+    """Every cell entry runs forward and by-hand backward with the state shapes it declares."""
+    b = lm.get_backend("numpy", "float64")
+    for name, spec in lm.CELLS.items():
+        config = lm.ModelConfig(4, 5, 1, name)
+        params = lm.init_params(config, 7, b)
+        state = lm.zero_state(config, b, 2)
+        assert [len(s) for s in state] == [spec.n_states]
+        tokens = np.zeros((2, 3), dtype=np.int64)
+        (value, new_state), _ = lm.loss_and_grad(params, tokens, tokens, state, cell=name)
+        assert [tuple(a.shape) for a in new_state[0]] == [(2, 5)] * spec.n_states
+        assert float(value) == pytest.approx(
+            float(lm.loss(params, tokens, tokens, state, cell=name)[0])
+        )
+    with pytest.raises(ValueError, match="unknown cell 'min_gru'"):
+        lm.ModelConfig(cell="min_gru")
+    assert lm_model.CELLS is lm.CELLS
