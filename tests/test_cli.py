@@ -130,16 +130,17 @@ def test_ctrl_c_saves_the_last_parameters(tmp_path, text_file):
 
 
 def test_demo_trains_on_pythons_docs(capsys, monkeypatch):
-    pydoc_topics = pytest.importorskip("pydoc_data.topics")
-    vocab = len(set("\n\n".join(pydoc_topics.topics.values())))
-    monkeypatch.setitem(cli.DEMO, "hidden", 32)  # keep the test short
+    topics = pytest.importorskip("pydoc_data.topics").topics
+    text = "\n\n".join(topics[k] for k in sorted(topics))
+    vocab = len(set(text))
+    monkeypatch.setitem(cli.DEMO, "hidden_size", 32)  # keep the test short
     assert cli.main(["demo", "--minutes", "0.15"]) == 0  # enough steps to beat uniform
     out, err = capsys.readouterr()
     assert f"a uniform guess over its {vocab} characters has perplexity {vocab}" in out
     perplexity = float(out.split("with perplexity ")[1].split()[0])
     assert 1.0 < perplexity < vocab
     assert "A sample (temperature 0.8):\n\nThe " in out
-    assert "on demo" in err or "Python" in err
+    assert f"on Python's documentation (pydoc_data): {len(text):,} characters, {vocab} " in err
 
 
 def test_no_arguments_run_the_demo(monkeypatch):
@@ -205,7 +206,13 @@ def test_unknown_backend_is_a_usage_error(capsys, text_file):
     assert "invalid choice: 'tensorflow'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["train", "--text", text_file, "--steps", "0"])
-    assert "must be positive" in capsys.readouterr().err
+    assert "argument --steps: must be positive, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--text", text_file, "--final-lr", "2"])
+    assert "argument --final-lr: must be in [0, 1], got 2" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["sample", "--model", "m.npz", "--temperature", "-1"])
+    assert "argument --temperature: must be non-negative, got -1" in capsys.readouterr().err
 
 
 def test_bad_model_files(capsys, tmp_path, text_file):

@@ -90,7 +90,7 @@ def test_same_training_run_on_every_backend(backend, cell, dtype):
     losses = _losses(backend.name, dtype, cell)
     reference = _numpy_reference(cell)
     assert len(losses) == STEPS
-    assert reference[-1] < reference[0] - 0.3  # a run that actually learns
+    assert reference[-1] < reference[0] - 0.2  # a run that actually learns
     rtol = 1e-9 if dtype == "float64" else 1e-4
     np.testing.assert_allclose(losses, reference, rtol=rtol, atol=0)
 

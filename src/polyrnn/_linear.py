@@ -222,7 +222,7 @@ def min_rnn(
 
     Masked steps have ``a = 1, b = 0``, so the state is carried through them; a reverse
     scan meets a sequence's padding first (keeping ``h0``) and then its valid steps from
-    the last one down, which is how :mod:`polyrnn._recurrence` reads it by flipping.
+    the last one down, which is how ``polyrnn._recurrence`` reads it by flipping.
     """
     xp = adapter.xp
     n_h = h0.shape[-1]

@@ -10,13 +10,17 @@ parameters when ``--out`` is given.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import importlib
 import importlib.util
 import json
+import math
 import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -87,47 +91,32 @@ def check(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ language models
 
-TRAIN_DEFAULTS: dict[str, Any] = {
-    "backend": "numpy",
-    "cell": "gru",
-    "embed": 64,
-    "hidden": 512,
-    "layers": 1,
-    "seq_len": 128,
-    "batch": 64,
-    "lr": 3e-3,
-    "warmup": 50,
-    "final_lr": 0.1,
-    "clip": 1.0,
-    "minutes": 10.0,
-    "evals": 10,
-}
-"""Defaults of ``polyrnn train`` (see the ``--help`` of each option for why)."""
+MODEL = lm.ModelConfig()
+"""The architecture ``polyrnn train`` builds by default (see :class:`polyrnn.lm.ModelConfig`)."""
+TRAINING = lm.TrainConfig()
+"""The training hyper-parameters of ``polyrnn train`` by default (see
+:class:`polyrnn.lm.TrainConfig`)."""
+MINUTES = 10.0
+"""The training time of ``polyrnn train`` when neither --steps nor --minutes is given."""
 
-DEMO: dict[str, Any] = {
-    "embed": 32,
-    "hidden": 128,
-    "seq_len": 64,
-    "batch": 32,
-    "lr": 5e-3,
-    "minutes": 1.0,
-}
-"""The small model ``polyrnn demo`` trains on NumPy in about a minute."""
+DEMO: dict[str, Any] = {"embed_size": 32, "hidden_size": 128, "lr": 5e-3, "minutes": 1.0}
+"""What ``polyrnn demo`` changes from the defaults: a smaller model NumPy trains in a minute."""
 
 
-def _number(kind: type, low: float, high: float = float("inf"), *, open_low: bool = False) -> Any:
-    """An argparse type: a ``kind`` in ``[low, high]`` (``(low, high]`` with ``open_low``)."""
+def _number(kind: type, low: float, high: float = math.inf, *, above: bool = False) -> Any:
+    """An argparse type: a ``kind`` in ``[low, high]``, or in ``(low, high]`` with ``above``."""
+    if high == math.inf:
+        wanted = ("positive" if above else "non-negative") if low == 0 else f">= {low:g}"
+    else:
+        wanted = f"in {'(' if above else '['}{low:g}, {high:g}]"
 
     def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
-        if not (low < value if open_low else low <= value) or not value <= high:
-            if open_low and high == float("inf"):
-                raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-            bounds = f"({low:g}" if open_low else f"[{low:g}"
-            raise argparse.ArgumentTypeError(f"must be in {bounds}, {high:g}], got {text}")
+        if (value <= low if above else value < low) or not value <= high:
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
         return value
 
     parse.__name__ = kind.__name__
@@ -135,7 +124,7 @@ def _number(kind: type, low: float, high: float = float("inf"), *, open_low: boo
 
 
 def _positive(kind: type) -> Any:
-    return _number(kind, 0, open_low=True)
+    return _number(kind, 0, above=True)
 
 
 class _Progress:
@@ -190,11 +179,11 @@ def _check_writable(path: str | None) -> None:
         return
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        raise lm.DataError(f"cannot write {path!r}: directory {directory!r} does not exist")
+        raise lm.LMError(f"cannot write {path!r}: directory {directory!r} does not exist")
     if os.path.isdir(path):
-        raise lm.DataError(f"cannot write {path!r}: it is a directory")
+        raise lm.LMError(f"cannot write {path!r}: it is a directory")
     if not os.access(directory, os.W_OK):
-        raise lm.DataError(f"cannot write {path!r}: directory {directory!r} is not writable")
+        raise lm.LMError(f"cannot write {path!r}: directory {directory!r} is not writable")
 
 
 def _write_json(path: str, document: dict[str, Any]) -> None:
@@ -203,96 +192,90 @@ def _write_json(path: str, document: dict[str, Any]) -> None:
         f.write("\n")
 
 
-def _train(
-    text: str,
-    args: argparse.Namespace,
-    *,
-    source: str,
-    history_path: str | None = None,
-) -> tuple[lm.Trainer, lm.TrainReport | None]:
-    """Train as ``args`` say; ``report`` is ``None`` when interrupted (after saving)."""
-    model = lm.ModelConfig(
-        embed_size=args.embed, hidden_size=args.hidden, layers=args.layers, cell=args.cell
-    )
-    config = lm.TrainConfig(
-        batch=args.batch,
-        seq_len=args.seq_len,
-        lr=args.lr,
-        warmup=args.warmup,
-        final_lr=args.final_lr,
-        clip_norm=args.clip or None,
-        seed=args.seed,
-    )
-    trainer = lm.Trainer(text, model=model, config=config, backend=args.backend, dtype=args.dtype)
-    steps = args.steps
-    seconds = None if steps is not None else 60.0 * args.minutes
-    budget = f"{steps} steps" if steps is not None else f"{args.minutes:g} min"
+@dataclass(frozen=True)
+class _Run:
+    """One training run of ``train`` or ``demo``."""
+
+    source: str
+    """What the text is, for messages and the history file."""
+    model: lm.ModelConfig
+    config: lm.TrainConfig
+    backend: str
+    dtype: str
+    steps: int | None
+    minutes: float
+    evals: int
+    out: str | None
+    history: str | None
+    command: str
+
+
+def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
+    """Train; the report is ``None`` when interrupted (after saving to ``run.out``)."""
+    m, c = run.model, run.config
+    trainer = lm.Trainer(text, model=m, config=c, backend=run.backend, dtype=run.dtype)
+    seconds = None if run.steps is not None else 60.0 * run.minutes
+    budget = f"{run.steps} steps" if run.steps is not None else f"{run.minutes:g} min"
     params = trainer.lm.params.size()
+    vocab = len(trainer.lm.vocab)
     print(
-        f"training a {args.layers}-layer {args.cell.upper()} (E={args.embed}, H={args.hidden}, "
-        f"{params:,} parameters) on {source}: {len(text):,} characters, "
-        f"{len(trainer.lm.vocab)} distinct; backend {args.backend} {args.dtype}, "
-        f"B={args.batch}, T={args.seq_len}, {budget}",
+        f"training a {m.layers}-layer {m.cell.upper()} (E={m.embed_size}, H={m.hidden_size}, "
+        f"{params:,} parameters) on {run.source}: {len(text):,} characters, {vocab} "
+        f"distinct; backend {run.backend} {run.dtype}, B={c.batch}, T={c.seq_len}, {budget}",
         file=sys.stderr,
     )
     document: dict[str, Any] = {
-        "command": "polyrnn " + " ".join(sys.argv[1:]) if source != "demo" else "polyrnn demo",
-        "text": source,
-        "backend": args.backend,
-        "dtype": args.dtype,
-        "model": model.to_dict(),
-        "train": config.to_dict(),
-        "vocab_size": len(trainer.lm.vocab),
+        "command": run.command,
+        "text": run.source,
+        "backend": run.backend,
+        "dtype": run.dtype,
+        "model": m.to_dict(),
+        "train": c.to_dict(),
+        "vocab_size": vocab,
         "parameters": params,
         "history": [],
     }
-    progress = _Progress(steps, seconds)
+    progress = _Progress(run.steps, seconds)
 
     def on_eval(record: dict[str, Any]) -> None:
         progress.eval(record)
-        if history_path is not None:
+        if run.history is not None:
             document["history"].append(record)
-            _write_json(history_path, document)
+            _write_json(run.history, document)
 
     try:
         report = trainer.run(
-            steps=steps, seconds=seconds, evals=args.evals, on_step=progress.step, on_eval=on_eval
+            steps=run.steps,
+            seconds=seconds,
+            evals=run.evals,
+            on_step=progress.step,
+            on_eval=on_eval,
         )
     except KeyboardInterrupt:
         progress.close()
-        done = trainer.steps_done
-        if args.out:
-            lm.save(trainer.lm, args.out)
-            print(
-                f"interrupted after {done} steps; saved the last parameters to {args.out}",
-                file=sys.stderr,
-            )
+        done = f"interrupted after {trainer.steps_done} steps"
+        if run.out:
+            lm.save(trainer.lm, run.out)
+            print(f"{done}; saved the last parameters to {run.out}", file=sys.stderr)
         else:
-            print(f"interrupted after {done} steps; nothing saved (no --out)", file=sys.stderr)
+            print(f"{done}; nothing saved (no --out)", file=sys.stderr)
         return trainer, None
     progress.close()
     if report.val is None:  # --evals 0: still measure the result once
         report.val = trainer.evaluate()
-    trainer.lm.info = {
-        "text": source,
-        "train": config.to_dict(),
-        "steps": report.steps,
-        "seconds": report.seconds,
-        "train_loss": report.train_loss,
-        "val_loss": report.val.loss,
-        "val_perplexity": report.val.perplexity,
-        "backend": args.backend,
-    }
-    if args.out:
-        lm.save(trainer.lm, args.out)
-        print(f"saved the model to {args.out}", file=sys.stderr)
-    if history_path is not None:
-        document["final"] = _summary(trainer, report)
-        _write_json(history_path, document)
+    summary = _summary(trainer, report)
+    trainer.lm.info = {"text": run.source, "train": c.to_dict(), **summary}
+    if run.out:
+        lm.save(trainer.lm, run.out)
+        print(f"saved the model to {run.out}", file=sys.stderr)
+    if run.history is not None:
+        document["final"] = summary
+        _write_json(run.history, document)
     return trainer, report
 
 
 def _summary(trainer: lm.Trainer, report: lm.TrainReport) -> dict[str, Any]:
+    """The final metrics: what ``--json`` prints."""
     assert report.val is not None
     return {
         "backend": trainer.lm.backend.name,
@@ -315,7 +298,28 @@ def train(args: argparse.Namespace) -> int:
     _check_writable(args.out)
     _check_writable(args.history)
     text = lm.read_text(args.text)
-    trainer, report = _train(text, args, source=args.text, history_path=args.history)
+    run = _Run(
+        source=args.text,
+        model=lm.ModelConfig(args.embed, args.hidden, args.layers, args.cell),
+        config=lm.TrainConfig(
+            batch=args.batch,
+            seq_len=args.seq_len,
+            lr=args.lr,
+            warmup=args.warmup,
+            final_lr=args.final_lr,
+            clip_norm=args.clip or None,
+            seed=args.seed,
+        ),
+        backend=args.backend,
+        dtype=args.dtype,
+        steps=args.steps,
+        minutes=args.minutes,
+        evals=args.evals,
+        out=args.out,
+        history=args.history,
+        command=args.command_line,
+    )
+    trainer, report = _train(text, run)
     if report is None:
         return 130
     summary = _summary(trainer, report)
@@ -376,16 +380,22 @@ def _python_docs() -> str:
 def demo(args: argparse.Namespace) -> int:
     """Train a small model on Python's documentation for about a minute, then sample."""
     text = _python_docs()
-    for name, value in TRAIN_DEFAULTS.items():
-        if not hasattr(args, name):
-            setattr(args, name, value)
-    for name, value in DEMO.items():
-        if name != "minutes":
-            setattr(args, name, value)
-    args.steps = None
-    args.out = None
-    args.evals = 2
-    trainer, report = _train(text, args, source="demo")
+    run = _Run(
+        source="Python's documentation (pydoc_data)",
+        model=dataclasses.replace(
+            MODEL, embed_size=DEMO["embed_size"], hidden_size=DEMO["hidden_size"]
+        ),
+        config=dataclasses.replace(TRAINING, lr=DEMO["lr"], seed=args.seed),
+        backend=args.backend,
+        dtype=args.dtype,
+        steps=None,
+        minutes=args.minutes,
+        evals=1,
+        out=None,
+        history=None,
+        command=args.command_line,
+    )
+    trainer, report = _train(text, run)
     if report is None:
         return 130
     assert report.val is not None
@@ -402,77 +412,91 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default, unless it has none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _add_backend(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument(
         "--backend",
         default=default,
         choices=list(lm.BACKENDS),
-        help=f"array library (default: {default}); jax and torch differentiate "
-        "automatically, the others use polyrnn's hand-written backpropagation",
+        help="array library; jax and torch differentiate automatically, the others use "
+        "polyrnn's hand-written backpropagation",
     )
 
 
 def _parser() -> argparse.ArgumentParser:
-    d = TRAIN_DEFAULTS
-    parser = argparse.ArgumentParser(prog="polyrnn", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="polyrnn",
+        description="Character-level recurrent language models on NumPy, JAX, PyTorch or "
+        "CuPy, written once against the Array API. Without a command: demo.",
+    )
     parser.add_argument("--version", action="version", version=f"polyrnn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub_parser = functools.partial(sub.add_parser, formatter_class=_Help)
 
-    p = sub.add_parser("demo", help=demo.__doc__, description=demo.__doc__)
+    p = sub_parser("demo", help=demo.__doc__, description=demo.__doc__)
     _add_backend(p, "numpy")
     p.add_argument("--minutes", type=_positive(float), default=DEMO["minutes"])
     p.add_argument("--dtype", default="float32", choices=lm.backend.DTYPES)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=demo)
 
-    p = sub.add_parser("train", help=train.__doc__, description=train.__doc__)
+    m, t = MODEL, TRAINING
+    p = sub_parser("train", help=train.__doc__, description=train.__doc__)
     p.add_argument("--text", required=True, help="UTF-8 text file; its last 10%% validates")
-    _add_backend(p, d["backend"])
-    p.add_argument("--cell", default=d["cell"], choices=list(lm.CELLS))
-    p.add_argument("--embed", type=_positive(int), default=d["embed"], help="embedding width E")
-    p.add_argument("--hidden", type=_positive(int), default=d["hidden"], help="hidden width H")
-    p.add_argument("--layers", type=_positive(int), default=d["layers"], help="recurrent layers")
+    _add_backend(p, "numpy")
+    p.add_argument("--cell", default=m.cell, choices=list(lm.CELLS), help="recurrent cell")
+    p.add_argument("--embed", type=_positive(int), default=m.embed_size, help="embedding width E")
+    p.add_argument("--hidden", type=_positive(int), default=m.hidden_size, help="hidden width H")
+    p.add_argument("--layers", type=_positive(int), default=m.layers, help="recurrent layers L")
     p.add_argument(
-        "--seq-len", type=_positive(int), default=d["seq_len"], help="BPTT length T per step"
+        "--seq-len", type=_positive(int), default=t.seq_len, help="characters per step T"
     )
-    p.add_argument("--batch", type=_positive(int), default=d["batch"], help="parallel streams B")
+    p.add_argument("--batch", type=_positive(int), default=t.batch, help="parallel streams B")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=_positive(int), help="train for this many steps")
     budget.add_argument(
         "--minutes",
         type=_positive(float),
-        default=d["minutes"],
-        help=f"or for this much training time (default: {d['minutes']:g}; evaluation excluded)",
+        default=MINUTES,
+        help="or for this much training time, evaluation excluded",
     )
-    p.add_argument("--lr", type=_positive(float), default=d["lr"], help="peak Adam learning rate")
+    p.add_argument("--lr", type=_positive(float), default=t.lr, help="peak Adam learning rate")
     p.add_argument(
-        "--warmup", type=_number(int, 0), default=d["warmup"], help="linear warm-up steps"
+        "--warmup", type=_number(int, 0), default=t.warmup, help="steps of linear warm-up"
     )
     p.add_argument(
         "--final-lr",
         type=_number(float, 0, 1),
-        default=d["final_lr"],
-        help="final learning rate as a fraction of --lr, reached by a cosine (1: constant)",
+        default=t.final_lr,
+        help="learning rate at the end, as a fraction of --lr, reached by a cosine (1: constant)",
     )
     p.add_argument(
-        "--clip", type=float, default=d["clip"], help="global gradient-norm clip (0: off)"
+        "--clip", type=_number(float, 0), default=t.clip_norm, help="gradient-norm clip (0: off)"
     )
-    p.add_argument("--evals", type=int, default=d["evals"], help="validations during the run")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--evals", type=_number(int, 0), default=10, help="validations during the run")
+    p.add_argument("--seed", type=int, default=t.seed, help="seed of the initial weights")
     p.add_argument("--dtype", default="float32", choices=lm.backend.DTYPES)
     p.add_argument("--out", help="save the model here (.npz), also on Ctrl-C")
     p.add_argument("--history", help="write the learning curve here (.json)")
     p.add_argument("--json", action="store_true", help="print one line of final metrics as JSON")
     p.set_defaults(run=train)
 
-    p = sub.add_parser("eval", help=evaluate.__doc__, description=evaluate.__doc__)
+    p = sub_parser("eval", help=evaluate.__doc__, description=evaluate.__doc__)
     p.add_argument("--model", required=True, help=".npz file written by polyrnn train")
     p.add_argument("--text", required=True, help="UTF-8 text file to score")
     _add_backend(p, "numpy")
     p.add_argument("--json", action="store_true", help="print the metrics as one line of JSON")
     p.set_defaults(run=evaluate)
 
-    p = sub.add_parser("sample", help=sample.__doc__, description=sample.__doc__)
+    p = sub_parser("sample", help=sample.__doc__, description=sample.__doc__)
     p.add_argument("--model", required=True, help=".npz file written by polyrnn train")
     p.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
     p.add_argument("--length", type=_number(int, 0), default=300, help="characters to generate")
@@ -480,9 +504,9 @@ def _parser() -> argparse.ArgumentParser:
         "--temperature",
         type=_number(float, 0),
         default=0.8,
-        help="0: always the likeliest character; higher: more varied (default: 0.8)",
+        help="0: always the likeliest character; higher: more varied",
     )
-    p.add_argument("--seed", type=int, help="seed of the sampler (default: random)")
+    p.add_argument("--seed", type=int, help="seed of the sampler (random when not given)")
     _add_backend(p, "numpy")
     p.set_defaults(run=sample)
 
@@ -493,9 +517,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``polyrnn`` command with ``argv`` (``sys.argv[1:]`` by default); the exit status."""
     parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if args.command is None:
-        args = parser.parse_args(["demo"])
+        argv = ["demo"]
+        args = parser.parse_args(argv)
+    args.command_line = " ".join(["polyrnn", *argv])
     try:
         return int(args.run(args))
     except lm.LMError as e:

@@ -1,4 +1,4 @@
-r"""Linear recurrences in parallel: :func:`linear_scan`, :func:`associative_scan`, and the VJP.
+r"""Linear recurrences in parallel: :func:`~polyrnn.linear_scan`, :func:`~polyrnn.associative_scan`, and the VJP.
 
 A linear recurrence ``h_t = a_t ⊙ h_{t-1} + b_t`` composes affine maps, and composition
 is associative, so all ``T`` states can be computed in ``O(log T)`` vectorised rounds
@@ -22,7 +22,7 @@ PyTorch      CPU: the NumPy loop on the tensors'      Array-API associative scan
              elsewhere one ``addcmul`` per step
 CuPy         one ``ElementwiseKernel`` launch: each   Array-API associative scan in CuPy ops
              thread walks time for one lane
-others       :meth:`Adapter.scan` loop                Array-API associative scan
+others       :meth:`~polyrnn.backends.Adapter.scan`   Array-API associative scan
 ============ ======================================== =====================================
 
 ``"auto"`` is sequential on CPUs and parallel on accelerators (CuPy: the one-launch kernel

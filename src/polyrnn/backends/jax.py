@@ -1,6 +1,6 @@
 """JAX: every scan is one ``jax.lax.scan`` inside a ``jax.jit``.
 
-The reference recurrences of :mod:`polyrnn._recurrence` run unchanged; this adapter
+The reference recurrences of ``polyrnn._recurrence`` run unchanged; this adapter
 gives them ``jax.lax.scan`` as their loop (so compile time does not grow with T) and
 wraps each whole scan in :func:`jax.jit`, with the options static.  Called eagerly, a
 scan compiles once per shape, dtype and options and is cached by JAX; called inside the

@@ -3,7 +3,7 @@
 A :class:`Backend` bundles what training needs to know about one library: its Array API
 namespace, the floating dtype of the parameters, how arrays come back to the host, how
 gradients are taken (``"jax"``: :func:`jax.value_and_grad`; ``"torch"``: autograd;
-``None``: the hand-written backpropagation of :func:`polyrnn.lm.model.loss_and_grad`) and
+``None``: the hand-written backpropagation of :func:`polyrnn.lm.loss_and_grad`) and
 how a step function is compiled (:func:`jax.jit` on JAX, nothing elsewhere).
 
 The libraries are looked up by name in one table, and a library is imported only when

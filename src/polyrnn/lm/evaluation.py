@@ -8,7 +8,7 @@ over the ``N = len(text) - 1`` characters that have a predecessor.  The predicti
 cut into ``S`` contiguous streams of ``ceil(N / S)`` (the last one shorter), read in
 parallel, each from the zero state, ``T`` characters at a time with the state carried;
 the streams are padded to a whole number of chunks and the padding is masked out of
-:func:`polyrnn.metrics.cross_entropy`, so every character is scored exactly once.  A uniform model over ``V``
+:func:`polyrnn.cross_entropy`, so every character is scored exactly once.  A uniform model over ``V``
 characters has ``ℓ = log V`` and ``PP = V``.
 """
 

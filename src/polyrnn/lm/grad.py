@@ -66,7 +66,7 @@ def value_and_grad(backend: Backend, cell: str) -> ValueAndGrad:
     ----------
     backend : Backend
         Its ``autodiff`` picks the engine: :func:`jax.value_and_grad`, PyTorch autograd, or
-        :func:`polyrnn.lm.model.loss_and_grad`.
+        :func:`polyrnn.lm.loss_and_grad`.
     cell : str
         A key of :data:`polyrnn.lm.CELLS`.
 

@@ -6,7 +6,7 @@ r"""The character-level language model: embedding, recurrent layers, linear read
 
 with ``E (V, E)``, ``L`` recurrent layers of width ``H`` and the readout ``W (H, V)``,
 ``b (V,)``.  Everything is written once against the Array API.  The loss is
-:func:`polyrnn.metrics.cross_entropy` in nats per character; :func:`loss` is what JAX
+:func:`polyrnn.cross_entropy` in nats per character; :func:`loss` is what JAX
 and PyTorch differentiate, :func:`loss_and_grad` is the same loss with its gradient by
 hand (backpropagation through the scans with :mod:`polyrnn.vjp`) for the libraries that
 do not differentiate.
@@ -50,7 +50,7 @@ Carry = tuple[Array, ...]
 """The state of one layer: ``(h,)``, or ``(h, c)`` for the LSTM; each ``(B, H)``."""
 
 State = tuple[Carry, ...]
-"""The state of the whole model: one :data:`Carry` per layer."""
+"""The state of the whole model: one ``Carry`` per layer."""
 
 Backward = Callable[[Array], tuple[Array, Any]]
 """``d_hs (B, T, H) -> (d_xs (B, T, D), d_params)`` of one layer, the final state's
@@ -61,7 +61,7 @@ cotangent being zero (truncated backpropagation through time)."""
 class CellSpec:
     """How the model uses one kind of recurrent layer.
 
-    Every function takes and returns the layer state as a tuple (:data:`Carry`), so the
+    Every function takes and returns the layer state as a tuple (``Carry``), so the
     model code is the same for all cells.
     """
 
@@ -71,7 +71,7 @@ class CellSpec:
     scan: Callable[[Array, Any, Carry], tuple[Array, Carry]]
     """``scan(xs (B, T, D), params, carry) -> (hs (B, T, H), carry)``."""
     scan_vjp: Callable[[Array, Any, Carry], tuple[tuple[Array, Carry], Backward]]
-    """``scan_vjp(xs, params, carry) -> ((hs, carry), backward)``, see :data:`Backward`."""
+    """``scan_vjp(xs, params, carry) -> ((hs, carry), backward)``, see ``Backward``."""
     n_states: int
     """Length of the carry: 1 (``h``) or 2 (``h, c``)."""
     doc: str
@@ -146,7 +146,7 @@ class ModelConfig:
     """
 
     embed_size: int = 64
-    hidden_size: int = 512
+    hidden_size: int = 256
     layers: int = 1
     cell: str = "gru"
 
@@ -318,7 +318,7 @@ def loss(
     Returns
     -------
     loss : array, 0-d
-        :func:`polyrnn.metrics.cross_entropy` of the model's log-probabilities.
+        :func:`polyrnn.cross_entropy` of the model's log-probabilities.
     state : State
         As :func:`forward`.  This is the ``(value, aux)`` of ``jax.value_and_grad(...,
         has_aux=True)``.

@@ -61,8 +61,8 @@ class TrainConfig:
         The share of the text, at its end, held out for validation.
     """
 
-    batch: int = 64
-    seq_len: int = 128
+    batch: int = 32
+    seq_len: int = 64
     lr: float = 3e-3
     warmup: int = 50
     final_lr: float = 0.1
