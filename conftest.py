@@ -1,9 +1,22 @@
-"""Doctests of ``src/polyrnn`` see ``np`` and ``polyrnn`` without importing them."""
+"""Doctests of ``src/polyrnn`` see ``np`` and ``polyrnn`` without importing them.
+
+A backend adapter imports its framework at the top (it is only ever loaded once the
+user's arrays prove the framework is there), so its module is not collected for
+doctests where the framework is not installed.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
+
+collect_ignore = [
+    f"src/polyrnn/backends/{name}.py"
+    for name in ("jax", "torch", "cupy")
+    if importlib.util.find_spec(name) is None
+]
 
 
 @pytest.fixture(autouse=True)
