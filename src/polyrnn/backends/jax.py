@@ -101,9 +101,11 @@ class JaxAdapter(Adapter):
         return self._linear_jit(a, b, h0, reverse=reverse, method=method)  # type: ignore[no-any-return]
 
     def min_gru_gates(self, gx: Array, n_h: int) -> tuple[Array, Array]:
-        """With ``jax.nn.sigmoid`` (XLA's logistic: one op, accurate in both tails)."""
+        """``a = 1 / (1 + e^k)``, ``b = h̃ / (1 + e^{-k})``: a few ulp in both tails (an
+        overflowing ``e^{±k}`` gives the right limit, 0), and measured faster on XLA:CPU
+        than its logistic op, which the reference's where-based sigmoid also trails."""
         k = gx[..., :n_h]
-        return jax.nn.sigmoid(-k), jax.nn.sigmoid(k) * gx[..., n_h:]
+        return 1.0 / (1.0 + self.xp.exp(k)), gx[..., n_h:] / (1.0 + self.xp.exp(-k))
 
     def min_lstm_gates(self, gx: Array, n_h: int) -> tuple[Array, Array]:
         """``f' = σ(d)``, ``i' = σ(-d)``, ``d = softplus(-k_i) - softplus(-k_f)``, with jax.nn."""

@@ -81,7 +81,7 @@ def sample(
     log_probs, state = run(lm.params, b.asarray(lm.vocab.encode(prompt)[None, :]), state)
     out: list[int] = []
     while len(out) < length:
-        last = b.to_numpy(log_probs[0, -1]).astype(np.float64)
+        last = b.to_numpy(log_probs[0, -1, :]).astype(np.float64)
         out.append(_draw(last, temperature, rng))
         if len(out) < length:
             log_probs, state = run(lm.params, b.asarray(np.array([[out[-1]]])), state)

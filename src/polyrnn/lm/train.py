@@ -226,7 +226,10 @@ class Trainer:
         )
 
     def train_step(self, lr: float) -> float:
-        """One step of Adam at learning rate ``lr`` on the next batch; the batch's loss."""
+        """One step of Adam at learning rate ``lr`` on the next batch.
+
+        Returns the batch's loss before the update, nats per character.
+        """
         b, lm = self.lm.backend, self.lm
         k = self.steps_done % len(self.batches)
         if k == 0:  # a new epoch: the streams start over
@@ -254,6 +257,10 @@ class Trainer:
         on_eval: Callable[[dict[str, Any]], None] | None = None,
     ) -> TrainReport:
         """Train for ``steps`` steps or ``seconds`` of training time, evaluating as it goes.
+
+        Each call runs its own learning-rate schedule (warm-up, then cosine over the call)
+        from the current parameters and optimiser state; the batches continue where the
+        previous call stopped.
 
         Parameters
         ----------
