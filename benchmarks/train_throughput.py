@@ -7,7 +7,7 @@ alike, and the table reports each one's median and its ratio to the torch-native
 ``torch.nn.Embedding`` + ``torch.nn.GRU`` + ``torch.nn.Linear``, ``torch.optim.Adam`` and
 ``clip_grad_norm_``, the same sizes, batches and carried state.
 
-    python benchmarks/train_throughput.py --hidden 256 --batch 32 --seq-len 64
+    python benchmarks/train_throughput.py --hidden 256 --batch 32 --seq-len 32 --threads 2
     python benchmarks/train_throughput.py --json docs/training_results/throughput.json
 """
 
@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--embed", type=int, default=64)
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--seq-len", type=int, default=64)
+    parser.add_argument("--seq-len", type=int, default=32)
     parser.add_argument("--steps", type=int, default=10, help="timed steps per process")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps (JIT compilation)")
     parser.add_argument("--rounds", type=int, default=3, help="processes per implementation")

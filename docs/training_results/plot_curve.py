@@ -18,6 +18,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 
+def _load(path: str) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+def _history(path: str) -> list[dict]:
+    return _load(path)["history"]  # type: ignore[no-any-return]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("histories", nargs="+", help="JSON files from polyrnn train --history")
@@ -26,11 +34,12 @@ def main() -> None:
     args = parser.parse_args()
     fig, (by_time, by_tokens) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for path in args.histories:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        doc = _load(path)
         m, t = doc["model"], doc["train"]
         label = (
             f"{doc['backend']} {m['layers']}x{m['cell'].upper()} H={m['hidden_size']} "
-            f"E={m['embed_size']}, B={t['batch']} T={t['seq_len']} lr={t['lr']:g}"
+            f"E={m['embed_size']}, B={t['batch']} T={t['seq_len']} lr={t['lr']:g}, "
+            f"{doc['history'][-1]['step']} steps"
         )
         hist = doc["history"]
         val = [r["val_loss"] for r in hist]
@@ -52,7 +61,16 @@ def main() -> None:
     by_time.set_xlabel("training time (minutes, evaluation excluded)")
     by_tokens.set_xlabel("training characters (millions)")
     by_time.set_ylabel("validation loss (nats/char)")
-    by_time.set_ylim(top=min(4.5, by_time.get_ylim()[1]))
+    first = max(r["val_loss"] for path in args.histories for r in _history(path))
+    by_time.set_ylim(top=min(first, 2.6))
+    if first > 2.6:
+        by_time.annotate(
+            f"step 0: {first:.2f} (the uniform model: log V)",
+            xy=(0.02, 0.97),
+            xycoords="axes fraction",
+            va="top",
+            fontsize=8,
+        )
     by_tokens.legend(fontsize=7)
     fig.suptitle("polyrnn character-level LM on tiny Shakespeare (dotted: training loss)")
     fig.tight_layout()

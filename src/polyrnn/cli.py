@@ -99,7 +99,7 @@ TRAINING = lm.TrainConfig()
 MINUTES = 10.0
 """The training time of ``polyrnn train`` when neither --steps nor --minutes is given."""
 
-DEMO: dict[str, Any] = {"embed_size": 32, "hidden_size": 128, "lr": 5e-3, "minutes": 1.0}
+DEMO: dict[str, Any] = {"embed_size": 32, "hidden_size": 128, "minutes": 1.0}
 """What ``polyrnn demo`` changes from the defaults: a smaller model NumPy trains in a minute."""
 
 
@@ -385,7 +385,7 @@ def demo(args: argparse.Namespace) -> int:
         model=dataclasses.replace(
             MODEL, embed_size=DEMO["embed_size"], hidden_size=DEMO["hidden_size"]
         ),
-        config=dataclasses.replace(TRAINING, lr=DEMO["lr"], seed=args.seed),
+        config=dataclasses.replace(TRAINING, seed=args.seed),
         backend=args.backend,
         dtype=args.dtype,
         steps=None,

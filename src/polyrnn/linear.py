@@ -27,13 +27,13 @@ others       :meth:`~polyrnn.backends.Adapter.scan`   Array-API associative scan
 
 ``"auto"`` is sequential on CPUs and parallel on accelerators (CuPy: the one-launch kernel
 when there are at least 2**16 lanes or at most 64 steps).  On a CPU the parallel form's
-``2 log2 T`` passes over arrays that outgrow the caches cost 3-10x more than the loop at
+``2 log2 T`` passes over arrays that outgrow the caches cost 2.4-9x more than the loop at
 every T measured (256 to 65536, float32, B = 8, H = 128; ``benchmarks/linear_bench.py``,
 results in ``docs/linear_results``); the GPU rules are reasoned, not yet measured.  The
 log-space formulation (``cumsum`` and ``logcumsumexp`` of ``log a``, Heinsen 2023) was
-measured on PyTorch and rejected: 30-40x slower than the loop on a CPU, and in float32 its
-error grows with T (2e-4 of the largest state at T = 4096), beyond the 1e-5 the other
-forms keep.
+measured on PyTorch and rejected: 20-40x slower than the loop on a CPU, and in float32 its
+error grows with T (2e-4 of the largest state at T = 4096, 4e-3 at 65536), beyond the 1e-5
+the other forms keep.
 """
 
 from __future__ import annotations

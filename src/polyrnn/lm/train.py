@@ -62,8 +62,8 @@ class TrainConfig:
     """
 
     batch: int = 32
-    seq_len: int = 64
-    lr: float = 3e-3
+    seq_len: int = 32
+    lr: float = 5e-3
     warmup: int = 50
     final_lr: float = 0.1
     clip_norm: float | None = 1.0
