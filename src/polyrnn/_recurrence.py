@@ -27,6 +27,14 @@ def project(xp: Namespace, xs: Array, w: Array, b: Array) -> Array:
     return xp.reshape(flat, (*xs.shape[:-1], w.shape[-1]))
 
 
+def initial(xp: Namespace, xs: Array, hidden: int, state: Array | None) -> Array:
+    """``state``, or where it is ``None`` zeros ``(..., H)`` of the batch shape of time-major
+    ``xs``, its dtype and device (built here so that a JIT-compiled scan builds them inside)."""
+    if state is not None:
+        return state
+    return xp.zeros((*xs.shape[1:-1], hidden), dtype=xs.dtype, device=device(xs))
+
+
 def step_mask(xp: Namespace, lengths: Array | None, steps: int) -> Array | None:
     """``mask[t, ..., 0] = t < lengths[...]``, shape ``(T, ..., 1)``; ``None`` without lengths."""
     if lengths is None:
@@ -86,13 +94,14 @@ def rnn(
     adapter: Adapter,
     xs: Array,
     params: RNNParams,
-    h0: Array,
+    h0: Array | None,
     *,
     lengths: Array | None,
     reverse: bool,
     activation: str,
 ) -> tuple[Array, Array]:
     xp = adapter.xp
+    h0 = initial(xp, xs, params.w_h.shape[0], h0)
     gx = project(xp, xs, params.w_x, fused_bias(xp, params))
     w_h = params.w_h
 
@@ -106,13 +115,14 @@ def gru(
     adapter: Adapter,
     xs: Array,
     params: GRUParams,
-    h0: Array,
+    h0: Array | None,
     *,
     lengths: Array | None,
     reverse: bool,
     reset_after: bool,
 ) -> tuple[Array, Array]:
     xp = adapter.xp
+    h0 = initial(xp, xs, params.w_h.shape[0], h0)
     gx = project(xp, xs, params.w_x, fused_bias(xp, params, reset_after))
     w_h, b_hn = params.w_h, params.b_h[2 * h0.shape[-1] :]
 
@@ -126,17 +136,18 @@ def lstm(
     adapter: Adapter,
     xs: Array,
     params: LSTMParams,
-    state0: tuple[Array, Array],
+    state0: tuple[Array | None, Array | None],
     *,
     lengths: Array | None,
     reverse: bool,
 ) -> tuple[Array, tuple[Array, Array]]:
     xp = adapter.xp
+    state = tuple(initial(xp, xs, params.w_h.shape[0], s) for s in state0)
     gx = project(xp, xs, params.w_x, fused_bias(xp, params))
     w_h = params.w_h
 
     def step(carry: tuple[Array, Array], g: Array) -> tuple[Array, Array]:
         return lstm_step(xp, carry, g, w_h)
 
-    hs, (h, c) = recurrence(adapter, step, tuple(state0), gx, lengths, reverse, lambda s: s[0])
+    hs, (h, c) = recurrence(adapter, step, state, gx, lengths, reverse, lambda s: s[0])
     return hs, (h, c)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from ._compat import Array, Namespace, array_namespace, device, is_array_api_obj
+from ._compat import Array, Namespace, device, is_array_api_obj, namespace_of
 from .params import GATES
 
 
@@ -21,9 +21,9 @@ def namespace(fn: str, arrays: dict[str, Any]) -> Namespace:
     present = {name: a for name, a in arrays.items() if a is not None}
     spaces = {}
     for name, a in present.items():
-        if not is_array_api_obj(a):
+        spaces[name] = namespace_of(a)
+        if spaces[name] is None:
             raise TypeError(f"{fn}: {name} must be an array, got {_describe(a)}")
-        spaces[name] = array_namespace(a)
     first, xp = next(iter(spaces.items()))
     for name, other in spaces.items():
         if other is not xp:
@@ -141,6 +141,9 @@ def scan_inputs(
     fn: str, xs: Any, p: Any, cls: type, states: dict[str, Any], *, time_major: bool
 ) -> ScanLayout:
     """Checks of a scan: ``xs`` is ``(..., T, D)`` (or ``(T, ..., D)``), states ``(..., H)``."""
+    quick = _common_scan_layout(xs, p, cls, states, time_major)
+    if quick is not None:
+        return quick
     xp = namespace(fn, {"xs": xs, **states, **_named_params(p)})
     floating(fn, "xs", xs, xp)
     if xs.ndim < 2:
@@ -155,6 +158,43 @@ def scan_inputs(
         if s is not None:
             floating(fn, name, s, xp, xs.dtype)
             shape(fn, name, s, (*batch, n_h), f"batch shape {batch} of xs, then H={n_h}")
+    return ScanLayout(xp, p, steps, batch, n_h)
+
+
+def _common_scan_layout(
+    xs: Any, p: Any, cls: Any, states: dict[str, Any], time_major: bool
+) -> ScanLayout | None:
+    """The layout of a scan whose inputs pass every check of :func:`scan_inputs` on the
+    common path (``params`` of class ``cls``; arrays of one type, dtype and device); ``None``
+    sends the inputs through those checks, which name what is wrong.
+
+    A scan of a short sequence takes a fraction of a millisecond, so these few attribute
+    comparisons replace dozens of microseconds of namespace, device and dtype queries.
+    """
+    xp = namespace_of(xs)
+    if type(p) is not cls or xp is None or xs.ndim < 2:
+        return None
+    arrays = [*p, *(s for s in states.values() if s is not None)]
+    kind, dtype = type(xs), xs.dtype
+    try:  # a tracer or a sharded array may refuse .device: take the thorough path
+        dev = xs.device
+        if any(type(a) is not kind or a.dtype != dtype or a.device != dev for a in arrays):
+            return None
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if not xp.isdtype(dtype, "real floating"):
+        return None
+    gh, n_in = p.w_h.shape[-1], xs.shape[-1]
+    n_h = gh // GATES[cls]
+    if time_major:
+        steps, batch = xs.shape[0], tuple(xs.shape[1:-1])
+    else:
+        steps, batch = xs.shape[-2], tuple(xs.shape[:-2])
+    expected = [(n_h, gh), (n_in, gh), (gh,), (gh,)]
+    shapes = [tuple(p.w_h.shape), tuple(p.w_x.shape), tuple(p.b_x.shape), tuple(p.b_h.shape)]
+    shapes += [tuple(s.shape) for s in states.values() if s is not None]
+    if n_h * GATES[cls] != gh or shapes != expected + [(*batch, n_h)] * (len(shapes) - 4):
+        return None
     return ScanLayout(xp, p, steps, batch, n_h)
 
 

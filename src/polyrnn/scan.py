@@ -155,7 +155,6 @@ def rnn_scan(
     adapter, lay, xs_tm, lengths = _prepare(
         "rnn_scan", xs, params, RNNParams, {"h0": h0}, time_major, lengths
     )
-    h0 = _zeros(lay, xs) if h0 is None else h0
     hs, h_last = adapter.rnn_scan(
         xs_tm, lay.params, h0, lengths=lengths, reverse=bool(reverse), activation=activation
     )
@@ -212,7 +211,6 @@ def gru_scan(
     adapter, lay, xs_tm, lengths = _prepare(
         "gru_scan", xs, params, GRUParams, {"h0": h0}, time_major, lengths
     )
-    h0 = _zeros(lay, xs) if h0 is None else h0
     hs, h_last = adapter.gru_scan(
         xs_tm,
         lay.params,
@@ -278,8 +276,6 @@ def lstm_scan(
         time_major,
         lengths,
     )
-    h0 = _zeros(lay, xs) if h0 is None else h0
-    c0 = _zeros(lay, xs) if c0 is None else c0
     hs, last = adapter.lstm_scan(
         xs_tm, lay.params, (h0, c0), lengths=lengths, reverse=bool(reverse)
     )

@@ -17,7 +17,8 @@ class Adapter:
     and must give the same numbers; the cross-backend tests hold it to that.
 
     Inputs of the ``*_scan`` methods arrive validated and time-major: ``xs (T, ..., D)``,
-    states ``(..., H)``, ``lengths`` an integer array of the batch shape or ``None``.
+    states ``(..., H)`` or ``None`` for zeros (:func:`polyrnn._recurrence.initial` makes
+    them), ``lengths`` an integer array of the batch shape or ``None``.
     """
 
     name: ClassVar[str] = "array-api"
@@ -71,7 +72,7 @@ class Adapter:
         self,
         xs: Array,
         params: Any,
-        h0: Array,
+        h0: Array | None,
         *,
         lengths: Array | None,
         reverse: bool,
@@ -85,7 +86,7 @@ class Adapter:
         self,
         xs: Array,
         params: Any,
-        h0: Array,
+        h0: Array | None,
         *,
         lengths: Array | None,
         reverse: bool,
@@ -99,7 +100,7 @@ class Adapter:
         self,
         xs: Array,
         params: Any,
-        state0: tuple[Array, Array],
+        state0: tuple[Array | None, Array | None],
         *,
         lengths: Array | None,
         reverse: bool,

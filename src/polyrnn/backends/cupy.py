@@ -16,7 +16,7 @@ from typing import Any
 import cupy
 
 from .._compat import Array
-from .._recurrence import project
+from .._recurrence import initial, project
 from ..cells import fused_bias
 from ._base import Adapter
 
@@ -142,8 +142,11 @@ class CupyAdapter(Adapter):
         return xs.size > 0 and xs.dtype in (cupy.float32, cupy.float64)
 
     def _setup(
-        self, xs: Array, params: Any, bias: Array, states: list[Array], lengths: Array | None
+        self, xs: Array, params: Any, bias: Array, states: list[Any], lengths: Array | None
     ) -> tuple[Any, ...]:
+        """The projection ``gx (T, N, G*H)``, the step mask ``(T, N)``, the output buffer
+        ``hs (T, N, H)``, contiguous copies of the states ``(N, H)`` (zeros for ``None``), N."""
+        states = [initial(self.xp, xs, params.w_h.shape[0], s) for s in states]
         steps = xs.shape[0]
         n = states[0][..., 0].size
         gx = project(self.xp, xs, params.w_x, bias).reshape(steps, n, -1)
@@ -160,7 +163,7 @@ class CupyAdapter(Adapter):
         self,
         xs: Array,
         params: Any,
-        h0: Array,
+        h0: Array | None,
         *,
         lengths: Array | None,
         reverse: bool,
@@ -171,20 +174,20 @@ class CupyAdapter(Adapter):
                 xs, params, h0, lengths=lengths, reverse=reverse, activation=activation
             )
         gx, mask, hs, (h,), n = self._setup(xs, params, fused_bias(self.xp, params), [h0], lengths)
-        hid = h0.shape[-1]
+        hid = params.w_h.shape[0]
         gh = cupy.empty((n, hid), xs.dtype)
         w_h = cupy.ascontiguousarray(params.w_h)
         kernel = _RNN[activation]
         for t in _order(xs.shape[0], reverse):
             cupy.matmul(h, w_h, out=gh)
             kernel(gx[t], gh, h, mask[t], hid, h, hs[t])
-        return hs.reshape(*xs.shape[:-1], hid), h.reshape(h0.shape)
+        return hs.reshape(*xs.shape[:-1], hid), h.reshape(*xs.shape[1:-1], hid)
 
     def gru_scan(
         self,
         xs: Array,
         params: Any,
-        h0: Array,
+        h0: Array | None,
         *,
         lengths: Array | None,
         reverse: bool,
@@ -196,7 +199,7 @@ class CupyAdapter(Adapter):
             )
         bias = fused_bias(self.xp, params, reset_after)
         gx, mask, hs, (h,), n = self._setup(xs, params, bias, [h0], lengths)
-        hid = h0.shape[-1]
+        hid = params.w_h.shape[0]
         w_h = cupy.ascontiguousarray(params.w_h)
         b_hn = cupy.ascontiguousarray(params.b_h[2 * hid :])
         if reset_after:
@@ -214,13 +217,13 @@ class CupyAdapter(Adapter):
                 _GRU_BEFORE_GATES(gx[t], gh, h, hid, rh, z)
                 cupy.matmul(rh, w_n, out=a)
                 _GRU_BEFORE_STATE(gx[t], a, z, h, mask[t], hid, h, hs[t])
-        return hs.reshape(*xs.shape[:-1], hid), h.reshape(h0.shape)
+        return hs.reshape(*xs.shape[:-1], hid), h.reshape(*xs.shape[1:-1], hid)
 
     def lstm_scan(
         self,
         xs: Array,
         params: Any,
-        state0: tuple[Array, Array],
+        state0: tuple[Array | None, Array | None],
         *,
         lengths: Array | None,
         reverse: bool,
@@ -235,7 +238,7 @@ class CupyAdapter(Adapter):
         for t in _order(xs.shape[0], reverse):
             cupy.matmul(h, w_h, out=gh)
             _LSTM(gx[t], gh, h, c, mask[t], hid, h, c, hs[t])
-        shape = state0[0].shape
+        shape = (*xs.shape[1:-1], hid)
         return hs.reshape(*xs.shape[:-1], hid), (h.reshape(shape), c.reshape(shape))
 
     def linear_method(self, x: Array, *, steps: int, width: int) -> str:

@@ -49,14 +49,18 @@ class JaxAdapter(Adapter):
     ) -> tuple[Any, Any]:
         return jax.lax.scan(step, carry, xs, reverse=reverse)
 
-    def rnn_scan(self, xs: Array, params: Any, h0: Array, **options: Any) -> tuple[Array, Array]:
+    def rnn_scan(
+        self, xs: Array, params: Any, h0: Array | None, **options: Any
+    ) -> tuple[Array, Array]:
         return self._rnn(xs, params, h0, **options)  # type: ignore[no-any-return]
 
-    def gru_scan(self, xs: Array, params: Any, h0: Array, **options: Any) -> tuple[Array, Array]:
+    def gru_scan(
+        self, xs: Array, params: Any, h0: Array | None, **options: Any
+    ) -> tuple[Array, Array]:
         return self._gru(xs, params, h0, **options)  # type: ignore[no-any-return]
 
     def lstm_scan(
-        self, xs: Array, params: Any, state0: tuple[Array, Array], **options: Any
+        self, xs: Array, params: Any, state0: tuple[Array | None, Array | None], **options: Any
     ) -> tuple[Array, tuple[Array, Array]]:
         return self._lstm(xs, params, state0, **options)  # type: ignore[no-any-return]
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .._compat import Array
-from .._recurrence import project, step_mask
+from .._recurrence import initial, project, step_mask
 from ..cells import fused_bias
 from ._base import Adapter
 
@@ -66,22 +66,23 @@ class NumpyAdapter(Adapter):
     name = "numpy"
     specialisations = ("in-place ufuncs over preallocated buffers, no per-step allocation",)
 
-    def rnn_scan(self, xs: Array, params: Any, h0: Array, **options: Any) -> tuple[Array, Array]:
+    def rnn_scan(self, xs: Array, params: Any, h0: Any, **options: Any) -> tuple[Array, Array]:
         if xs.size == 0:
             return super().rnn_scan(xs, params, h0, **options)
-        return self._rnn(xs, params, h0, **options)
+        return self._rnn(xs, params, initial(np, xs, params.w_h.shape[0], h0), **options)
 
-    def gru_scan(self, xs: Array, params: Any, h0: Array, **options: Any) -> tuple[Array, Array]:
+    def gru_scan(self, xs: Array, params: Any, h0: Any, **options: Any) -> tuple[Array, Array]:
         if xs.size == 0:
             return super().gru_scan(xs, params, h0, **options)
-        return self._gru(xs, params, h0, **options)
+        return self._gru(xs, params, initial(np, xs, params.w_h.shape[0], h0), **options)
 
     def lstm_scan(
-        self, xs: Array, params: Any, state0: tuple[Array, Array], **options: Any
+        self, xs: Array, params: Any, state0: tuple[Any, Any], **options: Any
     ) -> tuple[Array, tuple[Array, Array]]:
         if xs.size == 0:
             return super().lstm_scan(xs, params, state0, **options)
-        return self._lstm(xs, params, state0, **options)
+        state = tuple(initial(np, xs, params.w_h.shape[0], s) for s in state0)
+        return self._lstm(xs, params, state, **options)
 
     def linear_method(self, x: Array, *, steps: int, width: int) -> str:
         """Always sequential: NumPy runs on one core, where the loop of two in-place ufuncs per

@@ -22,7 +22,7 @@ from torch.nn.utils import rnn as rnn_utils
 
 from .. import _linear
 from .._compat import Array, array_namespace
-from .._recurrence import project, step_mask
+from .._recurrence import initial, project, step_mask
 from ..cells import fused_bias
 from ._base import Adapter
 from ._registry import get_adapter
@@ -215,7 +215,7 @@ class TorchAdapter(Adapter):
         self,
         xs: Array,
         params: Any,
-        h0: Array,
+        h0: Array | None,
         *,
         lengths: Array | None,
         reverse: bool,
@@ -225,6 +225,7 @@ class TorchAdapter(Adapter):
             return super().rnn_scan(
                 xs, params, h0, lengths=lengths, reverse=reverse, activation=activation
             )
+        h0 = initial(self.xp, xs, params.w_h.shape[0], h0)
         flat_xs, (flat_h,), flat_len = self._flat(xs, [h0], lengths)
         hs, (h,) = _fused(activation, flat_xs, params, [flat_h], flat_len, reverse)
         return hs.reshape(*xs.shape[:-1], -1), h.reshape(h0.shape)
@@ -233,7 +234,7 @@ class TorchAdapter(Adapter):
         self,
         xs: Array,
         params: Any,
-        h0: Array,
+        h0: Array | None,
         *,
         lengths: Array | None,
         reverse: bool,
@@ -243,6 +244,7 @@ class TorchAdapter(Adapter):
             return super().gru_scan(
                 xs, params, h0, lengths=lengths, reverse=reverse, reset_after=reset_after
             )
+        h0 = initial(self.xp, xs, params.w_h.shape[0], h0)
         flat_xs, (flat_h,), flat_len = self._flat(xs, [h0], lengths)
         if reset_after and self._packable(lengths):
             hs, (h,) = _fused("gru", flat_xs, params, [flat_h], flat_len, reverse)
@@ -254,16 +256,17 @@ class TorchAdapter(Adapter):
         self,
         xs: Array,
         params: Any,
-        state0: tuple[Array, Array],
+        state0: tuple[Array | None, Array | None],
         *,
         lengths: Array | None,
         reverse: bool,
     ) -> tuple[Array, tuple[Array, Array]]:
         if xs.numel() == 0 or not self._packable(lengths):
             return super().lstm_scan(xs, params, state0, lengths=lengths, reverse=reverse)
-        flat_xs, flat_states, flat_len = self._flat(xs, list(state0), lengths)
+        state = [initial(self.xp, xs, params.w_h.shape[0], s) for s in state0]
+        flat_xs, flat_states, flat_len = self._flat(xs, state, lengths)
         hs, (h, c) = _fused("lstm", flat_xs, params, flat_states, flat_len, reverse)
-        shape = state0[0].shape
+        shape = state[0].shape
         return hs.reshape(*xs.shape[:-1], -1), (h.reshape(shape), c.reshape(shape))
 
     def linear_method(self, x: Array, *, steps: int, width: int) -> str:
