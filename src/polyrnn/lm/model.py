@@ -26,6 +26,14 @@ import numpy as np
 from .. import _tree
 from .._compat import Array, array_namespace
 from ..metrics import cross_entropy, log_softmax
+from ..minrnn import (
+    init_min_gru,
+    init_min_lstm,
+    min_gru_scan,
+    min_gru_scan_vjp,
+    min_lstm_scan,
+    min_lstm_scan_vjp,
+)
 from ..params import init_gru, init_lstm, init_rnn
 from ..scan import gru_scan, lstm_scan, rnn_scan
 from ..vjp import gru_scan_vjp, lstm_scan_vjp, rnn_scan_vjp
@@ -108,12 +116,38 @@ def _rnn_vjp(xs: Array, p: Any, s: Carry) -> tuple[tuple[Array, Carry], Backward
     return (hs, (h,)), lambda d_hs: back(d_hs, None)[:2]
 
 
+def _min_gru_scan(xs: Array, p: Any, s: Carry) -> tuple[Array, Carry]:
+    hs, h = min_gru_scan(xs, p, s[0])
+    return hs, (h,)
+
+
+def _min_gru_vjp(xs: Array, p: Any, s: Carry) -> tuple[tuple[Array, Carry], Backward]:
+    (hs, h), back = min_gru_scan_vjp(xs, p, s[0])
+    return (hs, (h,)), lambda d_hs: back(d_hs, None)[:2]
+
+
+def _min_lstm_scan(xs: Array, p: Any, s: Carry) -> tuple[Array, Carry]:
+    hs, h = min_lstm_scan(xs, p, s[0])
+    return hs, (h,)
+
+
+def _min_lstm_vjp(xs: Array, p: Any, s: Carry) -> tuple[tuple[Array, Carry], Backward]:
+    (hs, h), back = min_lstm_scan_vjp(xs, p, s[0])
+    return (hs, (h,)), lambda d_hs: back(d_hs, None)[:2]
+
+
 CELLS: dict[str, CellSpec] = {
     "gru": CellSpec(
         init_gru, _gru_scan, _gru_vjp, 1, "GRU, reset gate after the recurrent product (torch)"
     ),
     "lstm": CellSpec(init_lstm, _lstm_scan, _lstm_vjp, 2, "LSTM"),
     "rnn": CellSpec(init_rnn, _rnn_scan, _rnn_vjp, 1, "vanilla tanh RNN"),
+    "min_gru": CellSpec(
+        init_min_gru, _min_gru_scan, _min_gru_vjp, 1, "minGRU (Feng et al. 2024), a linear scan"
+    ),
+    "min_lstm": CellSpec(
+        init_min_lstm, _min_lstm_scan, _min_lstm_vjp, 1, "minLSTM (Feng et al. 2024), a linear scan"
+    ),
 }
 """The recurrent layers by name.
 
