@@ -98,6 +98,13 @@ def measure(call: Callable[[], Any], timing: Timing) -> tuple[dict[str, Any], An
     return summarise(samples, first), out
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: never half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def summarise(samples: Sequence[float], first: float | None = None) -> dict[str, Any]:
     """Median, quartiles, min, max (ms) and count of a list of seconds."""
     ms = sorted(s * 1e3 for s in samples)
@@ -367,15 +374,20 @@ def timing_table(
 
 
 def spread_table(records: Sequence[dict[str, Any]], labels: dict[str, str]) -> str:
-    """Every measurement: median, quartiles, min-max, repetitions, first call (compile)."""
-    header = ["item", "shape", "mode", "median ms", "IQR ms", "min–max ms", "reps", "first call ms"]
+    """Every measurement: median, each round's median (or the quartiles of a single round),
+    min-max, repetitions, first call (compile)."""
+    several = any(len(r.get("round_medians_ms", ())) > 1 for r in records)
+    spread = "round medians ms" if several else "IQR ms"
+    header = ["item", "shape", "mode", "median ms", spread, "min–max ms", "reps", "first call ms"]
     rows = [
         [
             labels.get(r["item"], r["item"]),
             r["shape"],
             r["mode"],
             fmt_ms(r["median_ms"]),
-            f"{fmt_ms(r['q1_ms'])}–{fmt_ms(r['q3_ms'])}",
+            " / ".join(fmt_ms(m) for m in r["round_medians_ms"])
+            if len(r.get("round_medians_ms", ())) > 1
+            else f"{fmt_ms(r['q1_ms'])}–{fmt_ms(r['q3_ms'])}",
             f"{fmt_ms(r['min_ms'])}–{fmt_ms(r['max_ms'])}",
             str(r["reps"]),
             fmt_ms(r.get("first_ms")),

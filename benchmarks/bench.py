@@ -2,13 +2,15 @@
 
 Usage (from the repository root)::
 
-    python benchmarks/bench.py                    # every shape, ~10 min on 2 idle cores
-    python benchmarks/bench.py --quick            # smoke run: seed and lm shapes, few reps
+    python benchmarks/bench.py                    # every shape, 3 rounds: ~20 min on 2 idle cores
+    python benchmarks/bench.py --quick            # smoke run: seed and lm shapes, few reps, 1 round
     python benchmarks/bench.py --shapes seed,lm --items numpy,torch,torch.nn.GRU
     python benchmarks/bench.py --all              # also polyrnn on array_api_strict
 
 Each item is measured at each shape in its own fresh process (``--worker``), so no two
-frameworks' thread pools ever share one.  The work is a float32 GRU with
+frameworks' thread pools ever share one.  The same kernel measured in two processes can
+differ by 20% (thread placement, memory layout), so a run makes ``--rounds`` passes over
+all the jobs, interleaved, and reports the median of the rounds' medians.  The work is a float32 GRU with
 ``reset_after=True`` over time-major ``xs (T, B, D)``, forward (``fwd``) and forward plus
 the gradient of ``sum(hs)`` with respect to ``xs`` and all weights (``fwd+bwd``); see
 ``_items.py`` for the items.  Results: a table on stdout, and ``bench.json``,
@@ -21,6 +23,7 @@ import argparse
 import importlib.util
 import json
 import math
+import statistics
 import sys
 import time
 import traceback
@@ -142,6 +145,33 @@ def _jobs(
     return jobs
 
 
+def _merge_rounds(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per item, shape and mode: the median of the rounds' medians (each round's
+    median in ``round_medians_ms``), min and max over every call, repetitions summed.  A
+    measurement that failed in some round but not in all is kept from the rounds it passed."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault((r["item"], r["shape"], r["mode"]), []).append(r)
+    merged = []
+    for group in groups.values():
+        timed = [r for r in group if "median_ms" in r]
+        if not timed:
+            merged.append(group[0])
+            continue
+        medians = sorted(r["median_ms"] for r in timed)
+        merged.append(
+            {
+                **timed[0],
+                "median_ms": statistics.median(medians),
+                "round_medians_ms": [r["median_ms"] for r in timed],
+                "min_ms": min(r["min_ms"] for r in timed),
+                "max_ms": max(r["max_ms"] for r in timed),
+                "reps": sum(r["reps"] for r in timed),
+            }
+        )
+    return merged
+
+
 def _agreement(records: Sequence[dict[str, Any]]) -> list[str]:
     """Anomalies: items that should compute the same numbers but whose checksums differ."""
     notes = []
@@ -211,8 +241,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="threads per framework (OMP/BLAS/XLA); default: each framework's own choice",
     )
+    p.add_argument(
+        "--rounds", type=int, default=None, help="passes over all jobs (default 3; --quick: 1)"
+    )
     p.add_argument("--no-import-time", action="store_true")
     args = p.parse_args(argv)
+    rounds = args.rounds or (1 if args.quick else 3)
+    if rounds < 1:
+        p.error(f"--rounds must be at least 1, got {rounds}")
 
     timing = _harness.QUICK if args.quick else _harness.DEFAULT
     timeout = args.timeout or (180.0 if args.quick else 300.0)
@@ -236,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"load {info['load_average']}, {info['date']}", file=sys.stderr)  # fmt: skip
     records: list[dict[str, Any]] = []
     notes: list[str] = []
-    jobs = _jobs(items, shapes, modes)
+    jobs = _jobs(items, shapes, modes) * rounds
     start, report, close = _progress(len(jobs))
     t_start = time.monotonic()
     interrupted = ""
@@ -273,6 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         records += found
     close()
     run_s = time.monotonic() - t_start
+    records = _merge_rounds(records)
 
     imports = None if args.no_import_time or interrupted else _harness.import_time()
     skips = sorted({f"{ITEMS[r['item']].label}: {r['skipped']}" for r in records if "skipped" in r})
@@ -306,8 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"run took {run_s:.0f} s.",
         "",
         (
-            "Median ms per call, float32 GRU (reset_after=True), time-major, one process per "
-            "item and shape.  Ratios: polyrnn / peer (lower is better); seed/x = the seed "
+            f"Median ms per call (median of {rounds} rounds' medians), float32 GRU "
+            "(reset_after=True), time-major, one process per item, shape and round.  Ratios: polyrnn / peer (lower is better); seed/x = the seed "
             "notebook's eager loop / polyrnn on x (polyrnn's speed-up)."
         ),
         "",
@@ -329,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n".join(lines[: lines.index("## Spread")]))
 
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench.md").write_text(text)
+    _harness.write_atomic(args.out / "bench.md", text)
     payload = {
         "machine": info,
         "load_average_end": load_end,
@@ -338,6 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "device": args.device,
         "timing": vars(timing),
         "threads": args.threads,
+        "rounds": rounds,
         "shapes": shape_dims,
         "import": imports,
         "results": records,
@@ -345,7 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "errors": errors,
         "anomalies": notes,
     }
-    (args.out / "bench.json").write_text(json.dumps(payload, indent=1))
+    _harness.write_atomic(args.out / "bench.json", json.dumps(payload, indent=1))
     try:
         _plot(records, shapes, modes, args.out / "bench.png")
     except Exception as e:  # noqa: BLE001 - the plot is a convenience: keep the numbers

@@ -106,7 +106,7 @@ def rnn(
     w_h = params.w_h
 
     def step(h: Array, g: Array) -> Array:
-        return rnn_step(xp, h, g, w_h, activation)
+        return rnn_step(xp, h, g, w_h, activation, adapter.sigmoid)
 
     return recurrence(adapter, step, h0, gx, lengths, reverse, lambda h: h)
 
@@ -127,7 +127,7 @@ def gru(
     w_h, b_hn = params.w_h, params.b_h[2 * h0.shape[-1] :]
 
     def step(h: Array, g: Array) -> Array:
-        return gru_step(xp, h, g, w_h, b_hn, reset_after)
+        return gru_step(xp, h, g, w_h, b_hn, reset_after, adapter.sigmoid)
 
     return recurrence(adapter, step, h0, gx, lengths, reverse, lambda h: h)
 
@@ -147,7 +147,7 @@ def lstm(
     w_h = params.w_h
 
     def step(carry: tuple[Array, Array], g: Array) -> tuple[Array, Array]:
-        return lstm_step(xp, carry, g, w_h)
+        return lstm_step(xp, carry, g, w_h, adapter.sigmoid)
 
     hs, (h, c) = recurrence(adapter, step, state, gx, lengths, reverse, lambda s: s[0])
     return hs, (h, c)

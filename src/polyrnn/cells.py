@@ -42,13 +42,27 @@ def fused_bias(xp: Namespace, params: Any, reset_after: bool = False) -> Array:
     return params.b_x + params.b_h
 
 
-def rnn_step(xp: Namespace, h: Array, gx: Array, w_h: Array, activation: str) -> Array:
+Logistic = Callable[[Namespace, Array], Array]
+"""A logistic function ``(xp, x) -> σ(x)``: :func:`sigmoid`, or a backend's own primitive
+(:meth:`polyrnn.backends.Adapter.sigmoid`) passed to the steps below as ``logistic``."""
+
+
+def rnn_step(
+    xp: Namespace, h: Array, gx: Array, w_h: Array, activation: str, logistic: Logistic = sigmoid
+) -> Array:
     """``act(gx + h w_h)``, with ``gx = x w_x + b_x + b_h``."""
-    return ACTIVATIONS[activation](xp, gx + h @ w_h)
+    act = logistic if activation == "sigmoid" else ACTIVATIONS[activation]
+    return act(xp, gx + h @ w_h)
 
 
 def gru_gates(
-    xp: Namespace, h: Array, gx: Array, w_h: Array, b_hn: Array, reset_after: bool
+    xp: Namespace,
+    h: Array,
+    gx: Array,
+    w_h: Array,
+    b_hn: Array,
+    reset_after: bool,
+    logistic: Logistic = sigmoid,
 ) -> tuple[Array, Array, Array, Array]:
     """The GRU's gates ``(r, z, n, q)`` from the projected input ``gx = x w_x + fused_bias``.
 
@@ -58,47 +72,61 @@ def gru_gates(
     n_h = h.shape[-1]
     if reset_after:
         gh = h @ w_h
-        r = sigmoid(xp, gx[..., :n_h] + gh[..., :n_h])
-        z = sigmoid(xp, gx[..., n_h : 2 * n_h] + gh[..., n_h : 2 * n_h])
+        r = logistic(xp, gx[..., :n_h] + gh[..., :n_h])
+        z = logistic(xp, gx[..., n_h : 2 * n_h] + gh[..., n_h : 2 * n_h])
         q = gh[..., 2 * n_h :] + b_hn
         n = xp.tanh(gx[..., 2 * n_h :] + r * q)
     else:
         gh = h @ w_h[:, : 2 * n_h]
-        r = sigmoid(xp, gx[..., :n_h] + gh[..., :n_h])
-        z = sigmoid(xp, gx[..., n_h : 2 * n_h] + gh[..., n_h:])
+        r = logistic(xp, gx[..., :n_h] + gh[..., :n_h])
+        z = logistic(xp, gx[..., n_h : 2 * n_h] + gh[..., n_h:])
         q = r * h
         n = xp.tanh(gx[..., 2 * n_h :] + q @ w_h[:, 2 * n_h :])
     return r, z, n, q
 
 
 def gru_step(
-    xp: Namespace, h: Array, gx: Array, w_h: Array, b_hn: Array, reset_after: bool
+    xp: Namespace,
+    h: Array,
+    gx: Array,
+    w_h: Array,
+    b_hn: Array,
+    reset_after: bool,
+    logistic: Logistic = sigmoid,
 ) -> Array:
     """One GRU update ``h' = n + z (h - n)`` from the projected input ``gx``, ``(..., 3H)``."""
-    _, z, n, _ = gru_gates(xp, h, gx, w_h, b_hn, reset_after)
+    _, z, n, _ = gru_gates(xp, h, gx, w_h, b_hn, reset_after, logistic)
     return n + z * (h - n)
 
 
 def lstm_gates(
-    xp: Namespace, carry: tuple[Array, Array], gx: Array, w_h: Array
+    xp: Namespace,
+    carry: tuple[Array, Array],
+    gx: Array,
+    w_h: Array,
+    logistic: Logistic = sigmoid,
 ) -> tuple[Array, Array, Array, Array, Array, Array]:
     """The LSTM's gates ``(i, f, g, o)``, the new cell state and its ``tanh``."""
     h, c = carry
     n_h = h.shape[-1]
     a = gx + h @ w_h
-    i = sigmoid(xp, a[..., :n_h])
-    f = sigmoid(xp, a[..., n_h : 2 * n_h])
+    i = logistic(xp, a[..., :n_h])
+    f = logistic(xp, a[..., n_h : 2 * n_h])
     g = xp.tanh(a[..., 2 * n_h : 3 * n_h])
-    o = sigmoid(xp, a[..., 3 * n_h :])
+    o = logistic(xp, a[..., 3 * n_h :])
     c_new = f * c + i * g
     return i, f, g, o, c_new, xp.tanh(c_new)
 
 
 def lstm_step(
-    xp: Namespace, carry: tuple[Array, Array], gx: Array, w_h: Array
+    xp: Namespace,
+    carry: tuple[Array, Array],
+    gx: Array,
+    w_h: Array,
+    logistic: Logistic = sigmoid,
 ) -> tuple[Array, Array]:
     """One LSTM update from the projected input ``gx = x w_x + b_x + b_h``, ``(..., 4H)``."""
-    *_, o, c_new, tanh_c = lstm_gates(xp, carry, gx, w_h)
+    *_, o, c_new, tanh_c = lstm_gates(xp, carry, gx, w_h, logistic)
     return o * tanh_c, c_new
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from .. import _linear, _recurrence, _tree
+from .. import _linear, _recurrence, _tree, cells
 from .._compat import Array, Namespace, device
 
 
@@ -31,6 +31,13 @@ class Adapter:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.xp.__name__})"
+
+    @staticmethod
+    def sigmoid(xp: Namespace, x: Array) -> Array:
+        """The logistic function of the recurrences' gates: the Array-API
+        :func:`polyrnn.cells.sigmoid` here; a backend with a primitive of its own (faster,
+        and with a cheaper derivative) overrides it."""
+        return cells.sigmoid(xp, x)
 
     def concrete(self, x: Array) -> bool:
         """Whether ``x`` holds values now (``False`` for a tracer inside a JIT)."""

@@ -199,6 +199,11 @@ class TorchAdapter(Adapter):
     )
 
     @staticmethod
+    def sigmoid(xp: Any, x: Array) -> Array:
+        """:func:`torch.sigmoid`, for the paths that fall back to the reference recurrences."""
+        return torch.sigmoid(x)
+
+    @staticmethod
     def _packable(lengths: torch.Tensor | None) -> bool:
         return lengths is None or bool((lengths > 0).all())
 
