@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TEXT = Path("/work/shared/data/tinyshakespeare.txt")
+TEXT = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
+"""Tiny Shakespeare, beside the checkout as in CI; Python's own documentation text without it."""
 IMPLS = ("numpy", "jax", "torch", "torch-native")
 
 
