@@ -488,6 +488,45 @@ def test_min_scan_gradients_match_finite_differences(backend, kind, reverse, wit
         assert_close(backend, g, exp, dtype="float64", rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_saturated_gates_have_finite_gradients(backend, kind, dtype):
+    """Gate pre-activations of ±1e4, where ``e^{±k}`` overflows, give the gradients of the
+    hand-written NumPy float64 VJP (zero through the saturated gates), not NaN.  A JAX
+    gate written as ``1 / (1 + e^k)`` differentiated to ``inf / inf`` there, and a minGRU
+    language model trained to NaN after five minutes."""
+    n_h, big = 3, 1e4
+    cls, init = PARAMS[kind], {"gru": init_min_gru, "lstm": init_min_lstm}[kind]
+    p = init(2, n_h)
+    bias = np.asarray(p.b_x).copy()
+    bias[0], bias[1] = big, -big  # the first gate of units 0 and 1: fully open, fully shut
+    p = p._replace(b_x=bias)
+    rng = np.random.default_rng(3)
+    xs, h0 = rng.normal(size=(6, 2)), rng.normal(size=n_h)
+    cot = (rng.normal(size=(6, n_h)), rng.normal(size=n_h))
+    _, backward = VJPS[kind](xs, p, h0)
+    d_xs, d_p, d_h0 = backward(*cot)
+    want = [d_xs, d_h0, *d_p]
+
+    def call(x, h, w, b):
+        return SCANS[kind](x, cls(w, b), h)
+
+    def vjp(x, h, w, b):
+        out, back = VJPS[kind](x, cls(w, b), h)
+
+        def reordered(*c):
+            g_xs, g_p, g_h0 = back(*c)
+            return g_xs, g_h0, *g_p
+
+        return out, reordered
+
+    arrays = [a.astype(dtype) for a in (xs, h0, *p)]
+    got = backend_grads(backend, call, vjp, arrays, [c.astype(dtype) for c in cot])
+    for g, exp in zip(got, want, strict=True):
+        assert np.isfinite(backend.to_numpy(g)).all()
+        assert_close(backend, g, exp, dtype=dtype)
+
+
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("time_major", [False, True])
 def test_linear_scan_gradients_match_finite_differences(backend, reverse, time_major):
