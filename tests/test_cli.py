@@ -19,7 +19,7 @@ import time
 import numpy as np
 import pytest
 
-from polyrnn import cli, lm
+from polyrnn import _tree, cli, lm
 
 TEXT = (
     "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
@@ -131,6 +131,24 @@ def test_ctrl_c_saves_the_last_parameters(tmp_path, text_file):
     loaded = lm.load(model)
     untrained = lm.Trainer(TEXT, model=loaded.config, config=lm.TrainConfig(batch=4, seq_len=16))
     assert lm.evaluate(loaded, TEXT).loss < untrained.evaluate().loss  # trained parameters
+
+
+def test_divergence_stops_with_one_line_and_keeps_the_last_finite_parameters(
+    capsys, tmp_path, text_file
+):
+    """A learning rate of 1e30 overflows the logits after one step: the run stops at step 2
+    with status 1 and one line, and --out holds the parameters after step 1."""
+    model = tmp_path / "m.npz"
+    argv = ["train", "--text", text_file, *SMALL, "--steps", "20", "--out", str(model)]
+    argv[argv.index("--lr") + 1] = "1e30"
+    with np.errstate(over="ignore", invalid="ignore"):
+        assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"stopped after 1 steps; saved the last parameters to {model}" in err
+    assert err.rstrip().splitlines()[-1].startswith("polyrnn: error: training diverged at step 2")
+    params = lm.load(model).params
+    assert all(np.isfinite(np.asarray(a)).all() for a in _tree.flatten(params)[0])
 
 
 def test_demo_trains_on_pythons_docs(capsys, monkeypatch):

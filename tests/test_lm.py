@@ -366,6 +366,20 @@ def test_smoke_training_learns():
     assert report.val.loss == report.history[-1]["val_loss"] < 0.8 * log_v
 
 
+def test_a_non_finite_loss_stops_training_without_applying_the_step():
+    trainer = lm.Trainer(TEXT, model=TINY, config=RUN)
+    trainer.train_step(1e-2)
+    before = (trainer.lm.params, trainer.opt_state, trainer.state)
+    embed = np.array(trainer.lm.params.embed)
+    embed[:] = np.nan  # every character's embedding: the loss is NaN
+    trainer.lm.params = before[0]._replace(embed=embed)
+    with pytest.raises(lm.DivergedError, match="diverged at step 2: loss nan, gradient norm nan"):
+        trainer.train_step(1e-2)
+    assert trainer.steps_done == 1
+    assert trainer.opt_state is before[1] and trainer.state is before[2]
+    assert trainer.lm.params.layers is before[0].layers  # not replaced by the failed update
+
+
 def test_time_bounded_run_and_lr_schedule():
     config = lm.TrainConfig(lr=1.0, warmup=4, final_lr=0.1)
     assert config.lr_at(0, 0.0) == 0.25

@@ -187,9 +187,8 @@ def _check_writable(path: str | None) -> None:
 
 
 def _write_json(path: str, document: dict[str, Any]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(document, f, indent=1, ensure_ascii=False)
-        f.write("\n")
+    text = json.dumps(document, indent=1, ensure_ascii=False) + "\n"
+    lm.io.write_atomic(path, lambda f: f.write(text.encode("utf-8")))
 
 
 @dataclass(frozen=True)
@@ -251,14 +250,17 @@ def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
             on_step=progress.step,
             on_eval=on_eval,
         )
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, lm.DivergedError) as e:  # keep the last good parameters
         progress.close()
-        done = f"interrupted after {trainer.steps_done} steps"
+        why = "interrupted" if isinstance(e, KeyboardInterrupt) else "stopped"
+        done = f"{why} after {trainer.steps_done} steps"
         if run.out:
             lm.save(trainer.lm, run.out)
             print(f"{done}; saved the last parameters to {run.out}", file=sys.stderr)
         else:
             print(f"{done}; nothing saved (no --out)", file=sys.stderr)
+        if isinstance(e, lm.DivergedError):
+            raise  # main() reports it in one line and exits with status 1
         return trainer, None
     progress.close()
     if report.val is None:  # --evals 0: still measure the result once

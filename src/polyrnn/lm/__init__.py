@@ -26,7 +26,7 @@ Modules: :mod:`~polyrnn.lm.data` (vocabulary, split, batches), :mod:`~polyrnn.lm
 
 from .backend import BACKENDS, Backend, get_backend
 from .data import StreamBatches, Vocab, read_text, split_text
-from .errors import BackendUnavailableError, DataError, LMError, ModelFileError
+from .errors import BackendUnavailableError, DataError, DivergedError, LMError, ModelFileError
 from .evaluation import Metrics, evaluate, evaluate_tokens
 from .grad import value_and_grad
 from .io import load, save
@@ -55,6 +55,7 @@ __all__ = [
     "BackendUnavailableError",
     "CellSpec",
     "DataError",
+    "DivergedError",
     "LMError",
     "LMParams",
     "LanguageModel",

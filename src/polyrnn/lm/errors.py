@@ -3,7 +3,7 @@ can report every expected failure in one line and let real bugs raise."""
 
 from __future__ import annotations
 
-__all__ = ["BackendUnavailableError", "DataError", "LMError", "ModelFileError"]
+__all__ = ["BackendUnavailableError", "DataError", "DivergedError", "LMError", "ModelFileError"]
 
 
 class LMError(Exception):
@@ -20,3 +20,7 @@ class ModelFileError(LMError, ValueError):
 
 class BackendUnavailableError(LMError, ImportError):
     """An unknown backend name, or a known one whose array library is not installed."""
+
+
+class DivergedError(LMError, FloatingPointError):
+    """Training met a loss or a gradient that is NaN or infinite; the step was not applied."""

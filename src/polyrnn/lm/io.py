@@ -16,7 +16,8 @@ import os
 import stat
 import tempfile
 import zipfile
-from typing import Any
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from .data import Vocab
 from .errors import DataError, ModelFileError
 from .model import LanguageModel, LMParams, ModelConfig, init_params
 
-__all__ = ["FORMAT", "VERSION", "load", "save"]
+__all__ = ["FORMAT", "VERSION", "load", "save", "write_atomic"]
 
 FORMAT = "polyrnn.lm"
 """The ``format`` field of the metadata."""
@@ -78,6 +79,15 @@ def save(lm: LanguageModel, path: str | os.PathLike[str]) -> None:
     }
     arrays: dict[str, Any] = _named_arrays(lm.params, lm.backend.to_numpy)
     arrays["meta"] = np.array(json.dumps(meta, ensure_ascii=False))
+    write_atomic(path, lambda f: np.savez(f, **arrays))
+
+
+def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any]) -> None:
+    """Create or replace ``path`` with what ``write(f)`` writes to a binary file ``f``.
+
+    Through a temporary file in the same directory, ``fsync`` and a rename: an interrupted
+    write leaves the old file (or none), never half a file.  A replaced file keeps its mode.
+    """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     try:
@@ -87,7 +97,7 @@ def save(lm: LanguageModel, path: str | os.PathLike[str]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)

@@ -26,6 +26,7 @@ import numpy as np
 from .._compat import Array
 from .backend import Backend, get_backend
 from .data import StreamBatches, Vocab, split_text
+from .errors import DivergedError
 from .evaluation import Metrics, evaluate_tokens
 from .grad import value_and_grad
 from .model import LanguageModel, LMParams, ModelConfig, State, init_params, zero_state
@@ -228,7 +229,9 @@ class Trainer:
     def train_step(self, lr: float) -> float:
         """One step of Adam at learning rate ``lr`` on the next batch.
 
-        Returns the batch's loss before the update, nats per character.
+        Returns the batch's loss before the update, nats per character.  Raises
+        :class:`~polyrnn.lm.DivergedError`, and keeps the parameters, optimiser state and
+        carried state as they were, when the loss or the gradient is not finite.
         """
         b, lm = self.lm.backend, self.lm
         k = self.steps_done % len(self.batches)
@@ -236,12 +239,19 @@ class Trainer:
             self.state = zero_state(lm.config, b, self.config.batch)
         x, y = self.batches[k]
         lr_arr = b.asarray(np.asarray(lr, dtype=np.float64))
-        params, self.opt_state, self.state, value, _ = self._step(
+        params, opt_state, state, value, norm = self._step(
             lm.params, self.opt_state, b.asarray(x), b.asarray(y), self.state, lr_arr
         )
-        lm.params = params
+        loss, grad_norm = float(value), float(norm)
+        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+            raise DivergedError(
+                f"training diverged at step {self.steps_done + 1}: loss {loss}, gradient norm "
+                f"{grad_norm}; the parameters are those before that step (a lower learning "
+                "rate or gradient-norm clip may help)"
+            )
+        lm.params, self.opt_state, self.state = params, opt_state, state
         self.steps_done += 1
-        return float(value)
+        return loss
 
     def evaluate(self) -> Metrics:
         """:class:`~polyrnn.lm.Metrics` on the held-out validation text."""
