@@ -208,7 +208,7 @@ API_DIR = DOCS / "api" / "generated"
 GROUP_TITLES = {
     "polyrnn.params": "Parameters",
     "polyrnn.cells": "Cells: one step",
-    "polyrnn.scan": "Scans: a whole sequence",
+    "polyrnn.scans": "Scans: a whole sequence",
     "polyrnn.vjp": "Gradients without autodiff (BPTT)",
     "polyrnn.metrics": "Language-model metrics",
 }
@@ -342,11 +342,8 @@ def api_pages() -> dict[str, str]:
         if module_name in own:
             out += [f"Also part of :mod:`{module_name}`, which has its own page.", ""]
         elif not private and module_name != "polyrnn":
-            # The module's docstring as an introduction.  polyrnn.scan is both a module
-            # and the function that shadows it: such a module gets no index entry.
-            shadowed = module_name.removeprefix("polyrnn.") in top_names
-            options = ["   :no-members:"] + (["   :no-index:"] if shadowed else [])
-            out += [f".. automodule:: {module_name}", *options, ""]
+            # The module's docstring as an introduction.
+            out += [f".. automodule:: {module_name}", "   :no-members:", ""]
             out += [".. currentmodule:: polyrnn", ""]
         out += _entries("polyrnn", names, top_names)
 

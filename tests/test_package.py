@@ -20,6 +20,25 @@ def test_import_loads_no_framework():
     assert out.stdout.strip() == "[]"
 
 
+def test_import_is_lazy_and_names_resolve_in_any_order():
+    """``import polyrnn`` loads no other module (names bind on first use), and loading the
+    submodules first leaves every exported name the function, not a module."""
+    code = (
+        "import sys, polyrnn; "
+        "print(sorted(m for m in sys.modules if m.startswith(('polyrnn.', 'numpy', 'array_api')))); "
+        "import polyrnn.vjp, polyrnn.lm, polyrnn.scans; "
+        "print(all(callable(getattr(polyrnn, n)) or n in ('backends', 'interop', 'metrics') "
+        "for n in polyrnn.__all__), type(polyrnn.scan).__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "True function"]
+
+
+def test_lazy_names_are_the_type_checking_imports():
+    """``__all__`` lists exactly the names ``__getattr__`` serves (the TYPE_CHECKING imports)."""
+    assert sorted(polyrnn._read_homes()) == polyrnn.__all__
+
+
 def test_all_is_complete_and_sorted():
     public = {n for n in dir(polyrnn) if not n.startswith("_")} - {"annotations"}
     assert set(polyrnn.__all__) <= public

@@ -45,7 +45,7 @@ from typing import Any, NamedTuple
 from . import _linear, _tree, _validate
 from ._compat import Array, Namespace, device
 from .backends import Adapter, get_adapter
-from .scan import _time_major
+from .scans import _time_major
 from .vjp import _cotangent
 
 __all__ = ["associative_scan", "linear_scan", "linear_scan_vjp"]

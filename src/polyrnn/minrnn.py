@@ -39,7 +39,7 @@ from .backends import Adapter, get_adapter
 from .cells import sigmoid
 from .linear import check_method, resolve_method
 from .params import resolve_dtype, resolve_namespace
-from .scan import _time_major
+from .scans import _time_major
 from .vjp import _cotangent, _flat, _outer
 
 __all__ = [

@@ -31,7 +31,7 @@ from ._compat import Array, Namespace, array_namespace, device
 from ._recurrence import project, step_mask
 from .cells import fused_bias, gru_gates, lstm_gates, rnn_step
 from .params import GRUParams, LSTMParams, RNNParams
-from .scan import _prepare, _time_major, _zeros
+from .scans import _prepare, _time_major, _zeros
 
 __all__ = ["gru_scan_vjp", "lstm_scan_vjp", "rnn_scan_vjp"]
 

@@ -35,7 +35,7 @@ from ..minrnn import (
     min_lstm_scan_vjp,
 )
 from ..params import init_gru, init_lstm, init_rnn
-from ..scan import gru_scan, lstm_scan, rnn_scan
+from ..scans import gru_scan, lstm_scan, rnn_scan
 from ..vjp import gru_scan_vjp, lstm_scan_vjp, rnn_scan_vjp
 from .backend import Backend
 from .data import Vocab
