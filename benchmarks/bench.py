@@ -147,8 +147,9 @@ def _jobs(
 
 def _merge_rounds(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One record per item, shape and mode: the median of the rounds' medians (each round's
-    median in ``round_medians_ms``), min and max over every call, repetitions summed.  A
-    measurement that failed in some round but not in all is kept from the rounds it passed."""
+    median in ``round_medians_ms``), min and max over every call, repetitions summed, the
+    checksum of the first round.  A measurement that failed in some rounds but not in all is
+    kept from the rounds it passed, with the failures in ``round_errors``."""
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for r in records:
         groups.setdefault((r["item"], r["shape"], r["mode"]), []).append(r)
@@ -158,17 +159,20 @@ def _merge_rounds(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         if not timed:
             merged.append(group[0])
             continue
-        medians = sorted(r["median_ms"] for r in timed)
-        merged.append(
-            {
-                **timed[0],
-                "median_ms": statistics.median(medians),
-                "round_medians_ms": [r["median_ms"] for r in timed],
-                "min_ms": min(r["min_ms"] for r in timed),
-                "max_ms": max(r["max_ms"] for r in timed),
-                "reps": sum(r["reps"] for r in timed),
-            }
-        )
+        record = {
+            **timed[0],
+            "median_ms": statistics.median(r["median_ms"] for r in timed),
+            "round_medians_ms": [r["median_ms"] for r in timed],
+            "min_ms": min(r["min_ms"] for r in timed),
+            "max_ms": max(r["max_ms"] for r in timed),
+            "reps": sum(r["reps"] for r in timed),
+        }
+        if len(timed) > 1:  # one round's quartiles would not bracket the merged median
+            del record["q1_ms"], record["q3_ms"]
+        failed = [r["error"] for r in group if "error" in r]
+        if failed:
+            record["round_errors"] = failed
+        merged.append(record)
     return merged
 
 
@@ -246,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--no-import-time", action="store_true")
     args = p.parse_args(argv)
-    rounds = args.rounds or (1 if args.quick else 3)
+    rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
     if rounds < 1:
         p.error(f"--rounds must be at least 1, got {rounds}")
 
@@ -317,6 +321,12 @@ def main(argv: Sequence[str] | None = None) -> int:
               for r in records if "error" in r]  # fmt: skip
     notes += [interrupted] if interrupted else []
     notes += _agreement(records)
+    notes += [
+        f"{r['item']} {r['shape']} {r['mode']} failed in {len(r['round_errors'])} of {rounds} "
+        f"rounds (the others are reported): {r['round_errors'][0].splitlines()[0]}"
+        for r in records
+        if "round_errors" in r
+    ]
     load_end = _harness.machine_info()["load_average"]
     cores = info["cores_usable"] or info["cores"] or 1
     if max(info["load_average"][0], load_end[0]) > cores + 0.5:

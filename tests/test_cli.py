@@ -145,7 +145,7 @@ def test_divergence_stops_with_one_line_and_keeps_the_last_finite_parameters(
         assert cli.main(argv) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    assert f"stopped after 1 steps; saved the last parameters to {model}" in err
+    assert f"stopped after 1 step; saved the last parameters to {model}" in err
     assert err.rstrip().splitlines()[-1].startswith("polyrnn: error: training diverged at step 2")
     params = lm.load(model).params
     assert all(np.isfinite(np.asarray(a)).all() for a in _tree.flatten(params)[0])

@@ -51,25 +51,30 @@ __all__ = [
     "scan",
 ]
 
-_homes: dict[str, str] = {}
-"""Each name of ``__all__`` and the submodule that defines it (or the submodule itself)."""
+_homes: dict[str, tuple[str, str | None]] = {}
+"""Each name of ``__all__``: the module that defines it and the attribute there (``None``
+when the name is that module itself)."""
 
 
-def _read_homes() -> dict[str, str]:
-    """The imports under ``if TYPE_CHECKING:`` at the end of this file, read with :mod:`ast`:
-    one list of names serves type checkers and :func:`__getattr__`."""
+def _read_homes() -> dict[str, tuple[str, str | None]]:
+    """The imports under ``if TYPE_CHECKING:`` at the end of this file, read with :mod:`ast`
+    (through the module's loader, so a zipped install works too): one list of names serves
+    type checkers and :func:`__getattr__`."""
     import ast
-    from pathlib import Path
 
-    tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
+    source = __spec__.loader.get_source(__name__)  # type: ignore[union-attr]
+    tree = ast.parse(source)
     block = next(
         s for s in tree.body if isinstance(s, ast.If) and ast.unparse(s.test) == "TYPE_CHECKING"
     )
-    homes = {}
+    homes: dict[str, tuple[str, str | None]] = {}
     for stmt in block.body:
         if isinstance(stmt, ast.ImportFrom):
             for alias in stmt.names:
-                homes[alias.name] = f"{__name__}.{stmt.module or alias.name}"
+                if stmt.module is None:  # from . import backends: the submodule itself
+                    homes[alias.name] = (f"{__name__}.{alias.name}", None)
+                else:
+                    homes[alias.name] = (f"{__name__}.{stmt.module}", alias.name)
     return homes
 
 
@@ -81,8 +86,9 @@ def __getattr__(name: str) -> Any:
         _homes.update(_read_homes())
     if name not in _homes:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = importlib.import_module(_homes[name])
-    value = module if module.__name__.endswith(f".{name}") else getattr(module, name)
+    module_name, attribute = _homes[name]
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
     globals()[name] = value
     return value
 

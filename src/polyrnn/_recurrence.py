@@ -2,7 +2,9 @@
 
 These are the Array-API implementations every backend falls back to and every
 specialisation is tested against.  Inputs arrive validated and time-major:
-``xs (T, ..., D)``, states ``(..., H)``, ``lengths`` of the batch shape or ``None``.
+``xs (T, ..., D)``, states ``(..., H)`` or ``None`` for zeros (:func:`initial`),
+``lengths`` of the batch shape or ``None``; the gates' logistic function is the
+adapter's :meth:`~polyrnn.backends.Adapter.sigmoid`.
 The loop over time is the adapter's :meth:`~polyrnn.backends.Adapter.scan`, so a backend
 with a compiled scan (``jax.lax.scan``) runs this same code without a Python loop.
 """

@@ -210,7 +210,9 @@ class _Run:
 
 
 def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
-    """Train; the report is ``None`` when interrupted (after saving to ``run.out``)."""
+    """Train; the report is ``None`` when interrupted.  Interrupted or diverged
+    (:class:`~polyrnn.lm.DivergedError`, re-raised), it first saves the last finite
+    parameters to ``run.out``."""
     m, c = run.model, run.config
     trainer = lm.Trainer(text, model=m, config=c, backend=run.backend, dtype=run.dtype)
     seconds = None if run.steps is not None else 60.0 * run.minutes
@@ -253,7 +255,8 @@ def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
     except (KeyboardInterrupt, lm.DivergedError) as e:  # keep the last good parameters
         progress.close()
         why = "interrupted" if isinstance(e, KeyboardInterrupt) else "stopped"
-        done = f"{why} after {trainer.steps_done} steps"
+        n = trainer.steps_done
+        done = f"{why} after {n} step{'' if n == 1 else 's'}"
         if run.out:
             lm.save(trainer.lm, run.out)
             print(f"{done}; saved the last parameters to {run.out}", file=sys.stderr)

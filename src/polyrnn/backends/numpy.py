@@ -69,19 +69,19 @@ class NumpyAdapter(Adapter):
     def rnn_scan(self, xs: Array, params: Any, h0: Any, **options: Any) -> tuple[Array, Array]:
         if xs.size == 0:
             return super().rnn_scan(xs, params, h0, **options)
-        return self._rnn(xs, params, initial(np, xs, params.w_h.shape[0], h0), **options)
+        return self._rnn(xs, params, initial(self.xp, xs, params.w_h.shape[0], h0), **options)
 
     def gru_scan(self, xs: Array, params: Any, h0: Any, **options: Any) -> tuple[Array, Array]:
         if xs.size == 0:
             return super().gru_scan(xs, params, h0, **options)
-        return self._gru(xs, params, initial(np, xs, params.w_h.shape[0], h0), **options)
+        return self._gru(xs, params, initial(self.xp, xs, params.w_h.shape[0], h0), **options)
 
     def lstm_scan(
         self, xs: Array, params: Any, state0: tuple[Any, Any], **options: Any
     ) -> tuple[Array, tuple[Array, Array]]:
         if xs.size == 0:
             return super().lstm_scan(xs, params, state0, **options)
-        state = tuple(initial(np, xs, params.w_h.shape[0], s) for s in state0)
+        state = tuple(initial(self.xp, xs, params.w_h.shape[0], s) for s in state0)
         return self._lstm(xs, params, state, **options)
 
     def linear_method(self, x: Array, *, steps: int, width: int) -> str:

@@ -86,14 +86,17 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any])
     """Create or replace ``path`` with what ``write(f)`` writes to a binary file ``f``.
 
     Through a temporary file in the same directory, ``fsync`` and a rename: an interrupted
-    write leaves the old file (or none), never half a file.  A replaced file keeps its mode.
+    write leaves the old file (or none), never half a file.  A replaced file keeps its mode;
+    a new one gets the mode ``open`` would give it (``0o666`` less the umask).
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:
-        mode = 0o644
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:

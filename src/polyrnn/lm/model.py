@@ -8,8 +8,8 @@ with ``E (V, E)``, ``L`` recurrent layers of width ``H`` and the readout ``W (H,
 ``b (V,)``.  Everything is written once against the Array API.  The loss is
 :func:`polyrnn.cross_entropy` in nats per character; :func:`loss` is what JAX
 and PyTorch differentiate, :func:`loss_and_grad` is the same loss with its gradient by
-hand (backpropagation through the scans with :mod:`polyrnn.vjp`) for the libraries that
-do not differentiate.
+hand (backpropagation through the scans with :mod:`polyrnn.vjp`, and the minGRU and
+minLSTM VJPs of :mod:`polyrnn.minrnn`) for the libraries that do not differentiate.
 
 The recurrent cells are entries of :data:`CELLS`; a new cell is one more entry.
 """
@@ -369,8 +369,8 @@ def loss_and_grad(
     Backpropagation through the whole model, with only Array API operations: the
     cross-entropy of log-softmax gives ``d logits = (softmax - onehot(targets)) / N``
     (``N = B T``); the readout gradients are a matrix product and a sum; each recurrent
-    layer's is its cell's hand-written VJP (:mod:`polyrnn.vjp`) with a zero cotangent of
-    its final state (the state passed to the next chunk is cut from the graph, i.e.
+    layer's is its cell's hand-written VJP (:mod:`polyrnn.vjp`, :mod:`polyrnn.minrnn`) with a
+    zero cotangent of its final state (the state passed to the next chunk is cut from the graph, i.e.
     truncated backpropagation through time); the embedding gradient is the scatter-add
     of the input cotangents into their characters' rows, written as ``onehot(tokens)^T
     d_x``.

@@ -288,6 +288,12 @@ class Trainer:
         Returns
         -------
         TrainReport
+
+        Raises
+        ------
+        DivergedError
+            From :meth:`train_step`: a loss or gradient that is not finite.  That step is
+            not applied; ``steps_done`` and the parameters are those of the last good step.
         """
         if (steps is None) == (seconds is None):
             raise ValueError("give exactly one of steps and seconds")
