@@ -127,9 +127,11 @@ def include_json(path: Path, limit: int = 60) -> None:
         return
     text = json.dumps(data, indent=1)
     lines = text.splitlines()
-    if len(lines) > limit:
+    lang = "json"
+    if len(lines) > limit:  # the cut text is no longer JSON: show it as plain text
         text = "\n".join([*lines[:limit], f"... ({len(lines) - limit} more lines)"])
-    md(f"```json\n{text}\n```")
+        lang = "text"
+    md(f"```{lang}\n{text}\n```")
 
 
 def include_results(folder: Path, level: int = 3) -> bool:
