@@ -17,7 +17,7 @@ class Adapter:
     and must give the same numbers; the cross-backend tests hold it to that.
 
     Inputs of the ``*_scan`` methods arrive validated and time-major: ``xs (T, ..., D)``,
-    states ``(..., H)`` or ``None`` for zeros (:func:`polyrnn._recurrence.initial` makes
+    states ``(..., H)`` or ``None`` for zeros (``polyrnn._recurrence.initial`` makes
     them), ``lengths`` an integer array of the batch shape or ``None``.
     """
 
@@ -35,7 +35,7 @@ class Adapter:
     @staticmethod
     def sigmoid(xp: Namespace, x: Array) -> Array:
         """The logistic function of the recurrences' gates: the Array-API
-        :func:`polyrnn.cells.sigmoid` here; a backend with a primitive of its own (faster,
+        ``polyrnn.cells.sigmoid`` here; a backend with a primitive of its own (faster,
         and with a cheaper derivative) overrides it."""
         return cells.sigmoid(xp, x)
 
