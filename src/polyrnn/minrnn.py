@@ -30,15 +30,13 @@ import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import numpy as np
-
 from . import _linear, _validate
 from ._compat import Array, Namespace, device, is_array_api_obj
 from ._recurrence import project, step_mask
 from .backends import Adapter, get_adapter
 from .cells import sigmoid
 from .linear import check_method, resolve_method
-from .params import resolve_dtype, resolve_namespace
+from .params import init_uniform
 from .scans import _time_major
 from .vjp import _cotangent, _flat, _outer
 
@@ -79,21 +77,6 @@ GATES: dict[type, int] = {MinGRUParams: 2, MinLSTMParams: 3}
 
 
 # --- initialisation -----------------------------------------------------------------------------
-
-
-def _init(
-    cls: type, input_size: int, hidden_size: int, seed: int, xp: Any, dtype: Any, device: Any
-) -> Any:
-    for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
-        if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    xp = resolve_namespace(xp)
-    dtype = resolve_dtype(xp, dtype, device)
-    gh = GATES[cls] * hidden_size
-    bound = 1.0 / math.sqrt(input_size)
-    rng = np.random.default_rng(seed)
-    host = [rng.uniform(-bound, bound, size=shape) for shape in ((input_size, gh), (gh,))]
-    return cls(*(xp.asarray(xp.asarray(a), dtype=dtype, device=device) for a in host))
 
 
 def init_min_gru(
@@ -142,7 +125,17 @@ def init_min_gru(
     >>> p.w_x.shape, p.b_x.shape, p.w_x.dtype
     ((3, 8), (8,), dtype('float32'))
     """
-    return _init(MinGRUParams, input_size, hidden_size, seed, xp, dtype, device)  # type: ignore[no-any-return]
+    return init_uniform(  # type: ignore[no-any-return]
+        MinGRUParams,
+        GATES[MinGRUParams],
+        input_size,
+        hidden_size,
+        seed,
+        xp,
+        dtype,
+        device,
+        recurrent=False,
+    )
 
 
 def init_min_lstm(
@@ -164,7 +157,17 @@ def init_min_lstm(
     >>> p.w_x.shape, p.b_x.shape
     ((3, 12), (12,))
     """
-    return _init(MinLSTMParams, input_size, hidden_size, seed, xp, dtype, device)  # type: ignore[no-any-return]
+    return init_uniform(  # type: ignore[no-any-return]
+        MinLSTMParams,
+        GATES[MinLSTMParams],
+        input_size,
+        hidden_size,
+        seed,
+        xp,
+        dtype,
+        device,
+        recurrent=False,
+    )
 
 
 # --- validation ---------------------------------------------------------------------------------

@@ -96,18 +96,38 @@ def resolve_dtype(xp: Namespace, dtype: Any, device: Any) -> Any:
     return dtype
 
 
-def _init(
-    cls: type, input_size: int, hidden_size: int, seed: int, xp: Any, dtype: Any, device: Any
+def init_uniform(
+    cls: type,
+    gates: int,
+    input_size: int,
+    hidden_size: int,
+    seed: int,
+    xp: Any,
+    dtype: Any,
+    device: Any,
+    *,
+    recurrent: bool = True,
 ) -> Any:
+    """A ``cls`` of weights uniform in ``±bound``, drawn on the host (float64, from
+    ``numpy.random.default_rng(seed)``) in field order, then cast and moved.
+
+    ``w_x (D, G H)``, ``w_h (H, G H)``, ``b_x (G H,)``, ``b_h (G H,)`` with bound
+    ``1/sqrt(H)`` (``torch.nn.GRU``); without ``recurrent``, ``w_x`` and ``b_x`` only, with
+    bound ``1/sqrt(D)`` (``torch.nn.Linear(D, G H)``, the minGRU and minLSTM layers).
+    """
     for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
         if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     xp = resolve_namespace(xp)
     dtype = resolve_dtype(xp, dtype, device)
-    gh = GATES[cls] * hidden_size
-    bound = 1.0 / math.sqrt(hidden_size)
+    gh = gates * hidden_size
+    if recurrent:
+        bound = 1.0 / math.sqrt(hidden_size)
+        shapes: tuple[tuple[int, ...], ...] = ((input_size, gh), (hidden_size, gh), (gh,), (gh,))
+    else:
+        bound = 1.0 / math.sqrt(input_size)
+        shapes = ((input_size, gh), (gh,))
     rng = np.random.default_rng(seed)
-    shapes = ((input_size, gh), (hidden_size, gh), (gh,), (gh,))
     host = [rng.uniform(-bound, bound, size=shape) for shape in shapes]
     return cls(*(xp.asarray(xp.asarray(a), dtype=dtype, device=device) for a in host))
 
@@ -147,7 +167,9 @@ def init_rnn(
     >>> p.w_x.shape, p.w_h.shape, p.b_x.shape
     ((3, 4), (4, 4), (4,))
     """
-    return _init(RNNParams, input_size, hidden_size, seed, xp, dtype, device)  # type: ignore[no-any-return]
+    return init_uniform(  # type: ignore[no-any-return]
+        RNNParams, GATES[RNNParams], input_size, hidden_size, seed, xp, dtype, device
+    )
 
 
 def init_gru(
@@ -172,7 +194,9 @@ def init_gru(
     >>> bool((p.w_x == q.w_x.astype("float32")).all())  # same seed, same numbers
     True
     """
-    return _init(GRUParams, input_size, hidden_size, seed, xp, dtype, device)  # type: ignore[no-any-return]
+    return init_uniform(  # type: ignore[no-any-return]
+        GRUParams, GATES[GRUParams], input_size, hidden_size, seed, xp, dtype, device
+    )
 
 
 def init_lstm(
@@ -194,4 +218,6 @@ def init_lstm(
     >>> p.w_x.shape, p.w_x.dtype
     ((3, 16), dtype('float32'))
     """
-    return _init(LSTMParams, input_size, hidden_size, seed, xp, dtype, device)  # type: ignore[no-any-return]
+    return init_uniform(  # type: ignore[no-any-return]
+        LSTMParams, GATES[LSTMParams], input_size, hidden_size, seed, xp, dtype, device
+    )
