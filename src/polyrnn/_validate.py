@@ -145,20 +145,29 @@ def scan_inputs(
     if quick is not None:
         return quick
     xp = namespace(fn, {"xs": xs, **states, **_named_params(p)})
-    floating(fn, "xs", xs, xp)
-    if xs.ndim < 2:
-        layout = "(T, ..., D)" if time_major else "(..., T, D)"
-        raise ValueError(f"{fn}: xs must have shape {layout}, got {tuple(xs.shape)}")
-    if time_major:
-        steps, batch = xs.shape[0], tuple(xs.shape[1:-1])
-    else:
-        steps, batch = xs.shape[-2], tuple(xs.shape[:-2])
+    steps, batch = sequence(fn, xs, xp, time_major)
     p, n_h = params(fn, p, cls, xs.shape[-1], xp, xs.dtype)
     for name, s in states.items():
         if s is not None:
             floating(fn, name, s, xp, xs.dtype)
             shape(fn, name, s, (*batch, n_h), f"batch shape {batch} of xs, then H={n_h}")
     return ScanLayout(xp, p, steps, batch, n_h)
+
+
+def sequence(fn: str, xs: Any, xp: Namespace, time_major: bool) -> tuple[int, tuple[int, ...]]:
+    """``xs`` is a floating ``(..., T, D)`` (``(T, ..., D)`` with ``time_major``); returns
+    ``(T, batch shape)``."""
+    floating(fn, "xs", xs, xp)
+    if xs.ndim < 2:
+        layout = "(T, ..., D)" if time_major else "(..., T, D)"
+        raise ValueError(f"{fn}: xs must have shape {layout}, got {tuple(xs.shape)}")
+    return _steps_and_batch(xs, time_major)
+
+
+def _steps_and_batch(xs: Any, time_major: bool) -> tuple[int, tuple[int, ...]]:
+    if time_major:
+        return xs.shape[0], tuple(xs.shape[1:-1])
+    return xs.shape[-2], tuple(xs.shape[:-2])
 
 
 def _common_scan_layout(
@@ -186,10 +195,7 @@ def _common_scan_layout(
         return None
     gh, n_in = p.w_h.shape[-1], xs.shape[-1]
     n_h = gh // GATES[cls]
-    if time_major:
-        steps, batch = xs.shape[0], tuple(xs.shape[1:-1])
-    else:
-        steps, batch = xs.shape[-2], tuple(xs.shape[:-2])
+    steps, batch = _steps_and_batch(xs, time_major)
     expected = [(n_h, gh), (n_in, gh), (gh,), (gh,)]
     shapes = [tuple(p.w_h.shape), tuple(p.w_x.shape), tuple(p.b_x.shape), tuple(p.b_h.shape)]
     shapes += [tuple(s.shape) for s in states.values() if s is not None]

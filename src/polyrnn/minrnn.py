@@ -210,14 +210,7 @@ def _scan_inputs(
 ) -> tuple[_validate.ScanLayout, Adapter, Any]:
     check_method(fn, method)
     xp = _validate.namespace(fn, {"xs": xs, "h0": h0, **_named(p)})
-    _validate.floating(fn, "xs", xs, xp)
-    if xs.ndim < 2:
-        layout = "(T, ..., D)" if time_major else "(..., T, D)"
-        raise ValueError(f"{fn}: xs must have shape {layout}, got {tuple(xs.shape)}")
-    if time_major:
-        steps, batch = xs.shape[0], tuple(xs.shape[1:-1])
-    else:
-        steps, batch = xs.shape[-2], tuple(xs.shape[:-2])
+    steps, batch = _validate.sequence(fn, xs, xp, time_major)
     p, n_h = _params(fn, p, cls, xs.shape[-1], xp, xs.dtype)
     if h0 is not None:
         _validate.floating(fn, "h0", h0, xp, xs.dtype)
