@@ -23,36 +23,12 @@ import numpy as np
 import polyrnn
 from polyrnn import interop
 
-SEED = Path(__file__).resolve().parent.parent / "tests" / "data" / "seed_weights.npz"
+ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT / "tests" / "data" / "seed_weights.npz"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _seed_notebook import notebook  # the notebook's loop, shared with bench.py
+
 NAMES = ("w1", "w2", "w3", "w4", "b1", "b2", "b3", "b4")
-
-
-def notebook(xp: Any, stack: Any) -> Any:
-    """The notebook's ``forward_GRU`` and ``scan`` (cell In [12]), on the namespace ``xp``."""
-
-    def sigmoid(x):
-        return 1.0 / (1.0 + xp.exp(-x))
-
-    def forward_GRU(inputs, weights):
-        x_t, h_t_prev = inputs
-        stack_ = xp.vstack([h_t_prev, x_t])
-        w_r, w_u, w_h, w_y, b_r, b_u, b_h, b_y = weights
-        T_r = sigmoid(w_r @ stack_ + b_r)
-        T_u = sigmoid(w_u @ stack_ + b_u)
-        c_t = xp.tanh(w_h @ xp.vstack((T_r * h_t_prev, x_t)) + b_h)
-        h_t = T_u * c_t + (1 - T_u) * h_t_prev
-        y_t = sigmoid(w_y @ h_t + b_y)
-        return y_t, h_t
-
-    def scan(fn, elems, weights, h_0=None):
-        h_t = h_0
-        ys = []
-        for x in elems:
-            y, h_t = fn([x, h_t], weights)
-            ys.append(y)
-        return stack(ys), h_t
-
-    return lambda X, weights, h_0: scan(forward_GRU, X, weights, h_0)
 
 
 def library(name: str) -> tuple[Any, Any, Any, Any, str]:
