@@ -63,13 +63,14 @@ class Vocab:
     def __repr__(self) -> str:
         return f"Vocab({len(self)} characters)"
 
-    def encode(self, text: str) -> np.ndarray:
+    def encode(self, text: str, *, what: str = "the text") -> np.ndarray:
         """The ids of the characters of ``text``, an ``int64`` array of ``len(text)``.
 
         Raises
         ------
         DataError
-            If ``text`` holds characters outside the vocabulary (they are listed).
+            If ``text`` holds characters outside the vocabulary (they are listed; the
+            message calls ``text`` ``what``).
         """
         codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
         ids = np.searchsorted(self._codes, codes)
@@ -78,8 +79,9 @@ class Vocab:
             unknown = sorted({text[i] for i in np.flatnonzero(~known)[:1000]})
             shown = ", ".join(repr(c) for c in unknown[:10])
             more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+            n = int((~known).sum())
             raise DataError(
-                f"the text has {int((~known).sum())} characters outside the model's "
+                f"{what} has {n} character{'' if n == 1 else 's'} outside the model's "
                 f"vocabulary of {len(self)}: {shown}{more}"
             )
         return ids.astype(np.int64)
@@ -90,7 +92,8 @@ class Vocab:
 
 
 def read_text(path: str | os.PathLike[str]) -> str:
-    """The UTF-8 text of the file at ``path``.
+    """The UTF-8 text of the file at ``path`` (a leading byte-order mark is not text: it
+    is dropped).
 
     Raises
     ------
@@ -98,7 +101,7 @@ def read_text(path: str | os.PathLike[str]) -> str:
         If the file cannot be read, is not UTF-8, or is empty.
     """
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:
             text = f.read()
     except UnicodeDecodeError as e:
         raise DataError(f"text file {os.fspath(path)!r} is not UTF-8 text ({e.reason})") from None

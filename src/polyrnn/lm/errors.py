@@ -23,4 +23,5 @@ class BackendUnavailableError(LMError, ImportError):
 
 
 class DivergedError(LMError, FloatingPointError):
-    """Training met a loss or a gradient that is NaN or infinite; the step was not applied."""
+    """Numbers became NaN or infinite: in training (a loss, a gradient, an updated parameter
+    or the validation loss; the step was not applied) or in a model's predictions."""

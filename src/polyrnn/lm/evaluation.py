@@ -24,6 +24,7 @@ from .._compat import Array
 from ..metrics import cross_entropy
 from . import model
 from .backend import Backend
+from .errors import DataError
 
 __all__ = ["Metrics", "evaluate", "evaluate_tokens"]
 
@@ -34,7 +35,7 @@ class Metrics(NamedTuple):
     loss: float
     """Mean negative log-likelihood, nats per character: the log-perplexity."""
     perplexity: float
-    """``exp(loss)``."""
+    """``exp(loss)``: ``inf`` when that overflows a float (a loss above about 709.78)."""
     tokens: int
     """N, the number of characters scored."""
 
@@ -80,11 +81,19 @@ def evaluate_tokens(
     Returns
     -------
     Metrics
+
+    Raises
+    ------
+    DataError
+        If there are fewer than two tokens.
     """
     tokens = np.asarray(tokens, dtype=np.int64)
     n = tokens.shape[0] - 1
     if n < 1:
-        raise ValueError(f"evaluation needs at least 2 characters, got {tokens.shape[0]}")
+        raise DataError(
+            f"evaluation needs a text of at least 2 characters (one to predict from, one "
+            f"to predict), got {tokens.shape[0]}"
+        )
     s = min(streams, n)
     span = -(-n // s)  # stream i reads predictions [i * span, (i + 1) * span) of the n
     t = min(seq_len, span)
@@ -108,7 +117,15 @@ def evaluate_tokens(
         )
         nll += float(value)
     loss = nll / n
-    return Metrics(loss, math.exp(loss), n)
+    return Metrics(loss, _exp_or_inf(loss), n)
+
+
+def _exp_or_inf(x: float) -> float:
+    """``math.exp(x)``, but ``inf`` where that overflows (``math.exp`` raises instead)."""
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
 
 
 def evaluate(
@@ -131,8 +148,7 @@ def evaluate(
     Raises
     ------
     DataError
-        If ``text`` holds characters outside the vocabulary.
-    ValueError
-        If ``text`` is shorter than two characters.
+        If ``text`` holds characters outside the vocabulary or is shorter than two
+        characters.
     """
     return evaluate_tokens(lm, lm.vocab.encode(text), streams=streams, seq_len=seq_len)

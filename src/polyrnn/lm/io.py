@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .backend import Backend, get_backend
+from .backend import DTYPES, Backend, get_backend
 from .data import Vocab
 from .errors import DataError, ModelFileError
 from .model import LanguageModel, LMParams, ModelConfig, init_params
@@ -87,7 +87,8 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any])
 
     Through a temporary file in the same directory, ``fsync`` and a rename: an interrupted
     write leaves the old file (or none), never half a file.  A replaced file keeps its mode;
-    a new one gets the mode ``open`` would give it (``0o666`` less the umask).
+    a new one gets the mode ``open`` would give it (``0o666`` less the umask).  An
+    :class:`OSError` names ``path``, not the temporary file.
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
@@ -97,7 +98,12 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any])
         umask = os.umask(0)
         os.umask(umask)
         mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory
+        )
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -105,9 +111,11 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any])
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise OSError(e.errno, e.strerror, path) from None
         raise
 
 
@@ -164,8 +172,8 @@ def load(
     ------
     ModelFileError
         If the file is missing, not an ``.npz`` file, corrupt, not a polyrnn language
-        model, of another format version, or inconsistent (a missing, extra or misshapen
-        array).
+        model, of another format version, or inconsistent (an unknown dtype; a missing,
+        extra or misshapen array; NaN or infinite parameters).
     BackendUnavailableError
         If the backend's library is missing.
     """
@@ -178,6 +186,10 @@ def load(
         info = dict(meta.get("info") or {})
     except (KeyError, TypeError, ValueError, DataError) as e:
         raise ModelFileError(f"{path!r} has invalid metadata ({e})") from None
+    if saved_dtype not in DTYPES:
+        raise ModelFileError(
+            f"{path!r} has invalid metadata (dtype {saved_dtype!r}; expected one of {DTYPES})"
+        )
     b = backend if isinstance(backend, Backend) else get_backend(backend, dtype or saved_dtype)
     # The expected names and shapes, from a fresh model of the same architecture.
     template = init_params(config, len(vocab), get_backend("numpy", "float64"))
@@ -195,6 +207,11 @@ def load(
             raise ModelFileError(
                 f"{path!r}: array {name!r} has shape {a.shape} and dtype {a.dtype}, "
                 f"expected shape {ref.shape} and a floating dtype"
+            )
+        if not np.isfinite(a).all():
+            raise ModelFileError(
+                f"{path!r}: array {name!r} holds {int((~np.isfinite(a)).sum())} NaN or "
+                "infinite values (the parameters of a diverged run); it cannot predict"
             )
     layers = tuple(
         type(layer)(*(b.asarray(arrays[f"layers.{i}.{f}"]) for f in layer._fields))

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .backend import Backend
-from .errors import DataError
+from .errors import DataError, DivergedError
 from .model import LanguageModel, forward, zero_state
 
 __all__ = ["sample"]
@@ -21,6 +21,11 @@ def _compiled(backend: Backend, cell: str) -> Any:
 
 def _draw(log_probs: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
     """A character id from ``softmax(log_probs / temperature)``; the argmax at temperature 0."""
+    if not np.isfinite(log_probs.max()):
+        raise DivergedError(
+            f"the model's predictions are not finite (largest log-probability "
+            f"{log_probs.max()}): its parameters are NaN, infinite or too large for its dtype"
+        )
     if temperature == 0.0:
         return int(np.argmax(log_probs))
     z = log_probs / temperature
@@ -54,7 +59,7 @@ def sample(
         ``> 1`` flattens the distribution, ``< 1`` sharpens it, 0 always takes the most
         likely character.
     seed : int, optional
-        Seed of the random generator; fresh entropy when ``None``.
+        Seed of the random generator, ``>= 0``; fresh entropy when ``None``.
 
     Returns
     -------
@@ -65,8 +70,10 @@ def sample(
     ------
     DataError
         If the prompt is empty or has characters outside the vocabulary.
+    DivergedError
+        If the model's predictions are NaN or infinite.
     ValueError
-        For a negative length or a negative temperature.
+        For a negative length, temperature or seed.
     """
     if not prompt:
         raise DataError("the prompt must have at least one character")
@@ -74,11 +81,15 @@ def sample(
         raise ValueError(f"length must be >= 0, got {length}")
     if not temperature >= 0.0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
     b = lm.backend
     run = _compiled(b, lm.config.cell)
     rng = np.random.default_rng(seed)
     state = zero_state(lm.config, b, 1)
-    log_probs, state = run(lm.params, b.asarray(lm.vocab.encode(prompt)[None, :]), state)
+    log_probs, state = run(
+        lm.params, b.asarray(lm.vocab.encode(prompt, what="the prompt")[None, :]), state
+    )
     out: list[int] = []
     while len(out) < length:
         last = b.to_numpy(log_probs[0, -1, :]).astype(np.float64)

@@ -23,7 +23,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._compat import Array
+from .. import _tree
+from .._compat import Array, array_namespace
 from .backend import Backend, get_backend
 from .data import StreamBatches, Vocab, split_text
 from .errors import DivergedError
@@ -81,6 +82,8 @@ class TrainConfig:
             raise ValueError(f"final_lr must be in [0, 1], got {self.final_lr}")
         if self.warmup < 0:
             raise ValueError(f"warmup must be >= 0, got {self.warmup}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
 
     def lr_at(self, step: int, progress: float) -> float:
         """The learning rate of step ``step`` (0-based) at ``progress`` in [0, 1] of the run."""
@@ -145,10 +148,17 @@ def _train_step(
     *,
     grad_fn: Callable[..., Any],
     optimizer: Adam,
-) -> tuple[LMParams, AdamState, State, Array, Array]:
+) -> tuple[LMParams, AdamState, State, Array, Array, Array]:
+    """One step; also returns the loss, the gradient norm and whether every updated
+    parameter is finite (a 0-d bool array)."""
     (value, state), grads = grad_fn(params, tokens, targets, state)
     params, opt_state, norm = optimizer.update(params, grads, opt_state, lr=lr)
-    return params, opt_state, state, value, norm
+    leaves = _tree.flatten(params)[0]
+    xp = array_namespace(*leaves)
+    finite = xp.all(xp.isfinite(leaves[0]))
+    for a in leaves[1:]:
+        finite = finite & xp.all(xp.isfinite(a))
+    return params, opt_state, state, value, norm, finite
 
 
 class Trainer:
@@ -231,27 +241,45 @@ class Trainer:
 
         Returns the batch's loss before the update, nats per character.  Raises
         :class:`~polyrnn.lm.DivergedError`, and keeps the parameters, optimiser state and
-        carried state as they were, when the loss or the gradient is not finite.
+        carried state as they were, when the loss, the gradient or any updated parameter
+        is not finite (NaN or infinite).
         """
         b, lm = self.lm.backend, self.lm
         k = self.steps_done % len(self.batches)
         if k == 0:  # a new epoch: the streams start over
             self.state = zero_state(lm.config, b, self.config.batch)
         x, y = self.batches[k]
-        lr_arr = b.asarray(np.asarray(lr, dtype=np.float64))
-        params, opt_state, state, value, norm = self._step(
-            lm.params, self.opt_state, b.asarray(x), b.asarray(y), self.state, lr_arr
-        )
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            # NumPy's warnings of overflow would only precede the DivergedError below
+            lr_arr = b.asarray(np.asarray(lr, dtype=np.float64))
+            params, opt_state, state, value, norm, finite = self._step(
+                lm.params, self.opt_state, b.asarray(x), b.asarray(y), self.state, lr_arr
+            )
         loss, grad_norm = float(value), float(norm)
         if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+            what = f"loss {loss}, gradient norm {grad_norm}"
+        elif not bool(finite):
+            what = f"the update (learning rate {lr:g}) made parameters non-finite"
+        else:
+            lm.params, self.opt_state, self.state = params, opt_state, state
+            self.steps_done += 1
+            return loss
+        raise DivergedError(
+            f"training diverged at step {self.steps_done + 1}: {what}; the parameters are "
+            "those before that step (a lower learning rate or gradient-norm clip may help)"
+        )
+
+    def validate(self) -> Metrics:
+        """:meth:`evaluate`, raising :class:`~polyrnn.lm.DivergedError` when the validation
+        loss is not finite (the parameters, all finite, are left as they are)."""
+        metrics = self.evaluate()
+        if not math.isfinite(metrics.loss):
             raise DivergedError(
-                f"training diverged at step {self.steps_done + 1}: loss {loss}, gradient norm "
-                f"{grad_norm}; the parameters are those before that step (a lower learning "
+                f"training diverged: the validation loss after step {self.steps_done} is "
+                f"{metrics.loss}; the parameters are those of that step (a lower learning "
                 "rate or gradient-norm clip may help)"
             )
-        lm.params, self.opt_state, self.state = params, opt_state, state
-        self.steps_done += 1
-        return loss
+        return metrics
 
     def evaluate(self) -> Metrics:
         """:class:`~polyrnn.lm.Metrics` on the held-out validation text."""
@@ -292,8 +320,9 @@ class Trainer:
         Raises
         ------
         DivergedError
-            From :meth:`train_step`: a loss or gradient that is not finite.  That step is
-            not applied; ``steps_done`` and the parameters are those of the last good step.
+            From :meth:`train_step` (a loss, gradient or updated parameter that is not
+            finite: that step is not applied) or :meth:`validate`; ``steps_done`` and the
+            parameters, all finite, are those of the last good step.
         """
         if (steps is None) == (seconds is None):
             raise ValueError("give exactly one of steps and seconds")
@@ -317,7 +346,7 @@ class Trainer:
 
         def record() -> None:
             nonlocal val
-            val = self.evaluate()
+            val = self.validate()
             entry = {
                 "step": len(losses),
                 "seconds": elapsed,
