@@ -7,7 +7,6 @@ and the step-0 evaluation of the same run.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -107,17 +106,18 @@ def test_subprocess_python_m_polyrnn_train(tmp_path, text_file):
 
 
 def test_ctrl_c_saves_the_last_parameters(tmp_path, text_file):
+    """SIGINT once training has provably run steps (an evaluation every 5 steps prints
+    "step 5 ..."), whatever the machine's speed."""
     model = tmp_path / "m.npz"
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "polyrnn", "train", "--text", text_file, *SMALL]
-    cmd += ["--steps", "1000000", "--out", str(model)]
+    cmd += ["--steps", "1000000", "--evals", "200000", "--out", str(model)]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stderr is not None
-        for line in proc.stderr:  # the step-0 evaluation is printed, then training runs
-            if line.startswith("step 0 "):
+        for line in proc.stderr:
+            if line.startswith("step 5 "):
                 break
-        time.sleep(1.0)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -127,42 +127,119 @@ def test_ctrl_c_saves_the_last_parameters(tmp_path, text_file):
     assert "Traceback" not in err
     assert f"saved the last parameters to {model}" in err
     steps = int(err.split("interrupted after ")[1].split()[0])
-    assert steps > 0
+    assert steps >= 5
     loaded = lm.load(model)
     untrained = lm.Trainer(TEXT, model=loaded.config, config=lm.TrainConfig(batch=4, seq_len=16))
     assert lm.evaluate(loaded, TEXT).loss < untrained.evaluate().loss  # trained parameters
 
 
+def test_ctrl_c_during_the_save_does_not_lose_it(capsys, tmp_path, text_file, monkeypatch):
+    """A second Ctrl-C, pressed while the interrupted run saves, is answered and ignored:
+    the file is written whole and the run exits 130."""
+    model = tmp_path / "m.npz"
+    real_save = lm.save
+
+    def first_ctrl_c(self):  # during the step-0 evaluation
+        raise KeyboardInterrupt
+
+    def second_ctrl_c(trained, path):  # during the save itself
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler runs here, at the latest
+        real_save(trained, path)
+
+    monkeypatch.setattr(lm.Trainer, "validate", first_ctrl_c)
+    monkeypatch.setattr(lm, "save", second_ctrl_c)
+    code, _, err = _train(capsys, text_file, "--steps", "3", "--out", str(model))
+    assert code == 130, err
+    assert f"polyrnn: saving the last parameters to {model}; one moment" in err
+    assert f"interrupted after 0 steps; saved the last parameters to {model}" in err
+    saved = lm.load(model)  # whole: it loads, and holds the initial parameters
+    fresh = lm.Trainer(TEXT, model=saved.config, config=lm.TrainConfig(batch=4, seq_len=16))
+    for a, b in zip(_tree.flatten(saved.params)[0], _tree.flatten(fresh.lm.params)[0], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
 def test_divergence_stops_with_one_line_and_keeps_the_last_finite_parameters(
     capsys, tmp_path, text_file
 ):
-    """A learning rate of 1e30 overflows the logits after one step: the run stops at step 2
-    with status 1 and one line, and --out holds the parameters after step 1."""
+    """A learning rate of 1e308 is infinite in float32, so the first update makes the
+    parameters non-finite on any machine: the run stops with status 1 and one line, and
+    --out holds the initial parameters, exactly those a fresh run starts from."""
     model = tmp_path / "m.npz"
     argv = ["train", "--text", text_file, *SMALL, "--steps", "20", "--out", str(model)]
-    argv[argv.index("--lr") + 1] = "1e30"
-    with np.errstate(over="ignore", invalid="ignore"):
-        assert cli.main(argv) == 1
+    argv[argv.index("--lr") + 1] = "1e308"
+    assert cli.main(argv) == 1  # and no warning (the suite turns warnings into errors)
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    assert f"stopped after 1 step; saved the last parameters to {model}" in err
-    assert err.rstrip().splitlines()[-1].startswith("polyrnn: error: training diverged at step 2")
-    params = lm.load(model).params
-    assert all(np.isfinite(np.asarray(a)).all() for a in _tree.flatten(params)[0])
+    assert f"stopped after 0 steps; saved the last parameters to {model}" in err
+    assert err.rstrip().splitlines()[-1] == (
+        "polyrnn: error: training diverged at step 1: the update (learning rate 1e+308) made "
+        "parameters non-finite; the parameters are those before that step (a lower learning "
+        "rate or gradient-norm clip may help)"
+    )
+    saved = _tree.flatten(lm.load(model).params)[0]
+    fresh = lm.Trainer(
+        TEXT, model=lm.ModelConfig(8, 32), config=lm.TrainConfig(batch=4, seq_len=16)
+    )
+    for a, b in zip(saved, _tree.flatten(fresh.lm.params)[0], strict=True):
+        assert np.isfinite(a).all()
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_diverged_validation_stops_the_run(capsys, tmp_path, text_file, monkeypatch):
+    """A validation loss that is not finite (here an explicit inf at the second
+    evaluation) stops the run as a diverged step does; the finite parameters are saved."""
+    model, history = tmp_path / "m.npz", tmp_path / "h.json"
+    real, calls = lm.Trainer.evaluate, []
+
+    def evaluate(self):
+        calls.append(1)
+        return real(self) if len(calls) == 1 else lm.Metrics(math.inf, math.inf, 10)
+
+    monkeypatch.setattr(lm.Trainer, "evaluate", evaluate)
+    code, out, err = _train(
+        capsys,
+        text_file,
+        "--steps",
+        "4",
+        "--evals",
+        "2",
+        "--out",
+        str(model),
+        "--history",
+        str(history),
+    )
+    assert (code, out) == (1, "")
+    assert f"stopped after 2 steps; saved the last parameters to {model}" in err
+    assert (
+        err.rstrip()
+        .splitlines()[-1]
+        .startswith("polyrnn: error: training diverged: the validation loss after step 2 is inf")
+    )
+    assert all(np.isfinite(a).all() for a in _tree.flatten(lm.load(model).params)[0])
+    assert [r["step"] for r in json.loads(history.read_text())["history"]] == [0]
 
 
 def test_demo_trains_on_pythons_docs(capsys, monkeypatch):
+    """A step-bounded demo: the same numbers on any machine, those of the library run
+    directly with the demo's settings, and better than a uniform guess."""
     topics = pytest.importorskip("pydoc_data.topics").topics
     text = "\n\n".join(topics[k] for k in sorted(topics))
     vocab = len(set(text))
-    monkeypatch.setitem(cli.DEMO, "hidden_size", 32)  # keep the test short, and without
-    monkeypatch.setattr(cli, "TRAINING", dataclasses.replace(cli.TRAINING, warmup=0))  # warm-up
-    assert cli.main(["demo", "--minutes", "0.05"]) == 0  # even a busy machine beats uniform
+    monkeypatch.setitem(cli.DEMO, "hidden_size", 32)  # keep the test short
+    assert cli.main(["demo", "--steps", "30"]) == 0
     out, err = capsys.readouterr()
     assert f"a uniform guess over its {vocab} characters has perplexity {vocab}" in out
     perplexity = float(out.split("with perplexity ")[1].split()[0])
+    trainer = lm.Trainer(
+        text, model=lm.ModelConfig(embed_size=cli.DEMO["embed_size"], hidden_size=32)
+    )
+    direct = trainer.run(steps=30, evals=1).val
+    assert perplexity == pytest.approx(direct.perplexity, abs=0.005)  # printed to 2 decimals
     assert 1.0 < perplexity < vocab
-    assert "A sample (temperature 0.8):\n\nThe " in out
+    sample = lm.sample(trainer.lm, "The ", 400, temperature=0.8, seed=0)
+    assert f"A sample (temperature 0.8):\n\nThe {sample}\n" in out
     assert f"on Python's documentation (pydoc_data): {len(text):,} characters, {vocab} " in err
 
 
@@ -182,12 +259,166 @@ def test_demo_without_pydoc_data(capsys, monkeypatch):
 
 
 def _fails(capsys, argv, message, code=1):
-    assert cli.main(argv) == code
+    """``argv`` fails with ``code`` (2: a malformed command line) and one line on stderr."""
+    try:
+        status = cli.main(argv)
+    except SystemExit as e:  # argparse's way out
+        status = e.code
+    assert status == code
     out, err = capsys.readouterr()
     assert out == ""
     assert err.count("\n") == 1, err  # one line, no traceback
     assert err.startswith("polyrnn: error: ")
     assert message in err, err
+
+
+# ------------------------------------------------------- the command never destroys its inputs
+
+
+@pytest.mark.parametrize(
+    ("option", "target"),
+    [("--out", "text"), ("--history", "text"), ("--out", "symlink"), ("--history", "hardlink")],
+)
+def test_outputs_never_replace_the_training_text(capsys, tmp_path, text_file, option, target):
+    symlink, hardlink = tmp_path / "symlink.txt", tmp_path / "hardlink.txt"
+    symlink.symlink_to(text_file)
+    os.link(text_file, hardlink)
+    path = {"text": text_file, "symlink": str(symlink), "hardlink": str(hardlink)}[target]
+    with open(text_file, "rb") as f:
+        before = f.read()
+    _fails(
+        capsys,
+        ["train", "--text", text_file, *SMALL, "--steps", "2", option, path],
+        f"{option} {path!r} is the same file as --text: writing it would destroy the training text",
+    )
+    with open(text_file, "rb") as f:
+        assert f.read() == before
+    assert sorted(os.listdir(tmp_path)) == ["hardlink.txt", "symlink.txt", "tiny.txt"]
+
+
+def test_out_and_history_must_differ(capsys, tmp_path, text_file):
+    both = str(tmp_path / "both")
+    _fails(
+        capsys,
+        ["train", "--text", text_file, *SMALL, "--steps", "2", "--out", both, "--history", both],
+        f"--history {both!r} is the same file as --out: writing it would destroy the --out file",
+    )
+    assert not os.path.exists(both)
+
+
+def test_output_paths_are_checked_before_training(capsys, tmp_path, text_file):
+    """Each bad output path fails at once (one line, nothing trained), not after training."""
+    train = ["train", "--text", text_file, *SMALL, "--steps", "2"]
+    for option in ("--out", "--history"):
+        _fails(
+            capsys,
+            [*train, option, ""],
+            f"argument {option}: must be a file path, got an empty string",
+            code=2,
+        )
+        _fails(capsys, [*train, option, str(tmp_path)], "it is a directory")
+        _fails(capsys, [*train, option, os.devnull], "it is not a regular file")
+    if os.path.isdir("/proc"):  # a directory that takes no new file, even for root
+        _fails(capsys, [*train, "--out", "/proc/m.npz"], "'/proc' does not take new files")
+    assert sorted(os.listdir(tmp_path)) == ["tiny.txt"]
+
+
+# ------------------------------------------------------- every bad input is one line
+
+
+def _saved_model(capsys, tmp_path, text_file):
+    model = str(tmp_path / "m.npz")
+    code, _, err = _train(capsys, text_file, "--steps", "2", "--evals", "0", "--out", model)
+    assert code == 0, err
+    return model
+
+
+def _rewrite(path, meta=None, arrays=None):
+    """Rewrite a model file with some metadata fields or arrays replaced."""
+    with np.load(path) as z:
+        content = {name: z[name] for name in z.files}
+    document = json.loads(str(content["meta"]))
+    document.update(meta or {})
+    content.update(arrays or {}, meta=np.array(json.dumps(document)))
+    np.savez(path, **content)
+
+
+def test_malformed_options_are_one_line_with_status_2(capsys, tmp_path, text_file):
+    model = str(tmp_path / "m.npz")
+    for argv, message in [
+        (["train", "--text", text_file, "--seed", "-1"], "argument --seed: must be non-negative"),
+        (["sample", "--model", model, "--seed", "-1"], "argument --seed: must be non-negative"),
+        (["demo", "--seed", "-1"], "argument --seed: must be non-negative, got -1"),
+        (["train", "--text", text_file, "--lr", "inf"], "argument --lr: must be a finite number"),
+        (["train", "--text", text_file, "--lr", "nan"], "argument --lr: must be a finite number"),
+        (["demo", "--minutes", "inf"], "argument --minutes: must be a finite number, got inf"),
+        (["demo", "--minutes", "1", "--steps", "3"], "not allowed with argument --minutes"),
+        (["sample"], "the following arguments are required: --model"),
+        (
+            ["train", "--text", text_file, "--steps", "0"],
+            "argument --steps: must be positive, got 0",
+        ),
+    ]:
+        _fails(capsys, argv, message, code=2)
+
+
+def test_eval_of_a_one_character_text(capsys, tmp_path, text_file):
+    model = _saved_model(capsys, tmp_path, text_file)
+    one = tmp_path / "one.txt"
+    one.write_text("F")
+    _fails(
+        capsys,
+        ["eval", "--model", model, "--text", str(one)],
+        "evaluation needs a text of at least 2 characters (one to predict from, one to "
+        "predict), got 1",
+    )
+
+
+def test_model_files_with_bad_dtype_or_non_finite_weights(capsys, tmp_path, text_file):
+    model = _saved_model(capsys, tmp_path, text_file)
+    _rewrite(model, meta={"dtype": "float8"})
+    for argv in (["sample", "--model", model], ["eval", "--model", model, "--text", text_file]):
+        _fails(capsys, argv, "has invalid metadata (dtype 'float8'; expected one of")
+    _rewrite(model, meta={"dtype": "float32"}, arrays={"b_out": np.full(33, np.nan, np.float32)})
+    for argv in (["sample", "--model", model], ["eval", "--model", model, "--text", text_file]):
+        _fails(capsys, argv, "array 'b_out' holds 33 NaN or infinite values")
+
+
+def test_sample_prompts(capsys, tmp_path, text_file):
+    """Without --prompt: a newline where the model knows one, else its first character;
+    the output is the library's sample of that prompt.  A bad prompt is named as such."""
+    model = _saved_model(capsys, tmp_path, text_file)
+    args = ["sample", "--model", model, "--length", "20", "--seed", "1"]
+    assert cli.main(args) == 0
+    loaded = lm.load(model)
+    assert (
+        capsys.readouterr().out
+        == "\n" + lm.sample(loaded, "\n", 20, temperature=0.8, seed=1) + "\n"
+    )
+    _fails(capsys, [*args, "--prompt", ""], "the prompt must have at least one character")
+    _fails(capsys, [*args, "--prompt", "Æ"], "the prompt has 1 character outside the model's")
+
+    flat = tmp_path / "flat.txt"  # no newline anywhere
+    flat.write_text("abcab cabca " * 200, encoding="utf-8")
+    flat_model = str(tmp_path / "flat.npz")
+    code, _, err = _train(capsys, str(flat), "--steps", "2", "--evals", "0", "--out", flat_model)
+    assert code == 0, err
+    assert cli.main(["sample", "--model", flat_model, "--length", "20", "--seed", "1"]) == 0
+    loaded = lm.load(flat_model)
+    assert loaded.vocab.chars[0] == " "
+    assert (
+        capsys.readouterr().out == " " + lm.sample(loaded, " ", 20, temperature=0.8, seed=1) + "\n"
+    )
+
+
+def test_a_byte_order_mark_is_not_a_character(capsys, tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_text(TEXT, encoding="utf-8-sig")
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+    code, out, err = _train(capsys, str(path), "--steps", "2", "--evals", "0")
+    assert code == 0, err
+    assert json.loads(out)["vocab_size"] == len(set(TEXT))
+    assert lm.read_text(path) == TEXT
 
 
 def test_bad_input_is_one_line_and_nonzero(capsys, tmp_path, text_file, monkeypatch):
@@ -253,7 +484,9 @@ def test_bad_model_files(capsys, tmp_path, text_file):
     model = str(tmp_path / "m.npz")
     code, _, _ = _train(capsys, text_file, "--steps", "2", "--evals", "0", "--out", model)
     assert code == 0
-    _fails(capsys, ["sample", "--model", model, "--prompt", "Æ"], "outside the model's vocabulary")
+    _fails(
+        capsys, ["sample", "--model", model, "--prompt", "Æ"], "the prompt has 1 character outside"
+    )
     foreign = tmp_path / "foreign.txt"
     foreign.write_text("ÆØÅ and more")
     _fails(capsys, ["eval", "--model", model, "--text", str(foreign)], "3 characters outside")

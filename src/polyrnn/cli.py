@@ -1,15 +1,19 @@
 """The ``polyrnn`` command (also ``python -m polyrnn``).
 
 Subcommands: ``demo`` (the default: train a small model on Python's own documentation
-for about a minute), ``train``, ``eval``, ``sample`` and ``check``.  Expected failures
-(a missing text, an uninstalled backend, a corrupt model file) print one line on stderr
-and exit with status 1; an interrupted training run exits with 130 after saving the last
-parameters when ``--out`` is given.
+for about a minute), ``train``, ``eval``, ``sample`` and ``check``.  Every failure the
+user can cause prints one line, ``polyrnn: error: ...``, on stderr: a malformed option
+exits with status 2, anything else (a missing text, an uninstalled backend, a corrupt
+model file, a diverged run) with 1.  An interrupted run exits with 130 after saving the
+last parameters when ``--out`` is given.  The command never writes over its inputs:
+``--out``, ``--history`` and ``--text`` must be three different files, and the output
+paths are checked before training starts.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import importlib
@@ -17,9 +21,12 @@ import importlib.util
 import json
 import math
 import os
+import signal
 import sys
+import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,7 +111,8 @@ DEMO: dict[str, Any] = {"embed_size": 32, "hidden_size": 128, "minutes": 1.0}
 
 
 def _number(kind: type, low: float, high: float = math.inf, *, above: bool = False) -> Any:
-    """An argparse type: a ``kind`` in ``[low, high]``, or in ``(low, high]`` with ``above``."""
+    """An argparse type: a finite ``kind`` in ``[low, high]``, or in ``(low, high]`` with
+    ``above``."""
     if high == math.inf:
         wanted = ("positive" if above else "non-negative") if low == 0 else f">= {low:g}"
     else:
@@ -115,6 +123,8 @@ def _number(kind: type, low: float, high: float = math.inf, *, above: bool = Fal
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
         if (value <= low if above else value < low) or not value <= high:
             raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
         return value
@@ -125,6 +135,19 @@ def _number(kind: type, low: float, high: float = math.inf, *, above: bool = Fal
 
 def _positive(kind: type) -> Any:
     return _number(kind, 0, above=True)
+
+
+def _file_path(text: str) -> str:
+    """An argparse type: a non-empty path."""
+    if not text:
+        raise argparse.ArgumentTypeError("must be a file path, got an empty string")
+    return text
+
+
+def _shown(x: float, places: int) -> str:
+    """``x`` with ``places`` decimals, or in scientific notation when it is huge (a
+    diverging run), not as a number of a hundred digits."""
+    return f"{x:.{places}f}" if abs(x) < 1e6 or not math.isfinite(x) else f"{x:.{places}e}"
 
 
 class _Progress:
@@ -146,7 +169,7 @@ class _Progress:
                 self.bar = tqdm(total=seconds, bar_format=fmt, file=sys.stderr, leave=False)
 
     def step(self, p: lm.Progress) -> None:
-        stats = f"loss {p.loss:.4f}, {p.tokens_per_s:,.0f} tok/s, lr {p.lr:.2e}"
+        stats = f"loss {_shown(p.loss, 4)}, {p.tokens_per_s:,.0f} tok/s, lr {p.lr:.2e}"
         if self.bar is not None:
             self.bar.update((p.step if self.total_steps is not None else p.seconds) - self.bar.n)
             self.bar.set_postfix_str(stats, refresh=False)
@@ -156,10 +179,11 @@ class _Progress:
 
     def eval(self, record: dict[str, Any]) -> None:
         train = record["train_loss"]
-        train_text = "" if train is None else f"train loss {train:.4f}, "
+        train_text = "" if train is None else f"train loss {_shown(train, 4)}, "
         self.write(
             f"step {record['step']} ({record['seconds']:.0f} s): {train_text}"
-            f"val loss {record['val_loss']:.4f} nats/char, perplexity {record['val_perplexity']:.3f}"
+            f"val loss {_shown(record['val_loss'], 4)} nats/char, "
+            f"perplexity {_shown(record['val_perplexity'], 3)}"
         )
 
     def write(self, line: str) -> None:
@@ -173,17 +197,64 @@ class _Progress:
             self.bar.close()
 
 
-def _check_writable(path: str | None) -> None:
-    """Fail before training, not after, when ``path``'s directory cannot take the file."""
-    if path is None:
+def _check_files(text: str, outputs: dict[str, str | None]) -> None:
+    """Before training, not after: no output is the text or another output, and each
+    output's directory takes a new file (tried for real), where no directory or special
+    file stands."""
+    seen = {_identity(text): "--text"}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        other = seen.setdefault(_identity(path), option)
+        if other != option:
+            raise lm.LMError(
+                f"{option} {path!r} is the same file as {other}: writing it would destroy "
+                f"the {'training text' if other == '--text' else other + ' file'}"
+            )
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise lm.LMError(
+                f"cannot write {option} {path!r}: directory {directory!r} does not exist"
+            )
+        if os.path.exists(path) and not os.path.isfile(path):
+            kind = "a directory" if os.path.isdir(path) else "not a regular file"
+            raise lm.LMError(f"cannot write {option} {path!r}: it is {kind}")
+        try:
+            with tempfile.TemporaryFile(dir=directory):
+                pass
+        except OSError as e:
+            raise lm.LMError(
+                f"cannot write {option} {path!r}: directory {directory!r} does not take "
+                f"new files ({e.strerror})"
+            ) from None
+
+
+def _identity(path: str) -> tuple[Any, ...]:
+    """What tells two paths to the same file apart: device and inode where it exists (hard
+    and symbolic links included), else the resolved path."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ("path", os.path.realpath(path))
+    return ("inode", st.st_dev, st.st_ino)
+
+
+@contextlib.contextmanager
+def _despite_ctrl_c(what: str) -> Iterator[None]:
+    """Let ``what`` (saving a file) finish when Ctrl-C is pressed during it: the signal
+    is answered with a line on stderr and otherwise ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
         return
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise lm.LMError(f"cannot write {path!r}: directory {directory!r} does not exist")
-    if os.path.isdir(path):
-        raise lm.LMError(f"cannot write {path!r}: it is a directory")
-    if not os.access(directory, os.W_OK):
-        raise lm.LMError(f"cannot write {path!r}: directory {directory!r} is not writable")
+
+    def answer(signum: int, frame: Any) -> None:
+        print(f"polyrnn: {what}; one moment", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, answer)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _write_json(path: str, document: dict[str, Any]) -> None:
@@ -252,13 +323,16 @@ def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
             on_step=progress.step,
             on_eval=on_eval,
         )
+        if report.val is None:  # --evals 0: still measure the result once
+            report.val = trainer.validate()
     except (KeyboardInterrupt, lm.DivergedError) as e:  # keep the last good parameters
         progress.close()
         why = "interrupted" if isinstance(e, KeyboardInterrupt) else "stopped"
         n = trainer.steps_done
         done = f"{why} after {n} step{'' if n == 1 else 's'}"
         if run.out:
-            lm.save(trainer.lm, run.out)
+            with _despite_ctrl_c(f"saving the last parameters to {run.out}"):
+                lm.save(trainer.lm, run.out)
             print(f"{done}; saved the last parameters to {run.out}", file=sys.stderr)
         else:
             print(f"{done}; nothing saved (no --out)", file=sys.stderr)
@@ -266,16 +340,15 @@ def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
             raise  # main() reports it in one line and exits with status 1
         return trainer, None
     progress.close()
-    if report.val is None:  # --evals 0: still measure the result once
-        report.val = trainer.evaluate()
     summary = _summary(trainer, report)
     trainer.lm.info = {"text": run.source, "train": c.to_dict(), **summary}
-    if run.out:
-        lm.save(trainer.lm, run.out)
-        print(f"saved the model to {run.out}", file=sys.stderr)
-    if run.history is not None:
-        document["final"] = summary
-        _write_json(run.history, document)
+    with _despite_ctrl_c("saving the results"):
+        if run.out:
+            lm.save(trainer.lm, run.out)
+            print(f"saved the model to {run.out}", file=sys.stderr)
+        if run.history is not None:
+            document["final"] = summary
+            _write_json(run.history, document)
     return trainer, report
 
 
@@ -300,8 +373,7 @@ def _summary(trainer: lm.Trainer, report: lm.TrainReport) -> dict[str, Any]:
 
 def train(args: argparse.Namespace) -> int:
     """Train a character-level language model on a text file."""
-    _check_writable(args.out)
-    _check_writable(args.history)
+    _check_files(args.text, {"--out": args.out, "--history": args.history})
     text = lm.read_text(args.text)
     run = _Run(
         source=args.text,
@@ -333,8 +405,9 @@ def train(args: argparse.Namespace) -> int:
     else:
         print(
             f"{report.steps} steps in {report.seconds:.1f} s ({report.tokens_per_s:,.0f} tok/s): "
-            f"train loss {report.train_loss:.4f}, val loss {summary['val_loss']:.4f} nats/char, "
-            f"val perplexity {summary['val_perplexity']:.3f} "
+            f"train loss {_shown(report.train_loss, 4)}, "
+            f"val loss {_shown(summary['val_loss'], 4)} nats/char, "
+            f"val perplexity {_shown(summary['val_perplexity'], 3)} "
             f"(uniform over the vocabulary: {summary['vocab_size']})"
         )
     return 0
@@ -357,8 +430,9 @@ def evaluate(args: argparse.Namespace) -> int:
         )
     else:
         print(
-            f"{metrics.tokens:,} characters: {metrics.loss:.4f} nats/char "
-            f"({metrics.bits_per_char:.4f} bits/char), perplexity {metrics.perplexity:.3f}"
+            f"{metrics.tokens:,} characters: {_shown(metrics.loss, 4)} nats/char "
+            f"({_shown(metrics.bits_per_char, 4)} bits/char), "
+            f"perplexity {_shown(metrics.perplexity, 3)}"
         )
     return 0
 
@@ -366,8 +440,11 @@ def evaluate(args: argparse.Namespace) -> int:
 def sample(args: argparse.Namespace) -> int:
     """Generate text from a saved model, continuing a prompt."""
     model = lm.load(args.model, backend=args.backend)
-    out = lm.sample(model, args.prompt, args.length, temperature=args.temperature, seed=args.seed)
-    print(args.prompt + out)
+    prompt = args.prompt
+    if prompt is None:  # a character the model knows
+        prompt = "\n" if "\n" in model.vocab.chars else model.vocab.chars[0]
+    out = lm.sample(model, prompt, args.length, temperature=args.temperature, seed=args.seed)
+    print(prompt + out)
     return 0
 
 
@@ -393,7 +470,7 @@ def demo(args: argparse.Namespace) -> int:
         config=dataclasses.replace(TRAINING, seed=args.seed),
         backend=args.backend,
         dtype=args.dtype,
-        steps=None,
+        steps=args.steps,
         minutes=args.minutes,
         evals=1,
         out=None,
@@ -408,7 +485,8 @@ def demo(args: argparse.Namespace) -> int:
     print(
         f"After {report.seconds:.0f} s ({report.steps} steps, {report.tokens_per_s:,.0f} "
         f"characters/s) the model predicts the held-out last 10% of Python's documentation "
-        f"with perplexity {report.val.perplexity:.2f} ({report.val.loss:.3f} nats/char); "
+        f"with perplexity {_shown(report.val.perplexity, 2)} "
+        f"({_shown(report.val.loss, 3)} nats/char); "
         f"a uniform guess over its {vocab} characters has perplexity {vocab}."
     )
     prompt = "The "
@@ -426,6 +504,13 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Reports a malformed command line in one line, ``polyrnn: error: ...``, status 2."""
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"polyrnn: error: {message} (see '{self.prog} --help')\n")
+
+
 def _add_backend(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument(
         "--backend",
@@ -437,7 +522,7 @@ def _add_backend(p: argparse.ArgumentParser, default: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="polyrnn",
         description="Character-level recurrent language models on NumPy, JAX, PyTorch or "
         "CuPy, written once against the Array API. Without a command: demo.",
@@ -448,9 +533,13 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub_parser("demo", help=demo.__doc__, description=demo.__doc__)
     _add_backend(p, "numpy")
-    p.add_argument("--minutes", type=_positive(float), default=DEMO["minutes"])
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--minutes", type=_positive(float), default=DEMO["minutes"], help="training time"
+    )
+    budget.add_argument("--steps", type=_positive(int), help="or this many training steps")
     p.add_argument("--dtype", default="float32", choices=lm.backend.DTYPES)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_number(int, 0), default=0, help="of the weights and sample")
     p.set_defaults(run=demo)
 
     m, t = MODEL, TRAINING
@@ -487,10 +576,12 @@ def _parser() -> argparse.ArgumentParser:
         "--clip", type=_number(float, 0), default=t.clip_norm, help="gradient-norm clip (0: off)"
     )
     p.add_argument("--evals", type=_number(int, 0), default=10, help="validations during the run")
-    p.add_argument("--seed", type=int, default=t.seed, help="seed of the initial weights")
+    p.add_argument(
+        "--seed", type=_number(int, 0), default=t.seed, help="seed of the initial weights"
+    )
     p.add_argument("--dtype", default="float32", choices=lm.backend.DTYPES)
-    p.add_argument("--out", help="save the model here (.npz), also on Ctrl-C")
-    p.add_argument("--history", help="write the learning curve here (.json)")
+    p.add_argument("--out", type=_file_path, help="save the model here (.npz), also on Ctrl-C")
+    p.add_argument("--history", type=_file_path, help="write the learning curve here (.json)")
     p.add_argument("--json", action="store_true", help="print one line of final metrics as JSON")
     p.set_defaults(run=train)
 
@@ -503,7 +594,11 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub_parser("sample", help=sample.__doc__, description=sample.__doc__)
     p.add_argument("--model", required=True, help=".npz file written by polyrnn train")
-    p.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
+    p.add_argument(
+        "--prompt",
+        help="text to continue (default: a newline, or the first character of the model's "
+        "vocabulary when it has none)",
+    )
     p.add_argument("--length", type=_number(int, 0), default=300, help="characters to generate")
     p.add_argument(
         "--temperature",
@@ -511,7 +606,9 @@ def _parser() -> argparse.ArgumentParser:
         default=0.8,
         help="0: always the likeliest character; higher: more varied",
     )
-    p.add_argument("--seed", type=int, help="seed of the sampler (random when not given)")
+    p.add_argument(
+        "--seed", type=_number(int, 0), help="seed of the sampler (random when not given)"
+    )
     _add_backend(p, "numpy")
     p.set_defaults(run=sample)
 
@@ -537,3 +634,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         name = f" {e.filename!r}" if e.filename else ""
         print(f"polyrnn: error: cannot write{name}: {e.strerror or e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # outside training (which saves first and returns 130)
+        print("polyrnn: interrupted", file=sys.stderr)
+        return 130
