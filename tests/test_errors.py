@@ -123,3 +123,165 @@ def test_two_devices():
     p = polyrnn.init_gru(3, 4, xp=torch, device="cuda")
     with pytest.raises(ValueError, match="one device"):
         polyrnn.gru_scan(torch.ones(2, 5, 3), p)
+
+
+def _flag_calls():
+    """Each public function with boolean options: a valid call taking those options."""
+    rnn, gru, lstm = (
+        f(3, 4, dtype="float64") for f in (polyrnn.init_rnn, polyrnn.init_gru, polyrnn.init_lstm)
+    )
+    mgru, mlstm = (
+        polyrnn.init_min_gru(3, 4, dtype="float64"),
+        polyrnn.init_min_lstm(3, 4, dtype="float64"),
+    )
+    a, b = np.full((2, 5, 4), 0.5), np.ones((2, 5, 4))
+    scores, targets = np.zeros((2, 5, 6)), np.zeros((2, 5), dtype=np.int64)
+    scan_flags = ("time_major", "reverse")
+    return {
+        "scan": (
+            lambda **k: polyrnn.scan(lambda c, x: (c, x), np.zeros(()), np.ones(3), **k),
+            ("reverse",),
+        ),
+        "rnn_scan": (lambda **k: polyrnn.rnn_scan(XS, rnn, **k), scan_flags),
+        "gru_scan": (lambda **k: polyrnn.gru_scan(XS, gru, **k), ("reset_after", *scan_flags)),
+        "lstm_scan": (lambda **k: polyrnn.lstm_scan(XS, lstm, **k), scan_flags),
+        "min_gru_scan": (lambda **k: polyrnn.min_gru_scan(XS, mgru, **k), scan_flags),
+        "min_lstm_scan": (lambda **k: polyrnn.min_lstm_scan(XS, mlstm, **k), scan_flags),
+        "rnn_scan_vjp": (lambda **k: polyrnn.rnn_scan_vjp(XS, rnn, **k)[0], scan_flags),
+        "gru_scan_vjp": (
+            lambda **k: polyrnn.gru_scan_vjp(XS, gru, **k)[0],
+            ("reset_after", *scan_flags),
+        ),
+        "lstm_scan_vjp": (lambda **k: polyrnn.lstm_scan_vjp(XS, lstm, **k)[0], scan_flags),
+        "min_gru_scan_vjp": (lambda **k: polyrnn.min_gru_scan_vjp(XS, mgru, **k)[0], scan_flags),
+        "min_lstm_scan_vjp": (lambda **k: polyrnn.min_lstm_scan_vjp(XS, mlstm, **k)[0], scan_flags),
+        "linear_scan": (lambda **k: polyrnn.linear_scan(a, b, **k), scan_flags),
+        "linear_scan_vjp": (lambda **k: polyrnn.linear_scan_vjp(a, b, **k)[0], scan_flags),
+        "associative_scan": (
+            lambda **k: polyrnn.associative_scan(np.add, np.ones(4), **k),
+            ("reverse",),
+        ),
+        "gru_cell": (
+            lambda **k: polyrnn.gru_cell(gru, np.zeros((2, 4)), np.ones((2, 3)), **k),
+            ("reset_after",),
+        ),
+        "logsumexp": (lambda **k: polyrnn.logsumexp(scores, **k), ("keepdims",)),
+        "log_perplexity": (
+            lambda **k: polyrnn.log_perplexity(scores, targets, **k),
+            ("per_sequence",),
+        ),
+        "perplexity": (lambda **k: polyrnn.perplexity(scores, targets, **k), ("per_sequence",)),
+        "to_keras_gru": (
+            lambda **k: polyrnn.interop.to_keras_gru(gru, **{"reset_after": False, **k}),
+            ("reset_after",),
+        ),
+        "from_keras_gru": (
+            lambda **k: polyrnn.interop.from_keras_gru(
+                polyrnn.interop.to_keras_gru(gru, reset_after=False), **{"reset_after": False, **k}
+            ),
+            ("reset_after",),
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_flag_calls()))
+@pytest.mark.parametrize("bad", ["no", "False", 0, 1, None, np.array(True)])
+def test_boolean_options_reject_non_booleans(name, bad):
+    """A truthy "no" must not switch an option on: every boolean option takes True or
+    False (Python's or NumPy's) and names itself otherwise."""
+    call, flags = _flag_calls()[name]
+    for flag in flags:
+        if name == "from_keras_gru" and bad is None:
+            continue  # None there means "as the layer says"
+        with pytest.raises(TypeError, match=rf"^{name}: {flag} must be True or False, got "):
+            call(**{flag: bad})
+        np.testing.assert_equal(call(**{flag: np.False_}), call(**{flag: False}))
+
+
+def test_to_torch_checks_batch_first():
+    pytest.importorskip("torch")
+    with pytest.raises(TypeError, match="to_torch: batch_first must be True or False, got 'no'"):
+        polyrnn.interop.to_torch(polyrnn.init_gru(3, 4), batch_first="no")
+
+
+def test_generic_scan_names_what_is_wrong():
+    def step(c, x):
+        return c + x, c
+
+    zero = np.zeros(())
+    with pytest.raises(
+        ValueError, match="^scan: xs must be stacked along axis 0, got a 0-d array$"
+    ):
+        polyrnn.scan(step, zero, np.asarray(1.0))
+    with pytest.raises(TypeError, match="^scan: xs leaf 0 must be an array, got builtins.float$"):
+        polyrnn.scan(step, zero, [1.0, 2.0])
+    with pytest.raises(
+        ValueError,
+        match=r"^scan: step must return a carry of the structure, shapes and dtypes it was "
+        r"given \(as jax.lax.scan requires\): given \['\(\) float64'\], returned "
+        r"\['\(2,\) float64'\]$",
+    ):
+        polyrnn.scan(lambda c, x: (np.stack([c, c]), c), zero, np.arange(3.0))
+    with pytest.raises(ValueError, match=r"given \['\(\) float64'\], returned \['\(\) float32'\]"):
+        polyrnn.scan(lambda c, x: (np.float32(c + x), c), zero, np.arange(3.0))
+    strict = pytest.importorskip("array_api_strict")
+    with pytest.raises(
+        TypeError,
+        match=r"^scan: all arrays must come from one library, but xs is numpy.ndarray and "
+        r"carry is array_api_strict",
+    ):
+        polyrnn.scan(step, strict.asarray(0.0), np.arange(3.0))
+
+
+def test_init_names_the_function_and_argument():
+    with pytest.raises(ValueError, match="^init_gru: seed must be a non-negative integer, got -1$"):
+        polyrnn.init_gru(3, 2, seed=-1)
+    with pytest.raises(ValueError, match="^init_min_lstm: hidden_size must be a positive integer"):
+        polyrnn.init_min_lstm(3, 0)
+    strict = pytest.importorskip("array_api_strict")
+    with pytest.raises(
+        TypeError, match=r"^init_lstm: dtype must be a real floating dtype of .*numpy.* got "
+    ):
+        polyrnn.init_lstm(3, 2, dtype=strict.float32)  # a dtype of another library
+
+
+def test_linear_scan_names_a_not_xs():
+    a = np.full((2, 5, 4), 0.5, dtype=np.float32)
+    with pytest.raises(
+        TypeError, match=r"^linear_scan: b must have dtype float32 \(the dtype of a\), got float64$"
+    ):
+        polyrnn.linear_scan(a, np.ones((2, 5, 4)))
+    with pytest.raises(
+        TypeError, match=r"h0 must have dtype float32 \(the dtype of a\), got float64$"
+    ):
+        polyrnn.linear_scan(a, np.ones((2, 5, 4), np.float32), np.zeros((2, 4)))
+
+
+def test_to_torch_keeps_bfloat16():
+    torch = pytest.importorskip("torch")
+    p = polyrnn.GRUParams(*(torch.from_numpy(a).to(torch.bfloat16) for a in polyrnn.init_gru(3, 4)))
+    m = polyrnn.interop.to_torch(p)
+    assert m.weight_ih_l0.dtype == torch.bfloat16
+    torch.testing.assert_close(m.weight_ih_l0, p.w_x.T, rtol=0, atol=0)
+    torch.testing.assert_close(m.bias_hh_l0, p.b_h, rtol=0, atol=0)
+
+
+def test_lengths_under_jit_act_as_clamped():
+    """What the scans' docstrings say: a traced ``lengths`` is not checked, and values
+    outside [0, T] act as clamped to it."""
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    xs = jnp.asarray(np.random.default_rng(0).normal(size=(3, 5, 3)).astype(np.float32))
+    for scan, init in [
+        (polyrnn.gru_scan, polyrnn.init_gru),
+        (polyrnn.min_gru_scan, polyrnn.init_min_gru),
+    ]:
+        p = init(3, 4, xp=jnp, dtype="float32")
+        for reverse in (False, True):
+            jitted = jax.jit(
+                lambda xs, n, scan=scan, p=p, r=reverse: scan(xs, p, lengths=n, reverse=r)
+            )
+            hs, h = jitted(xs, jnp.asarray([7, -2, 3]))
+            hs_ref, h_ref = scan(xs, p, lengths=jnp.asarray([5, 0, 3]), reverse=reverse)
+            np.testing.assert_array_equal(np.asarray(hs), np.asarray(hs_ref))
+            np.testing.assert_array_equal(np.asarray(h), np.asarray(h_ref))

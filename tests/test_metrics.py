@@ -797,7 +797,7 @@ BAD_INPUTS = [
         "per-sequence-not-bool",
         lambda b: M.perplexity(b.asarray(S), b.asarray(T), per_sequence="yes"),
         TypeError,
-        r"perplexity: per_sequence must be a bool, got 'yes'",
+        r"perplexity: per_sequence must be True or False, got 'yes'",
     ),
     _bad(
         "per-sequence-0d",

@@ -8,12 +8,22 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from ._compat import Array, Namespace, device, is_array_api_obj, namespace_of
 from .params import GATES
 
 
 def _describe(a: Any) -> str:
     return f"{type(a).__module__}.{type(a).__qualname__}"
+
+
+def flags(fn: str, **values: Any) -> None:
+    """Each keyword is a bool (Python's or NumPy's): a truthy ``"no"`` or ``"False"`` must
+    not switch an option on."""
+    for name, value in values.items():
+        if not isinstance(value, bool | np.bool_):
+            raise TypeError(f"{fn}: {name} must be True or False, got {value!r}")
 
 
 def namespace(fn: str, arrays: dict[str, Any]) -> Namespace:
@@ -124,7 +134,7 @@ def step_inputs(fn: str, p: Any, cls: type, x: Any, **states: Any) -> tuple[Name
         raise ValueError(f"{fn}: x must have shape (..., D), got a 0-d array")
     p, n_h = params(fn, p, cls, x.shape[-1], xp, x.dtype)
     for name, s in states.items():
-        floating(fn, name, s, xp, x.dtype)
+        floating(fn, name, s, xp, x.dtype, "x")
         shape(fn, name, s, (*x.shape[:-1], n_h), "the batch shape of x, then H")
     return xp, p
 

@@ -210,6 +210,7 @@ def gru_cell(params: GRUParams, h: Array, x: Array, *, reset_after: bool = False
     >>> polyrnn.gru_cell(p, np.zeros(2), np.ones(3)).round(4)
     array([ 0.4936, -0.3153])
     """
+    _validate.flags("gru_cell", reset_after=reset_after)
     xp, _ = _validate.step_inputs("gru_cell", params, GRUParams, x, h=h)
     gx = x @ params.w_x + fused_bias(xp, params, reset_after)
     n_h = h.shape[-1]

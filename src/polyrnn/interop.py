@@ -101,9 +101,9 @@ def _check_params(fn: str, params: Any, classes: tuple[type, ...]) -> tuple[Any,
     return params, array_namespace(params.w_x), n_h
 
 
-def _convert(arrays: Sequence[Any], xp: Any) -> list[Any]:
+def _convert(fn: str, arrays: Sequence[Any], xp: Any) -> list[Any]:
     """NumPy ``arrays`` as arrays of the namespace ``xp`` (NumPy when ``None``)."""
-    xp = resolve_namespace(xp)
+    xp = resolve_namespace(fn, xp)
     return [xp.asarray(np.ascontiguousarray(a)) for a in arrays]
 
 
@@ -246,6 +246,7 @@ def to_torch(
     >>> m.weight_hh_l0.dtype
     torch.float64
     """
+    _validate.flags("to_torch", batch_first=batch_first)
     import torch
 
     fn = "to_torch"
@@ -266,7 +267,7 @@ def to_torch(
         kwargs = {}
         cls = torch.nn.GRU if isinstance(params, GRUParams) else torch.nn.LSTM
     dev = params.w_x.device if isinstance(params.w_x, torch.Tensor) else torch.device("cpu")
-    host = [torch.from_numpy(np.ascontiguousarray(_to_numpy(a))) for a in params]
+    host = [_torch_tensor(torch, fn, f"params.{f}", a) for f, a in params._asdict().items()]
     module: Any = cls(
         host[0].shape[0],
         n_h,
@@ -283,6 +284,21 @@ def to_torch(
         module.bias_ih_l0.copy_(host[2])
         module.bias_hh_l0.copy_(host[3])
     return module
+
+
+def _torch_tensor(torch: Any, fn: str, name: str, a: Any) -> Any:
+    """``a`` as a torch tensor: a tensor as it is (any dtype, bfloat16 included), any
+    other array through the host."""
+    if isinstance(a, torch.Tensor):
+        return a.detach()
+    host = np.ascontiguousarray(_to_numpy(a))
+    try:
+        return torch.from_numpy(host)
+    except TypeError:
+        raise TypeError(
+            f"{fn}: {name} has dtype {host.dtype}, which torch cannot take from NumPy; "
+            "cast the params to float32 or float64 first"
+        ) from None
 
 
 # --------------------------------------------------------------------------- Keras 3
@@ -391,6 +407,8 @@ def from_keras_gru(
     (array([0.2, 0.1, 0.3]), array([0.5, 0.4, 0.6]))
     """
     fn = "from_keras_gru"
+    if reset_after is not None:
+        _validate.flags(fn, reset_after=reset_after)
     arrays, layer_reset_after = _keras_weights(fn, weights_or_layer)
     if reset_after is not None and layer_reset_after not in (None, bool(reset_after)):
         raise ValueError(
@@ -428,7 +446,7 @@ def from_keras_gru(
         b_in = b_rec = np.zeros(3 * n_h, dtype=dtype)
     host = [kernel, recurrent, b_in, b_rec]
     host = [_swap_first_two(np, a, n_h).astype(dtype, copy=False) for a in host]
-    return GRUParams(*_convert(host, xp))
+    return GRUParams(*_convert(fn, host, xp))
 
 
 def to_keras_gru(params: GRUParams, *, reset_after: bool) -> list[np.ndarray]:
@@ -477,6 +495,7 @@ def to_keras_gru(params: GRUParams, *, reset_after: bool) -> list[np.ndarray]:
     >>> kernel, bias
     (array([[1., 2., 3.]]), array([0.5, 0.7, 0.9]))
     """
+    _validate.flags("to_keras_gru", reset_after=reset_after)
     fn = "to_keras_gru"
     if not isinstance(reset_after, bool | np.bool_):
         raise TypeError(f"{fn}: reset_after must be True or False, got {reset_after!r}")
@@ -606,7 +625,7 @@ def from_flax_gru(params: Mapping[str, Any], *, xp: Any = None) -> GRUParams:
     out = (w_x, w_h, b_x, b_h)
     if xp is None:
         return GRUParams(*out)
-    return GRUParams(*_convert([_to_numpy(a) for a in out], xp))
+    return GRUParams(*_convert(fn, [_to_numpy(a) for a in out], xp))
 
 
 def to_flax_gru(params: GRUParams, *, xp: Any = None) -> dict[str, dict[str, dict[str, Any]]]:
@@ -648,10 +667,11 @@ def to_flax_gru(params: GRUParams, *, xp: Any = None) -> dict[str, dict[str, dic
     >>> sorted(v["params"]), v["params"]["ir"]["kernel"].shape, v["params"]["hn"]["bias"].shape
     (['hn', 'hr', 'hz', 'in', 'ir', 'iz'], (3, 2), (2,))
     """
-    params, _, n_h = _check_params("to_flax_gru", params, (GRUParams,))
+    fn = "to_flax_gru"
+    params, _, n_h = _check_params(fn, params, (GRUParams,))
     w_x, w_h, b_x, b_h = params
     if xp is not None:
-        w_x, w_h, b_x, b_h = _convert([_to_numpy(a) for a in params], xp)
+        w_x, w_h, b_x, b_h = _convert(fn, [_to_numpy(a) for a in params], xp)
     out: dict[str, dict[str, Any]] = {}
     for k, g in enumerate(_FLAX_GATES):
         cols = slice(k * n_h, (k + 1) * n_h)

@@ -119,6 +119,7 @@ def associative_scan(
     >>> polyrnn.associative_scan(lambda x, y: x + y, np.arange(1, 6), reverse=True)
     array([15, 14, 12,  9,  5])
     """
+    _validate.flags("associative_scan", reverse=reverse)
     fn_name = "associative_scan"
     if not callable(fn):
         raise TypeError(f"{fn_name}: fn must be callable, got {type(fn).__name__}")
@@ -158,7 +159,7 @@ def _coefficients(
     check_method(fn, method)
     xp = _validate.namespace(fn, {"a": a, "b": b, "h0": h0})
     _validate.floating(fn, "a", a, xp)
-    _validate.floating(fn, "b", b, xp, a.dtype)
+    _validate.floating(fn, "b", b, xp, a.dtype, dtype_of="a")
     layout = "(T, ..., H)" if time_major else "(..., T, H)"
     if a.ndim < 2:
         raise ValueError(f"{fn}: a must have shape {layout}, got {tuple(a.shape)}")
@@ -169,7 +170,7 @@ def _coefficients(
         steps, batch = a.shape[-2], tuple(a.shape[:-2])
     hidden = a.shape[-1]
     if h0 is not None:
-        _validate.floating(fn, "h0", h0, xp, a.dtype)
+        _validate.floating(fn, "h0", h0, xp, a.dtype, dtype_of="a")
         _validate.shape(fn, "h0", h0, (*batch, hidden), f"batch shape {batch} of a, then H")
     return _Layout(xp, steps, batch, hidden), get_adapter(xp)
 
@@ -258,6 +259,7 @@ def linear_scan(
     >>> bool(np.allclose(hs_p, hs))
     True
     """
+    _validate.flags("linear_scan", time_major=time_major, reverse=reverse)
     lay, adapter, method, a_tm, b_tm, h0 = _run(
         "linear_scan", a, b, h0, time_major, reverse, method
     )
@@ -310,6 +312,7 @@ def linear_scan_vjp(
     >>> d_a.ravel(), d_b.ravel(), d_h0                 # dh1/da0 = a1 h0, dh1/da1 = h_0
     (array([2., 3.]), array([0.5, 1. ]), array([0.25]))
     """
+    _validate.flags("linear_scan_vjp", time_major=time_major, reverse=reverse)
     fn = "linear_scan_vjp"
     lay, adapter, method, a_tm, b_tm, h0 = _run(fn, a, b, h0, time_major, reverse, method)
     xp, nb = lay.xp, len(lay.batch)

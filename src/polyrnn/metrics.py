@@ -132,6 +132,7 @@ def logsumexp(x: Array, *, axis: int | tuple[int, ...] = -1, keepdims: bool = Fa
     >>> float(polyrnn.metrics.logsumexp(np.array([1000.0, 1000.0])))
     1000.6931471805599
     """
+    _validate.flags("logsumexp", keepdims=keepdims)
     fn = "logsumexp"
     xp = _validate.namespace(fn, {"x": x})
     _validate.floating(fn, "x", x, xp)
@@ -447,8 +448,6 @@ def _log_perplexity(
     ignore_index: Any,
     per_sequence: Any,
 ) -> tuple[Namespace, Array]:
-    if not isinstance(per_sequence, bool):
-        raise TypeError(f"{fn}: per_sequence must be a bool, got {per_sequence!r}")
     tok = _token_nll(fn, scores, targets, mask, ignore_index)
     return tok.xp, _sequence_mean(fn, tok) if per_sequence else _mean(fn, tok)
 
@@ -512,6 +511,7 @@ def log_perplexity(
     >>> round(float(polyrnn.metrics.log_perplexity(scores, np.array([0, 1]))), 6)
     0.458145
     """
+    _validate.flags("log_perplexity", per_sequence=per_sequence)
     return _log_perplexity(
         "log_perplexity",
         scores,
@@ -598,6 +598,7 @@ def perplexity(
     ...                                        per_sequence=True)), 6)
     1.405853
     """
+    _validate.flags("perplexity", per_sequence=per_sequence)
     xp, value = _log_perplexity(
         "perplexity",
         scores,

@@ -126,6 +126,7 @@ def init_min_gru(
     ((3, 8), (8,), dtype('float32'))
     """
     return init_uniform(  # type: ignore[no-any-return]
+        "init_min_gru",
         MinGRUParams,
         GATES[MinGRUParams],
         input_size,
@@ -158,6 +159,7 @@ def init_min_lstm(
     ((3, 12), (12,))
     """
     return init_uniform(  # type: ignore[no-any-return]
+        "init_min_lstm",
         MinLSTMParams,
         GATES[MinLSTMParams],
         input_size,
@@ -248,7 +250,7 @@ def _step_inputs(fn: str, p: Any, cls: type, h: Any, x: Any) -> tuple[Namespace,
     if x.ndim < 1:
         raise ValueError(f"{fn}: x must have shape (..., D), got a 0-d array")
     p, n_h = _params(fn, p, cls, x.shape[-1], xp, x.dtype)
-    _validate.floating(fn, "h", h, xp, x.dtype)
+    _validate.floating(fn, "h", h, xp, x.dtype, "x")
     _validate.shape(fn, "h", h, (*x.shape[:-1], n_h), "the batch shape of x, then H")
     return xp, p, n_h
 
@@ -392,7 +394,9 @@ def min_gru_scan(
         original time order.
     lengths : integer array, shape ``(...)``, optional
         Valid length of each sequence, in ``[0, T]``.  At ``t >= lengths`` the state is
-        carried (``a = 1``, ``b = 0``) and ``hs`` is zero.
+        carried (``a = 1``, ``b = 0``) and ``hs`` is zero.  Under :func:`jax.jit` the values of a
+        traced ``lengths`` cannot be read, so they are not checked: a length above ``T``
+        acts as ``T`` and a negative one as 0 (every other check still runs).
     method : {"auto", "sequential", "parallel"}
         The algorithm of the linear scan, see :func:`~polyrnn.linear_scan`; the numbers
         agree to rounding.
@@ -410,10 +414,11 @@ def min_gru_scan(
     Raises
     ------
     TypeError
-        Non-floating or mixed dtypes, arrays of two libraries, params of another cell.
+        Non-floating or mixed dtypes, arrays of two libraries, params of another cell, an
+        option that is not a bool.
     ValueError
-        Shape mismatches, ``lengths`` outside ``[0, T]``, an unknown ``method``, arrays
-        on two devices.
+        Shape mismatches, ``lengths`` outside ``[0, T]`` (not under ``jit``), an unknown
+        ``method``, arrays on two devices.
 
     Examples
     --------
@@ -425,6 +430,7 @@ def min_gru_scan(
     >>> bool(np.allclose(hs_p[0], hs[0]))
     True
     """
+    _validate.flags("min_gru_scan", time_major=time_major, reverse=reverse)
     return _scan("min_gru_scan", MinGRUParams, xs, params, h0, time_major, reverse, lengths, method)
 
 
@@ -472,6 +478,7 @@ def min_lstm_scan(
     >>> hs.shape, bool((hs[0] == h).all())
     ((4, 2), True)
     """
+    _validate.flags("min_lstm_scan", time_major=time_major, reverse=reverse)
     return _scan(
         "min_lstm_scan", MinLSTMParams, xs, params, h0, time_major, reverse, lengths, method
     )
@@ -589,6 +596,7 @@ def min_gru_scan_vjp(
     >>> bool(abs(fd - d_p.b_x[0]) < 1e-5)
     True
     """
+    _validate.flags("min_gru_scan_vjp", time_major=time_major, reverse=reverse)
     return _scan_vjp(
         "min_gru_scan_vjp", MinGRUParams, xs, params, h0, time_major, reverse, lengths, method
     )
@@ -629,6 +637,7 @@ def min_lstm_scan_vjp(
     >>> d_xs.shape, d_p.b_x.shape, d_h0.shape
     ((2, 4, 3), (6,), (2, 2))
     """
+    _validate.flags("min_lstm_scan_vjp", time_major=time_major, reverse=reverse)
     return _scan_vjp(
         "min_lstm_scan_vjp", MinLSTMParams, xs, params, h0, time_major, reverse, lengths, method
     )

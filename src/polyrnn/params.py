@@ -17,6 +17,7 @@ LSTMParams    4   ``(D, 4H)``      ``(H, 4H)``      ``(4H,)``, gates (i, f, g, o
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -69,7 +70,7 @@ GATES: dict[type, int] = {RNNParams: 1, GRUParams: 3, LSTMParams: 4}
 """Number of gates G of each container: ``w_x`` is ``(D, G*H)``."""
 
 
-def resolve_namespace(xp: Any) -> Namespace:
+def resolve_namespace(fn: str, xp: Any) -> Namespace:
     """The Array API namespace for a user-supplied ``xp`` (``None`` means NumPy).
 
     ``xp`` may be a namespace such as :mod:`numpy`, :mod:`jax.numpy`, :mod:`torch`
@@ -78,11 +79,11 @@ def resolve_namespace(xp: Any) -> Namespace:
     if xp is None:
         xp = np
     if not hasattr(xp, "asarray"):
-        raise TypeError(f"xp must be an array namespace such as numpy or torch, got {xp!r}")
+        raise TypeError(f"{fn}: xp must be an array namespace such as numpy or torch, got {xp!r}")
     return array_namespace(xp.asarray(0.0))
 
 
-def resolve_dtype(xp: Namespace, dtype: Any, device: Any) -> Any:
+def resolve_dtype(fn: str, xp: Namespace, dtype: Any, device: Any) -> Any:
     """``dtype`` as an ``xp`` dtype: ``None`` is the namespace's default float, a str is looked up."""
     if dtype is None:
         return xp.asarray(0.0, device=device).dtype
@@ -90,13 +91,23 @@ def resolve_dtype(xp: Namespace, dtype: Any, device: Any) -> Any:
         try:
             dtype = getattr(xp, dtype)
         except AttributeError:
-            raise TypeError(f"dtype {dtype!r} is not a dtype of {xp.__name__}") from None
-    if not xp.isdtype(dtype, "real floating"):
-        raise TypeError(f"dtype must be a real floating dtype, got {dtype}")
+            raise TypeError(f"{fn}: dtype {dtype!r} is not a dtype of {xp.__name__}") from None
+    try:  # a dtype of another library raises, or compares unequal with a warning
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            floating = xp.isdtype(dtype, "real floating")
+    except (TypeError, ValueError, AttributeError):
+        floating = False
+    if not floating:
+        raise TypeError(
+            f"{fn}: dtype must be a real floating dtype of {xp.__name__} (the namespace xp), "
+            f"got {dtype!r}"
+        )
     return dtype
 
 
 def init_uniform(
+    fn: str,
     cls: type,
     gates: int,
     input_size: int,
@@ -117,9 +128,11 @@ def init_uniform(
     """
     for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
         if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    xp = resolve_namespace(xp)
-    dtype = resolve_dtype(xp, dtype, device)
+            raise ValueError(f"{fn}: {name} must be a positive integer, got {value!r}")
+    if not isinstance(seed, int | np.integer) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"{fn}: seed must be a non-negative integer, got {seed!r}")
+    xp = resolve_namespace(fn, xp)
+    dtype = resolve_dtype(fn, xp, dtype, device)
     gh = gates * hidden_size
     if recurrent:
         bound = 1.0 / math.sqrt(hidden_size)
@@ -168,7 +181,7 @@ def init_rnn(
     ((3, 4), (4, 4), (4,))
     """
     return init_uniform(  # type: ignore[no-any-return]
-        RNNParams, GATES[RNNParams], input_size, hidden_size, seed, xp, dtype, device
+        "init_rnn", RNNParams, GATES[RNNParams], input_size, hidden_size, seed, xp, dtype, device
     )
 
 
@@ -195,7 +208,7 @@ def init_gru(
     True
     """
     return init_uniform(  # type: ignore[no-any-return]
-        GRUParams, GATES[GRUParams], input_size, hidden_size, seed, xp, dtype, device
+        "init_gru", GRUParams, GATES[GRUParams], input_size, hidden_size, seed, xp, dtype, device
     )
 
 
@@ -219,5 +232,5 @@ def init_lstm(
     ((3, 16), dtype('float32'))
     """
     return init_uniform(  # type: ignore[no-any-return]
-        LSTMParams, GATES[LSTMParams], input_size, hidden_size, seed, xp, dtype, device
+        "init_lstm", LSTMParams, GATES[LSTMParams], input_size, hidden_size, seed, xp, dtype, device
     )

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _tree, _validate
-from ._compat import Array, array_namespace, device
+from ._compat import Array, device, is_array_api_obj
 from .backends import get_adapter
 from .params import GRUParams, LSTMParams, RNNParams
 
@@ -53,10 +53,43 @@ def scan(
     >>> polyrnn.scan(lambda c, x: (c + x, c * x), np.asarray(0.0), np.arange(1.0, 4.0))
     (np.float64(6.0), array([0., 2., 9.]))
     """
-    leaves = _tree.flatten(xs)[0] + _tree.flatten(carry)[0]
-    if not leaves:
-        raise ValueError("scan: xs must hold at least one array to scan over")
-    return get_adapter(array_namespace(*leaves)).scan(step, carry, xs, reverse=reverse)
+    _validate.flags("scan", reverse=reverse)
+    fn = "scan"
+    xs_leaves, carry_leaves = _tree.flatten(xs)[0], _tree.flatten(carry)[0]
+    if not xs_leaves:
+        raise ValueError(f"{fn}: xs must hold at least one array to scan over")
+    xs_named = _leaf_names("xs", xs, xs_leaves)
+    xp = _validate.namespace(fn, xs_named | _leaf_names("carry", carry, carry_leaves))
+    for name, a in xs_named.items():
+        if a.ndim == 0:
+            raise ValueError(f"{fn}: {name} must be stacked along axis 0, got a 0-d array")
+
+    def checked_step(c: Any, x: Any) -> tuple[Any, Any]:
+        new, y = step(c, x)
+        before, after = _leaf_kinds(c), _leaf_kinds(new)
+        if before != after:
+            raise ValueError(
+                f"{fn}: step must return a carry of the structure, shapes and dtypes it was "
+                f"given (as jax.lax.scan requires): given {before}, returned {after}"
+            )
+        return new, y
+
+    return get_adapter(xp).scan(checked_step, carry, xs, reverse=reverse)
+
+
+def _leaf_names(what: str, tree: Any, leaves: list[Any]) -> dict[str, Any]:
+    """The leaves by name: ``what`` for a tree that is one array, else ``what leaf i``."""
+    if len(leaves) == 1 and leaves[0] is tree:
+        return {what: tree}
+    return {f"{what} leaf {i}": a for i, a in enumerate(leaves)}
+
+
+def _leaf_kinds(tree: Any) -> list[str]:
+    """Each leaf's shape and dtype, or its type when it is not an array."""
+    return [
+        f"{tuple(a.shape)} {a.dtype}" if is_array_api_obj(a) else type(a).__name__
+        for a in _tree.flatten(tree)[0]
+    ]
 
 
 def _time_major(xp: Any, a: Array, batch_ndim: int, time_major: bool, inverse: bool) -> Array:
@@ -125,7 +158,9 @@ def rnn_scan(
         original time order.
     lengths : integer array, shape ``(...)``, optional
         Valid length of each sequence, in ``[0, T]``.  At ``t >= lengths`` the state is
-        carried unchanged and ``hs`` is zero.
+        carried unchanged and ``hs`` is zero.  Under :func:`jax.jit` the values of a
+        traced ``lengths`` cannot be read, so they are not checked: a length above ``T``
+        acts as ``T`` and a negative one as 0 (every other check still runs).
 
     Returns
     -------
@@ -139,10 +174,11 @@ def rnn_scan(
     Raises
     ------
     TypeError
-        Non-floating or mixed dtypes, arrays of two libraries.
+        Non-floating or mixed dtypes, arrays of two libraries, an option that is not a
+        bool.
     ValueError
-        Shape mismatches, ``lengths`` outside ``[0, T]``, an unknown activation,
-        arrays on two devices.
+        Shape mismatches, ``lengths`` outside ``[0, T]`` (not under ``jit``), an unknown
+        activation, arrays on two devices.
 
     Examples
     --------
@@ -151,6 +187,7 @@ def rnn_scan(
     >>> hs.shape, bool((hs[-1] == h).all())
     ((4, 2), True)
     """
+    _validate.flags("rnn_scan", time_major=time_major, reverse=reverse)
     _validate.activation(activation)
     adapter, lay, xs_tm, lengths = _prepare(
         "rnn_scan", xs, params, RNNParams, {"h0": h0}, time_major, lengths
@@ -208,6 +245,7 @@ def gru_scan(
     >>> hs.shape, bool((h[1] == hs[1, 1]).all()), float(abs(hs[1, 2:]).max())
     ((2, 5, 2), True, 0.0)
     """
+    _validate.flags("gru_scan", reset_after=reset_after, time_major=time_major, reverse=reverse)
     adapter, lay, xs_tm, lengths = _prepare(
         "gru_scan", xs, params, GRUParams, {"h0": h0}, time_major, lengths
     )
@@ -261,6 +299,7 @@ def lstm_scan(
     >>> hs.shape, c.shape
     ((4, 2), (2,))
     """
+    _validate.flags("lstm_scan", time_major=time_major, reverse=reverse)
     if state0 is None:
         h0 = c0 = None
     elif isinstance(state0, tuple | list) and len(state0) == 2:

@@ -352,6 +352,7 @@ def rnn_scan_vjp(
     >>> bool(abs(fd - d_p.b_x[0]) < 1e-5)
     True
     """
+    _validate.flags("rnn_scan_vjp", time_major=time_major, reverse=reverse)
     fn = "rnn_scan_vjp"
     _validate.activation(activation)
     adapter, lay, xs_tm, lengths = _prepare(
@@ -441,6 +442,7 @@ def gru_scan_vjp(
            [ 0.    ,  0.    ,  0.    ],
            [ 0.    ,  0.    ,  0.    ]])
     """
+    _validate.flags("gru_scan_vjp", reset_after=reset_after, time_major=time_major, reverse=reverse)
     fn = "gru_scan_vjp"
     adapter, lay, xs_tm, lengths = _prepare(
         fn, xs, params, GRUParams, {"h0": h0}, time_major, lengths
@@ -515,6 +517,7 @@ def lstm_scan_vjp(
     >>> d_xs.shape, d_p.w_x.shape, d_c0.round(4)
     ((4, 3), (3, 8), array([ 0.1423, -0.0004]))
     """
+    _validate.flags("lstm_scan_vjp", time_major=time_major, reverse=reverse)
     fn = "lstm_scan_vjp"
     if state0 is None:
         h0 = c0 = None
