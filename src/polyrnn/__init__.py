@@ -11,6 +11,51 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+_NAMES: dict[str, str] = {
+    "GRUParams": "params",
+    "LSTMParams": "params",
+    "MinGRUParams": "minrnn",
+    "MinLSTMParams": "minrnn",
+    "RNNParams": "params",
+    "associative_scan": "linear",
+    "cross_entropy": "metrics",
+    "gru_cell": "cells",
+    "gru_scan": "scans",
+    "gru_scan_vjp": "vjp",
+    "init_gru": "params",
+    "init_lstm": "params",
+    "init_min_gru": "minrnn",
+    "init_min_lstm": "minrnn",
+    "init_rnn": "params",
+    "linear_scan": "linear",
+    "linear_scan_vjp": "linear",
+    "log_perplexity": "metrics",
+    "log_softmax": "metrics",
+    "logsumexp": "metrics",
+    "lstm_cell": "cells",
+    "lstm_scan": "scans",
+    "lstm_scan_vjp": "vjp",
+    "min_gru_cell": "minrnn",
+    "min_gru_scan": "minrnn",
+    "min_gru_scan_vjp": "minrnn",
+    "min_lstm_cell": "minrnn",
+    "min_lstm_scan": "minrnn",
+    "min_lstm_scan_vjp": "minrnn",
+    "perplexity": "metrics",
+    "rnn_cell": "cells",
+    "rnn_scan": "scans",
+    "rnn_scan_vjp": "vjp",
+    "scan": "scans",
+}
+"""Each public function and class: the submodule that defines it (the literal table of
+Scientific Python SPEC 1, lazy loading; the ``TYPE_CHECKING`` imports below repeat it for
+type checkers, and a test holds the two equal)."""
+
+_SUBMODULES = ("backends", "cli", "interop", "linear", "lm", "metrics", "vjp")
+"""Public submodules, attributes of the package too: ``polyrnn.lm.Trainer`` works after
+``import polyrnn`` alone.  ``__all__`` is the table's names and the submodules whose names
+are not also functions of the package (``backends``, ``interop``, ``metrics``)."""
+
 __all__ = [
     "GRUParams",
     "LSTMParams",
@@ -51,54 +96,30 @@ __all__ = [
     "scan",
 ]
 
-_homes: dict[str, tuple[str, str | None]] = {}
-"""Each name of ``__all__``: the module that defines it and the attribute there (``None``
-when the name is that module itself)."""
-
-
-def _read_homes() -> dict[str, tuple[str, str | None]]:
-    """The imports under ``if TYPE_CHECKING:`` at the end of this file, read with :mod:`ast`
-    (through the module's loader, so a zipped install works too): one list of names serves
-    type checkers and :func:`__getattr__`."""
-    import ast
-
-    source = __spec__.loader.get_source(__name__)  # type: ignore[union-attr]
-    tree = ast.parse(source)
-    block = next(
-        s for s in tree.body if isinstance(s, ast.If) and ast.unparse(s.test) == "TYPE_CHECKING"
-    )
-    homes: dict[str, tuple[str, str | None]] = {}
-    for stmt in block.body:
-        if isinstance(stmt, ast.ImportFrom):
-            for alias in stmt.names:
-                if stmt.module is None:  # from . import backends: the submodule itself
-                    homes[alias.name] = (f"{__name__}.{alias.name}", None)
-                else:
-                    homes[alias.name] = (f"{__name__}.{stmt.module}", alias.name)
-    return homes
-
 
 def __getattr__(name: str) -> Any:
-    """Import on first use (Scientific Python SPEC 1, lazy loading): ``import polyrnn``
-    loads nothing else; NumPy, array-api-compat and polyrnn's modules load with the first
-    name a program uses."""
-    if not _homes:
-        _homes.update(_read_homes())
-    if name not in _homes:
+    """Import on first use: ``import polyrnn`` loads nothing else; NumPy, array-api-compat
+    and polyrnn's modules load with the first name a program uses."""
+    if name in _NAMES:
+        value = getattr(importlib.import_module(f"{__name__}.{_NAMES[name]}"), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module_name, attribute = _homes[name]
-    module = importlib.import_module(module_name)
-    value = module if attribute is None else getattr(module, attribute)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return list(__all__)
+    return sorted({*__all__, *_SUBMODULES})
 
 
 if TYPE_CHECKING:  # what __getattr__ provides, spelled out for type checkers
     from . import backends, interop, metrics
+    from . import cli as cli  # submodules that are attributes but not in __all__
+    from . import linear as linear
+    from . import lm as lm
+    from . import vjp as vjp
     from .cells import gru_cell, lstm_cell, rnn_cell
     from .linear import associative_scan, linear_scan, linear_scan_vjp
     from .metrics import cross_entropy, log_perplexity, log_softmax, logsumexp, perplexity

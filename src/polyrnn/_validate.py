@@ -119,11 +119,10 @@ def params(
     return p, n_h
 
 
-def activation(name: Any) -> None:
-    from .cells import ACTIVATIONS
-
-    if name not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
+def choice(fn: str, name: str, value: Any, options: Any) -> None:
+    """``value`` is one of ``options`` (a collection of names)."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{fn}: {name} must be one of {sorted(options)}, got {value!r}")
 
 
 def step_inputs(fn: str, p: Any, cls: type, x: Any, **states: Any) -> tuple[Namespace, Any]:

@@ -164,7 +164,7 @@ def rnn_cell(params: RNNParams, h: Array, x: Array, *, activation: str = "tanh")
     array([0.719 , 0.1433])
     """
     xp, _ = _validate.step_inputs("rnn_cell", params, RNNParams, x, h=h)
-    _validate.activation(activation)
+    _validate.choice("rnn_cell", "activation", activation, ACTIVATIONS)
     gx = x @ params.w_x + fused_bias(xp, params)
     return rnn_step(xp, h, gx, params.w_h, activation)
 

@@ -12,6 +12,7 @@ from typing import Any
 from . import _tree, _validate
 from ._compat import Array, device, is_array_api_obj
 from .backends import get_adapter
+from .cells import ACTIVATIONS
 from .params import GRUParams, LSTMParams, RNNParams
 
 __all__ = ["gru_scan", "lstm_scan", "rnn_scan", "scan"]
@@ -188,7 +189,7 @@ def rnn_scan(
     ((4, 2), True)
     """
     _validate.flags("rnn_scan", time_major=time_major, reverse=reverse)
-    _validate.activation(activation)
+    _validate.choice("rnn_scan", "activation", activation, ACTIVATIONS)
     adapter, lay, xs_tm, lengths = _prepare(
         "rnn_scan", xs, params, RNNParams, {"h0": h0}, time_major, lengths
     )

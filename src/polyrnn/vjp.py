@@ -29,7 +29,7 @@ from typing import Any
 from . import _validate
 from ._compat import Array, Namespace, array_namespace, device
 from ._recurrence import project, step_mask
-from .cells import fused_bias, gru_gates, lstm_gates, rnn_step
+from .cells import ACTIVATIONS, fused_bias, gru_gates, lstm_gates, rnn_step
 from .params import GRUParams, LSTMParams, RNNParams
 from .scans import _prepare, _time_major, _zeros
 
@@ -354,7 +354,7 @@ def rnn_scan_vjp(
     """
     _validate.flags("rnn_scan_vjp", time_major=time_major, reverse=reverse)
     fn = "rnn_scan_vjp"
-    _validate.activation(activation)
+    _validate.choice("rnn_scan_vjp", "activation", activation, ACTIVATIONS)
     adapter, lay, xs_tm, lengths = _prepare(
         fn, xs, params, RNNParams, {"h0": h0}, time_major, lengths
     )
