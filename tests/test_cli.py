@@ -7,6 +7,7 @@ and the step-0 evaluation of the same run.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -446,14 +447,14 @@ def test_bad_input_is_one_line_and_nonzero(capsys, tmp_path, text_file, monkeypa
         ["train", "--text", text_file, "--out", str(tmp_path / "nodir" / "m.npz")],
         "does not exist",
     )
-    real = lm.backend.importlib.import_module
+    real = importlib.import_module
 
     def without_torch(name, *args):
         if name == "torch":
             raise ImportError("No module named 'torch'")
         return real(name, *args)
 
-    monkeypatch.setattr(lm.backend.importlib, "import_module", without_torch)
+    monkeypatch.setattr(importlib, "import_module", without_torch)
     _fails(
         capsys,
         ["train", "--text", text_file, "--backend", "torch"],

@@ -10,6 +10,7 @@ forward passes, and direct slicing of the text.
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 import os
 import sys
@@ -520,14 +521,14 @@ def test_corrupt_or_incompatible_files(trained, tmp_path):
 def test_backend_errors(monkeypatch):
     with pytest.raises(lm.BackendUnavailableError, match="unknown backend 'tf'; choose one of"):
         lm.get_backend("tf")
-    real = lm.backend.importlib.import_module
+    real = importlib.import_module
 
     def no_jax(name, *args):
         if name.startswith("jax"):
             raise ImportError("No module named 'jax'")
         return real(name, *args)
 
-    monkeypatch.setattr(lm.backend.importlib, "import_module", no_jax)
+    monkeypatch.setattr(importlib, "import_module", no_jax)
     with pytest.raises(lm.BackendUnavailableError, match=r'pip install "polyrnn\[jax\]"'):
         lm.get_backend("jax")
     with pytest.raises(ValueError, match="dtype must be one of"):

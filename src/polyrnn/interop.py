@@ -44,8 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _validate
-from ._compat import Array, Namespace, array_namespace, device
+from . import _validate, backends
+from ._compat import Array, Namespace, array_namespace, device, is_array_api_obj
 from .params import GRUParams, LSTMParams, RNNParams, resolve_namespace
 
 __all__ = [
@@ -72,14 +72,11 @@ def _shape(a: Any) -> tuple[int, ...]:
 
 
 def _to_numpy(a: Any) -> np.ndarray:
-    """Any array (NumPy, JAX, PyTorch, CuPy, array-api-strict, a Keras variable) on the host."""
+    """Any array (NumPy, JAX, PyTorch, CuPy, array-api-strict, a Keras variable) or nested
+    list on the host."""
     if type(a).__module__.split(".")[0] == "keras" and hasattr(a, "value"):
         a = a.value  # a keras.Variable: its backend tensor (its own __array__ is deprecated)
-    if hasattr(a, "detach") and hasattr(a, "cpu"):  # torch.Tensor, Parameter
-        return np.asarray(a.detach().cpu())
-    if type(a).__module__.split(".")[0] == "cupy":
-        return a.get()  # type: ignore[no-any-return]
-    return np.asarray(a)
+    return backends.to_numpy(a) if is_array_api_obj(a) else np.asarray(a)
 
 
 def _numpy_floating(fn: str, name: str, a: Any) -> np.ndarray:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
 
 from .. import _linear, _recurrence, _tree, cells
 from .._compat import Array, Namespace, device
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Adapter:
@@ -26,8 +30,27 @@ class Adapter:
     specialisations: ClassVar[tuple[str, ...]] = ()
     """What this adapter does beyond the reference, one phrase each (docs' backend table)."""
 
+    autodiff: ClassVar[str | None] = None
+    """How the language model differentiates on this library: ``"jax"``
+    (:func:`jax.value_and_grad`), ``"torch"`` (autograd), or ``None`` (polyrnn's
+    hand-written backpropagation)."""
+
     def __init__(self, xp: Namespace) -> None:
         self.xp = xp
+
+    @classmethod
+    def prepare(cls, dtype: str) -> None:
+        """Make the library ready to compute in ``dtype`` (``"float32"`` or ``"float64"``)
+        before its first array is made; raise :class:`RuntimeError` saying why it cannot
+        run here.  Nothing to do for most libraries."""
+
+    def to_numpy(self, a: Array) -> np.ndarray:
+        """``a`` as a NumPy array on the host (a copy where it lives elsewhere)."""
+        return np.asarray(a)
+
+    def jit(self, fn: F) -> F:
+        """``fn`` compiled where the library compiles (:func:`jax.jit`), else ``fn``."""
+        return fn
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.xp.__name__})"

@@ -14,9 +14,13 @@ Rules, in order of importance:
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import threading
+from dataclasses import dataclass
 
-from .._compat import Namespace
+import numpy as np
+
+from .._compat import Array, Namespace, array_namespace, namespace_of
 from ._base import Adapter
 
 _BUILTIN = {
@@ -89,3 +93,91 @@ def get_adapter(xp: Namespace) -> Adapter:
             adapter = (load(spec) if spec else Adapter)(xp)
             _cache[name] = adapter
     return adapter
+
+
+@dataclass(frozen=True)
+class Library:
+    """An array library by the name users give it (``polyrnn train --backend NAME``)."""
+
+    name: str
+    module: str
+    """The module whose ``asarray`` makes the library's arrays."""
+    namespace: str
+    """The name of its Array API namespace, the registry's key."""
+    install: str
+    """What to ``pip install`` to get it."""
+
+
+LIBRARIES: dict[str, Library] = {
+    lib.name: lib
+    for lib in (
+        Library("numpy", "numpy", "array_api_compat.numpy", "numpy"),
+        Library("jax", "jax.numpy", "jax.numpy", '"polyrnn[jax]"'),
+        Library("torch", "torch", "array_api_compat.torch", '"polyrnn[torch]"'),
+        Library("cupy", "cupy", "array_api_compat.cupy", '"polyrnn[cupy]"'),
+        Library("array_api_strict", "array_api_strict", "array_api_strict", "array-api-strict"),
+    )
+}
+"""The libraries polyrnn knows by name; any other Array API library works through its
+arrays, without a name."""
+
+
+class LibraryUnavailableError(ImportError):
+    """A library that is not installed, or cannot run here (CuPy without a CUDA device)."""
+
+    def __init__(self, library: str, reason: str) -> None:
+        super().__init__(f"library {library!r} {reason}")
+        self.library = library
+        self.reason = reason
+        """What is missing and how to get it, e.g. "needs torch, which is not installed
+        (...); install it with: pip install ..."."""
+
+
+def load_library(name: str, dtype: str = "float32") -> Adapter:
+    """The adapter of the library called ``name`` (a key of :data:`LIBRARIES`), imported
+    and made ready to compute in ``dtype`` (see :meth:`Adapter.prepare`).
+
+    Raises
+    ------
+    KeyError
+        For a name not in :data:`LIBRARIES`.
+    LibraryUnavailableError
+        If the library is not installed or cannot run here.
+    """
+    lib = LIBRARIES[name]
+    try:
+        module = importlib.import_module(lib.module)
+    except ImportError as e:
+        raise LibraryUnavailableError(
+            name,
+            f"needs {lib.module.split('.')[0]}, which is not installed ({e}); install it "
+            f"with: pip install {lib.install}",
+        ) from None
+    spec = _registry.get(lib.namespace)
+    try:
+        (load(spec) if spec else Adapter).prepare(dtype)
+    except RuntimeError as e:
+        raise LibraryUnavailableError(name, f"cannot run here: {e}") from None
+    return get_adapter(array_namespace(module.asarray(0.0)))
+
+
+def to_numpy(a: Array) -> np.ndarray:
+    """Any library's array as a NumPy array on the host, through its adapter."""
+    xp = namespace_of(a)
+    if xp is None:
+        raise TypeError(f"expected an array, got {type(a).__module__}.{type(a).__qualname__}")
+    return get_adapter(xp).to_numpy(a)
+
+
+def installed(dtype: str = "float32") -> dict[str, Adapter]:
+    """The adapters of the libraries of :data:`LIBRARIES` that are installed and can run
+    here, ready for ``dtype``."""
+    found = {}
+    for name, lib in LIBRARIES.items():
+        if importlib.util.find_spec(lib.module.split(".")[0]) is None:
+            continue
+        try:
+            found[name] = load_library(name, dtype)
+        except (ImportError, RuntimeError):  # not usable here, or a broken install
+            continue
+    return found

@@ -138,6 +138,14 @@ class CupyAdapter(Adapter):
     name = "cupy"
     specialisations = ("one cuBLAS GEMM + one fused ElementwiseKernel per step",)
 
+    @classmethod
+    def prepare(cls, dtype: str) -> None:
+        if not cupy.is_available():
+            raise RuntimeError("cupy is installed but finds no usable CUDA device")
+
+    def to_numpy(self, a: Array) -> Any:
+        return a.get()
+
     def _supported(self, xs: Array) -> bool:
         return xs.size > 0 and xs.dtype in (cupy.float32, cupy.float64)
 

@@ -23,6 +23,16 @@ from ._base import Adapter
 class JaxAdapter(Adapter):
     name = "jax"
     specialisations = ("jax.lax.scan over time", "jax.jit per shape and options")
+    autodiff = "jax"
+
+    @classmethod
+    def prepare(cls, dtype: str) -> None:
+        """Turn on ``jax_enable_x64`` for float64: JAX silently computes in float32 without."""
+        if dtype == "float64":
+            jax.config.update("jax_enable_x64", True)  # type: ignore[no-untyped-call]
+
+    def jit(self, fn: Any) -> Any:
+        return jax.jit(fn)
 
     def __init__(self, xp: Namespace) -> None:
         super().__init__(xp)

@@ -197,6 +197,10 @@ class TorchAdapter(Adapter):
         "packed sequences for lengths",
         "addmm loop for GRU reset_after=False",
     )
+    autodiff = "torch"
+
+    def to_numpy(self, a: Array) -> Any:
+        return a.detach().cpu().numpy()
 
     @staticmethod
     def sigmoid(xp: Any, x: Array) -> Array:

@@ -1,25 +1,22 @@
 """Array libraries by name, as the language model uses them.
 
-A :class:`Backend` bundles what training needs to know about one library: its Array API
-namespace, the floating dtype of the parameters, how arrays come back to the host, how
-gradients are taken (``"jax"``: :func:`jax.value_and_grad`; ``"torch"``: autograd;
-``None``: the hand-written backpropagation of :func:`polyrnn.lm.loss_and_grad`) and
-how a step function is compiled (:func:`jax.jit` on JAX, nothing elsewhere).
-
-The libraries are looked up by name in one table, and a library is imported only when
-its backend is asked for.
+A :class:`Backend` is one library's adapter (:func:`polyrnn.backends.load_library`, which
+knows how the library's arrays come back to the host, how it compiles and how it
+differentiates: ``"jax"``, :func:`jax.value_and_grad`; ``"torch"``, autograd; ``None``,
+the hand-written backpropagation of :func:`polyrnn.lm.loss_and_grad`) and the floating
+dtype of the parameters.  A library is imported only when its backend is asked for.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
 
-from .._compat import Array, Namespace, array_namespace
+from .._compat import Array, Namespace
+from ..backends import LIBRARIES, Adapter, LibraryUnavailableError, load_library
 from .errors import BackendUnavailableError
 
 __all__ = ["BACKENDS", "DTYPES", "Backend", "get_backend"]
@@ -29,59 +26,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 DTYPES = ("float32", "float64")
 """The parameter dtypes a language model can be trained in."""
 
-
-def _identity(fn: F) -> F:
-    return fn
-
-
-def _jax_jit(fn: F) -> F:
-    import jax
-
-    return jax.jit(fn)  # type: ignore[return-value]
-
-
-def _jax_setup(dtype: str) -> None:
-    if dtype == "float64":  # JAX silently computes in float32 unless x64 is on
-        importlib.import_module("jax").config.update("jax_enable_x64", True)
-
-
-def _cupy_setup(dtype: str) -> None:
-    if not importlib.import_module("cupy").is_available():
-        raise BackendUnavailableError(
-            "backend 'cupy' needs a usable CUDA device; cupy is installed but finds none"
-        )
-
-
-def _torch_to_numpy(a: Any) -> np.ndarray:
-    return a.detach().cpu().numpy()  # type: ignore[no-any-return]
-
-
-def _cupy_to_numpy(a: Any) -> np.ndarray:
-    return a.get()  # type: ignore[no-any-return]
-
-
-@dataclass(frozen=True)
-class _Library:
-    module: str
-    """The module whose arrays this backend uses."""
-    install: str
-    """What to ``pip install`` to get it."""
-    autodiff: str | None = None
-    to_numpy: Callable[[Any], np.ndarray] = np.asarray
-    compile: Callable[[Any], Any] = _identity
-    setup: Callable[[str], None] | None = None
-
-
-BACKENDS: dict[str, _Library] = {
-    "numpy": _Library("numpy", "numpy"),
-    "jax": _Library(
-        "jax.numpy", '"polyrnn[jax]"', autodiff="jax", compile=_jax_jit, setup=_jax_setup
-    ),
-    "torch": _Library("torch", '"polyrnn[torch]"', autodiff="torch", to_numpy=_torch_to_numpy),
-    "cupy": _Library("cupy", '"polyrnn[cupy]"', to_numpy=_cupy_to_numpy, setup=_cupy_setup),
-    "array_api_strict": _Library("array_api_strict", "array-api-strict"),
-}
-"""Backend name -> how to load and use its library."""
+BACKENDS = tuple(LIBRARIES)
+"""The backend names: those of :data:`polyrnn.backends.LIBRARIES`."""
 
 
 @dataclass(frozen=True)
@@ -92,16 +38,20 @@ class Backend:
     """
 
     name: str
-    """Key of :data:`BACKENDS`."""
+    """Key of :data:`polyrnn.backends.LIBRARIES`."""
     xp: Namespace
     """The Array API namespace (through ``array_api_compat``)."""
     dtype: Any
     """Floating dtype of parameters and activations, an ``xp`` dtype."""
     dtype_name: str
     """``"float32"`` or ``"float64"``."""
-    autodiff: str | None
-    """``"jax"``, ``"torch"``, or ``None`` for hand-written gradients."""
-    _library: _Library = field(repr=False)
+    adapter: Adapter = field(repr=False)
+    """The library's adapter: its facts and fast paths."""
+
+    @property
+    def autodiff(self) -> str | None:
+        """``"jax"``, ``"torch"``, or ``None`` for hand-written gradients."""
+        return self.adapter.autodiff
 
     def asarray(self, a: np.ndarray) -> Array:
         """A host array on this backend: floats in :attr:`dtype`, integers in the index dtype,
@@ -115,11 +65,11 @@ class Backend:
 
     def to_numpy(self, a: Array) -> np.ndarray:
         """``a`` as a NumPy array on the host."""
-        return self._library.to_numpy(a)
+        return self.adapter.to_numpy(a)
 
     def jit(self, fn: F) -> F:
         """``fn`` compiled for this library where it compiles (:func:`jax.jit`), else ``fn``."""
-        return self._library.compile(fn)  # type: ignore[no-any-return]
+        return self.adapter.jit(fn)
 
 
 def get_backend(name: str, dtype: str = "float32") -> Backend:
@@ -151,21 +101,15 @@ def get_backend(name: str, dtype: str = "float32") -> Backend:
     >>> b.autodiff is None, b.asarray(np.arange(3.0)).dtype
     (True, dtype('float64'))
     """
-    if name not in BACKENDS:
+    if name not in LIBRARIES:
         raise BackendUnavailableError(
-            f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}"
+            f"unknown backend {name!r}; choose one of {', '.join(LIBRARIES)}"
         )
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-    lib = BACKENDS[name]
     try:
-        module = importlib.import_module(lib.module)
-    except ImportError as e:
-        raise BackendUnavailableError(
-            f"backend {name!r} needs {lib.module.split('.')[0]}, which is not installed "
-            f"({e}); install it with: pip install {lib.install}"
-        ) from None
-    if lib.setup is not None:
-        lib.setup(dtype)
-    xp = array_namespace(module.asarray(0.0))
-    return Backend(name, xp, getattr(xp, dtype), dtype, lib.autodiff, lib)
+        adapter = load_library(name, dtype)
+    except LibraryUnavailableError as e:
+        raise BackendUnavailableError(f"backend {name!r} {e.reason}") from None
+    xp = adapter.xp
+    return Backend(name, xp, getattr(xp, dtype), dtype, adapter)
