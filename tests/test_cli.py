@@ -329,7 +329,7 @@ def test_output_paths_are_checked_before_training(capsys, tmp_path, text_file):
         _fails(capsys, [*train, option, str(tmp_path)], "it is a directory")
         _fails(capsys, [*train, option, os.devnull], "it is not a regular file")
     if os.path.isdir("/proc"):  # a directory that takes no new file, even for root
-        _fails(capsys, [*train, "--out", "/proc/m.npz"], "'/proc' does not take new files")
+        _fails(capsys, [*train, "--out", "/proc/m.npz"], "cannot write --out '/proc/m.npz': ")
     assert sorted(os.listdir(tmp_path)) == ["tiny.txt"]
 
 
@@ -503,3 +503,155 @@ def test_bad_model_files(capsys, tmp_path, text_file):
     with open(model, "r+b") as f:  # cut the archive short
         f.truncate(os.path.getsize(model) // 2)
     _fails(capsys, ["eval", "--model", model, "--text", text_file], "not an .npz archive")
+
+
+# ------------------------------------------------------- found by trying bad input on purpose
+
+
+def test_output_names_long_looping_or_linked(capsys, tmp_path, text_file):
+    train = ["train", "--text", text_file, *SMALL, "--steps", "2", "--evals", "0"]
+    long_ok = tmp_path / ("b" * 241 + ".npz")  # its temporary file must not be longer
+    code, _, err = _train(capsys, text_file, "--steps", "2", "--evals", "0", "--out", str(long_ok))
+    assert code == 0, err
+    assert lm.load(long_ok).vocab == lm.Vocab.from_text(TEXT)
+    too_long = str(tmp_path / ("a" * 300 + ".npz"))
+    _fails(capsys, [*train, "--out", too_long], "File name too long")
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    _fails(capsys, [*train, "--history", str(loop)], "its symbolic links form a loop")
+    target, link = tmp_path / "target.npz", tmp_path / "latest.npz"
+    link.symlink_to(target)  # dangling until the run writes through it
+    code, _, err = _train(capsys, text_file, "--steps", "2", "--evals", "0", "--out", str(link))
+    assert code == 0, err
+    assert link.is_symlink() and target.is_file()
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        [long_ok.name, "latest.npz", "loop", "target.npz", "tiny.txt"]
+    )
+
+
+def test_sample_edge_cases(capsys, tmp_path, text_file):
+    model = _saved_model(capsys, tmp_path, text_file)
+    args = ["sample", "--model", model, "--length", "30", "--seed", "2", "--prompt", "All"]
+    assert cli.main([*args, "--temperature", "0"]) == 0
+    greedy = capsys.readouterr().out
+    assert cli.main([*args, "--temperature", "5e-324"]) == 0  # the argmax, without NaN
+    assert capsys.readouterr().out == greedy
+    _fails(capsys, [*args, "--prompt", "t\udcff"], "the prompt is not valid text")
+
+
+def test_model_files_that_claim_too_much(capsys, tmp_path, text_file):
+    """Metadata of a huge model fails at once, before anything that size is allocated."""
+    model = _saved_model(capsys, tmp_path, text_file)
+    fields = {"embed_size": 8, "hidden_size": 32, "layers": 1, "cell": "gru"}
+    for change, message in [
+        ({"model": {**fields, "hidden_size": 10**12}}, "'w_out' has shape (32, 33)"),
+        ({"model": {**fields, "layers": 10**8}}, "it holds the arrays of 1 layer"),
+        ({"model": {"embed_size": 8}}, "'model' must have the fields"),
+        ({"version": True}, "has format version True"),
+        ({"vocab": sorted(set(TEXT), reverse=True)}, "distinct characters in code-point order"),
+        ({"info": [1]}, "'info' must be a JSON dict"),
+    ]:
+        _rewrite(model, meta=change)
+        _fails(capsys, ["eval", "--model", model, "--text", text_file], message)
+        _rewrite(
+            model, meta={"model": fields, "version": 1, "vocab": sorted(set(TEXT)), "info": {}}
+        )
+    with np.load(model) as z:
+        content = {name: z[name] for name in z.files}
+    del content["meta"]
+    np.savez(model, meta=np.array("{"), **content)
+    _fails(capsys, ["eval", "--model", model, "--text", text_file], "corrupt metadata")
+
+
+def test_weights_beyond_float32_are_refused(capsys, tmp_path, text_file):
+    model = _saved_model(capsys, tmp_path, text_file)
+    _rewrite(model, arrays={"b_out": np.full(33, 1e300)})  # float64 numbers, float32 model
+    for argv in (["sample", "--model", model], ["eval", "--model", model, "--text", text_file]):
+        _fails(
+            capsys, argv, "array 'b_out' holds values beyond the range of float32 (largest 1e+300)"
+        )
+
+
+def test_eval_json_of_an_infinite_perplexity_is_valid_json(capsys, tmp_path, text_file):
+    """A model putting log-probability -2000 on every character but the first: the loss,
+    by hand from the character counts, is far above log(max float), so the perplexity is
+    inf, which JSON cannot hold: it is null, and the loss is the exact number."""
+    model = _saved_model(capsys, tmp_path, text_file)
+    bias = np.full(33, -2000.0)
+    bias[0] = 0.0
+    _rewrite(model, meta={"dtype": "float64"}, arrays={"w_out": np.zeros((32, 33)), "b_out": bias})
+    assert cli.main(["eval", "--model", model, "--text", text_file, "--json"]) == 0
+    out = capsys.readouterr().out
+    scores = json.loads(out, parse_constant=lambda c: pytest.fail(f"invalid JSON: {c}"))
+    first = min(TEXT)
+    expected = np.mean([0.0 if c == first else 2000.0 for c in TEXT[1:]]) + np.log1p(
+        32 * np.exp(-2000.0)
+    )
+    assert scores["loss"] == pytest.approx(expected, rel=1e-12)
+    assert scores["perplexity"] is None
+
+
+def test_more_one_line_failures(capsys, tmp_path, text_file, monkeypatch):
+    _fails(capsys, ["train", "--text", ""], "argument --text: must be a file path", code=2)
+    _fails(
+        capsys,
+        ["train", "--text", text_file, "--hidden", "100000000000000000000"],
+        "argument --hidden: must be at most 2147483647",
+        code=2,
+    )
+    _fails(
+        capsys,
+        ["train", "--text", text_file, "--batch", "x"],
+        "expected an integer, got 'x'",
+        code=2,
+    )
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(lm, "Trainer", out_of_memory)
+    _fails(
+        capsys, ["train", "--text", text_file], "out of memory: the model or the text is too large"
+    )
+
+
+def test_output_the_terminal_cannot_encode(tmp_path):
+    text = tmp_path / "accents.txt"
+    text.write_text("café crème brûlée " * 100, encoding="utf-8")
+    model = tmp_path / "m.npz"
+    assert (
+        cli.main(
+            [
+                "train",
+                "--text",
+                str(text),
+                *SMALL,
+                "--steps",
+                "2",
+                "--evals",
+                "0",
+                "--out",
+                str(model),
+            ]
+        )
+        == 0
+    )
+    env = dict(os.environ, PYTHONIOENCODING="ascii")
+    cmd = [
+        sys.executable,
+        "-m",
+        "polyrnn",
+        "sample",
+        "--model",
+        str(model),
+        "--prompt",
+        "é",
+        "--seed",
+        "0",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert done.returncode == 1
+    assert done.stderr == (
+        "polyrnn: error: the output holds characters that this terminal's encoding (ascii) "
+        "cannot show; set PYTHONIOENCODING=utf-8\n"
+    )

@@ -78,7 +78,7 @@ DEMO: dict[str, Any] = {"embed_size": 32, "hidden_size": 128, "minutes": 1.0}
 
 def _number(kind: type, low: float, high: float = math.inf, *, above: bool = False) -> Any:
     """An argparse type: a finite ``kind`` in ``[low, high]``, or in ``(low, high]`` with
-    ``above``."""
+    ``above``; integers are at most :data:`INT_MAX`."""
     if high == math.inf:
         wanted = ("positive" if above else "non-negative") if low == 0 else f">= {low:g}"
     else:
@@ -88,15 +88,22 @@ def _number(kind: type, low: float, high: float = math.inf, *, above: bool = Fal
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
         if (value <= low if above else value < low) or not value <= high:
             raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
+        if kind is int and value > INT_MAX:
+            raise argparse.ArgumentTypeError(f"must be at most {INT_MAX}, got {text:.30}")
         return value
 
     parse.__name__ = kind.__name__
     return parse
+
+
+INT_MAX = 2**31 - 1
+"""The largest count or size an option takes: beyond it nothing fits in memory."""
 
 
 def _positive(kind: type) -> Any:
@@ -108,6 +115,22 @@ def _file_path(text: str) -> str:
     if not text:
         raise argparse.ArgumentTypeError("must be a file path, got an empty string")
     return text
+
+
+def _json(document: Any) -> str:
+    """``document`` as JSON, with non-finite numbers (a diverged loss, an infinite
+    perplexity), which JSON cannot hold, as ``null``."""
+
+    def finite(x: Any) -> Any:
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: finite(v) for k, v in x.items()}
+        if isinstance(x, list | tuple):
+            return [finite(v) for v in x]
+        return x
+
+    return json.dumps(finite(document), ensure_ascii=False, allow_nan=False)
 
 
 def _shown(x: float, places: int) -> str:
@@ -165,8 +188,8 @@ class _Progress:
 
 def _check_files(text: str, outputs: dict[str, str | None]) -> None:
     """Before training, not after: no output is the text or another output, and each
-    output's directory takes a new file (tried for real), where no directory or special
-    file stands."""
+    output can be created (tried for real, with the save's temporary file too) where no
+    directory or special file stands.  A symbolic link is written through."""
     seen = {_identity(text): "--text"}
     for option, path in outputs.items():
         if path is None:
@@ -177,22 +200,27 @@ def _check_files(text: str, outputs: dict[str, str | None]) -> None:
                 f"{option} {path!r} is the same file as {other}: writing it would destroy "
                 f"the {'training text' if other == '--text' else other + ' file'}"
             )
-        directory = os.path.dirname(os.path.abspath(path))
+        resolved = os.path.realpath(path)  # where the file will be written
+        directory = os.path.dirname(resolved)
         if not os.path.isdir(directory):
             raise lm.LMError(
                 f"cannot write {option} {path!r}: directory {directory!r} does not exist"
             )
-        if os.path.exists(path) and not os.path.isfile(path):
-            kind = "a directory" if os.path.isdir(path) else "not a regular file"
+        if os.path.islink(resolved):  # a link still, once resolved: a loop of links
+            raise lm.LMError(f"cannot write {option} {path!r}: its symbolic links form a loop")
+        if os.path.exists(resolved) and not os.path.isfile(resolved):
+            kind = "a directory" if os.path.isdir(resolved) else "not a regular file"
             raise lm.LMError(f"cannot write {option} {path!r}: it is {kind}")
-        try:
-            with tempfile.TemporaryFile(dir=directory):
-                pass
+        try:  # the temporary file of the save, and the file's own name
+            fd, tmp = tempfile.mkstemp(prefix=lm.io.TEMPORARY_PREFIX, dir=directory)
+            os.close(fd)
+            os.unlink(tmp)
+            if not os.path.exists(resolved):
+                with open(resolved, "xb"):
+                    pass
+                os.unlink(resolved)
         except OSError as e:
-            raise lm.LMError(
-                f"cannot write {option} {path!r}: directory {directory!r} does not take "
-                f"new files ({e.strerror})"
-            ) from None
+            raise lm.LMError(f"cannot write {option} {path!r}: {e.strerror}") from None
 
 
 def _identity(path: str) -> tuple[Any, ...]:
@@ -224,7 +252,7 @@ def _despite_ctrl_c(what: str) -> Iterator[None]:
 
 
 def _write_json(path: str, document: dict[str, Any]) -> None:
-    text = json.dumps(document, indent=1, ensure_ascii=False) + "\n"
+    text = _json(document) + "\n"
     lm.io.write_atomic(path, lambda f: f.write(text.encode("utf-8")))
 
 
@@ -367,7 +395,7 @@ def train(args: argparse.Namespace) -> int:
         return 130
     summary = _summary(trainer, report)
     if args.json:
-        print(json.dumps(summary))
+        print(_json(summary))
     else:
         print(
             f"{report.steps} steps in {report.seconds:.1f} s ({report.tokens_per_s:,.0f} tok/s): "
@@ -385,7 +413,7 @@ def evaluate(args: argparse.Namespace) -> int:
     metrics = lm.evaluate(model, lm.read_text(args.text))
     if args.json:
         print(
-            json.dumps(
+            _json(
                 {
                     "loss": metrics.loss,
                     "perplexity": metrics.perplexity,
@@ -510,7 +538,9 @@ def _parser() -> argparse.ArgumentParser:
 
     m, t = MODEL, TRAINING
     p = sub_parser("train", help=train.__doc__, description=train.__doc__)
-    p.add_argument("--text", required=True, help="UTF-8 text file; its last 10%% validates")
+    p.add_argument(
+        "--text", required=True, type=_file_path, help="UTF-8 text file; its last 10%% validates"
+    )
     _add_backend(p, "numpy")
     p.add_argument("--cell", default=m.cell, choices=list(lm.CELLS), help="recurrent cell")
     p.add_argument("--embed", type=_positive(int), default=m.embed_size, help="embedding width E")
@@ -552,14 +582,18 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=train)
 
     p = sub_parser("eval", help=evaluate.__doc__, description=evaluate.__doc__)
-    p.add_argument("--model", required=True, help=".npz file written by polyrnn train")
-    p.add_argument("--text", required=True, help="UTF-8 text file to score")
+    p.add_argument(
+        "--model", required=True, type=_file_path, help=".npz file written by polyrnn train"
+    )
+    p.add_argument("--text", required=True, type=_file_path, help="UTF-8 text file to score")
     _add_backend(p, "numpy")
     p.add_argument("--json", action="store_true", help="print the metrics as one line of JSON")
     p.set_defaults(run=evaluate)
 
     p = sub_parser("sample", help=sample.__doc__, description=sample.__doc__)
-    p.add_argument("--model", required=True, help=".npz file written by polyrnn train")
+    p.add_argument(
+        "--model", required=True, type=_file_path, help=".npz file written by polyrnn train"
+    )
     p.add_argument(
         "--prompt",
         help="text to continue (default: a newline, or the first character of the model's "
@@ -603,3 +637,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # outside training (which saves first and returns 130)
         print("polyrnn: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print(
+            "polyrnn: error: out of memory: the model or the text is too large for this "
+            "machine (try a smaller --hidden, --embed, --layers or --batch)",
+            file=sys.stderr,
+        )
+        return 1
+    except BrokenPipeError:  # stdout closed early (| head): stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except UnicodeEncodeError as e:
+        print(
+            f"polyrnn: error: the output holds characters that this terminal's encoding "
+            f"({e.encoding}) cannot show; set PYTHONIOENCODING=utf-8",
+            file=sys.stderr,
+        )
+        return 1

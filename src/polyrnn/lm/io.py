@@ -11,6 +11,7 @@ write leaves the previous file as it was.  It loads on any backend, without pick
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import stat
@@ -27,6 +28,10 @@ from .errors import DataError, ModelFileError
 from .model import LanguageModel, LMParams, ModelConfig, init_params
 
 __all__ = ["FORMAT", "VERSION", "load", "save", "write_atomic"]
+
+TEMPORARY_PREFIX = ".polyrnn-"
+"""The temporary files of :func:`write_atomic` are ``.polyrnn-XXXXXXXX.tmp``, short
+whatever the target's name."""
 
 FORMAT = "polyrnn.lm"
 """The ``format`` field of the metadata."""
@@ -55,6 +60,9 @@ def save(lm: LanguageModel, path: str | os.PathLike[str]) -> None:
 
     Raises
     ------
+    ModelFileError
+        If the parameters are not what :func:`load` accepts (NaN or infinite values, a
+        shape other than the architecture's): nothing is written.
     OSError
         If the file cannot be written; the file at ``path``, if any, is then unchanged
         and no temporary file is left behind.
@@ -78,6 +86,7 @@ def save(lm: LanguageModel, path: str | os.PathLike[str]) -> None:
         "info": lm.info,
     }
     arrays: dict[str, Any] = _named_arrays(lm.params, lm.backend.to_numpy)
+    _check_arrays(os.fspath(path), lm.config, lm.vocab, arrays, lm.backend.dtype_name)
     arrays["meta"] = np.array(json.dumps(meta, ensure_ascii=False))
     write_atomic(path, lambda f: np.savez(f, **arrays))
 
@@ -87,11 +96,12 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any])
 
     Through a temporary file in the same directory, ``fsync`` and a rename: an interrupted
     write leaves the old file (or none), never half a file.  A replaced file keeps its mode;
-    a new one gets the mode ``open`` would give it (``0o666`` less the umask).  An
-    :class:`OSError` names ``path``, not the temporary file.
+    a new one gets the mode ``open`` would give it (``0o666`` less the umask).  A symbolic
+    link is followed: its target is replaced and the link kept.  An :class:`OSError` names
+    ``path``, not the temporary file.
     """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
+    path = os.path.realpath(path)  # a symbolic link stays one: its target is written
+    directory = os.path.dirname(path)
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:
@@ -99,9 +109,7 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any])
         os.umask(umask)
         mode = 0o666 & ~umask
     try:
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory
-        )
+        fd, tmp = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, suffix=".tmp", dir=directory)
     except OSError as e:
         raise OSError(e.errno, e.strerror, path) from None
     try:
@@ -130,6 +138,8 @@ def _read(path: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         raise ModelFileError(f"model file {path!r} does not exist") from None
     except IsADirectoryError:
         raise ModelFileError(f"model file {path!r} is a directory") from None
+    except MemoryError:
+        raise ModelFileError(f"{path!r} declares arrays too large to load") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise ModelFileError(
             f"{path!r} is not a readable polyrnn model file (corrupt or not .npz: {e})"
@@ -142,12 +152,92 @@ def _read(path: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         raise ModelFileError(f"{path!r} has corrupt metadata ({e})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(f"{path!r} is an .npz file but not a polyrnn language model")
-    if meta.get("version") != VERSION:
+    if type(meta.get("version")) is not int or meta["version"] != VERSION:
         raise ModelFileError(
             f"{path!r} has format version {meta.get('version')!r}; this polyrnn reads "
             f"version {VERSION} (save the model again with a matching polyrnn)"
         )
     return meta, arrays
+
+
+def _metadata(path: str, meta: dict[str, Any]) -> tuple[ModelConfig, Vocab, str, dict[str, Any]]:
+    """The architecture, vocabulary, dtype and info of a model file's metadata."""
+
+    def invalid(why: str) -> ModelFileError:
+        return ModelFileError(f"{path!r} has invalid metadata ({why})")
+
+    for key, kind in (("model", dict), ("vocab", list), ("dtype", str)):
+        if key not in meta:
+            raise invalid(f"no {key!r} field")
+        if not isinstance(meta[key], kind):
+            raise invalid(f"{key!r} must be a JSON {kind.__name__}, got {meta[key]!r:.60}")
+    info = meta.get("info") or {}
+    if not isinstance(info, dict):
+        raise invalid(f"'info' must be a JSON dict, got {info!r:.60}")
+    names = sorted(f.name for f in dataclasses.fields(ModelConfig))
+    if sorted(meta["model"]) != names:
+        raise invalid(f"'model' must have the fields {names}, got {sorted(meta['model'])}")
+    try:
+        config = ModelConfig(**meta["model"])
+        vocab = Vocab(meta["vocab"])
+    except (TypeError, ValueError, DataError) as e:
+        raise invalid(str(e)) from None
+    if list(vocab.chars) != meta["vocab"]:
+        raise invalid("'vocab' must list distinct characters in code-point order")
+    if meta["dtype"] not in DTYPES:
+        raise invalid(f"dtype {meta['dtype']!r}; expected one of {DTYPES}")
+    return config, vocab, meta["dtype"], info
+
+
+def _check_arrays(
+    path: str, config: ModelConfig, vocab: Vocab, arrays: dict[str, np.ndarray], dtype: str
+) -> LMParams:
+    """The arrays are those of ``config``'s architecture, floating, finite and within
+    ``dtype``'s range; returns a template of the architecture (float64, NumPy).  The sizes
+    are checked against the arrays the file holds before the template is built, so
+    metadata claiming a huge model fails fast."""
+    v = len(vocab)
+    layers = {n.split(".")[1] for n in arrays if n.startswith("layers.")}
+    if len(layers) != config.layers or layers != {str(i) for i in range(config.layers)}:
+        raise ModelFileError(
+            f"{path!r} does not match its own architecture {config}: it holds the arrays "
+            f"of {len(layers)} layer{'' if len(layers) == 1 else 's'}"
+        )
+    sizes = {"embed": (v, config.embed_size), "w_out": (config.hidden_size, v), "b_out": (v,)}
+    for name, shape in sizes.items():
+        if name in arrays:  # a missing one is named below
+            _check_array(path, name, arrays[name], shape, dtype)
+    template = init_params(config, v, get_backend("numpy", "float64"))
+    expected = _named_arrays(template, np.asarray)
+    missing = sorted(set(expected) - set(arrays))
+    extra = sorted(set(arrays) - set(expected))
+    if missing or extra:
+        raise ModelFileError(
+            f"{path!r} does not match its own architecture {config}: "
+            f"missing arrays {missing}, unexpected arrays {extra}"
+        )
+    for name, ref in expected.items():
+        _check_array(path, name, arrays[name], ref.shape, dtype)
+    return template
+
+
+def _check_array(path: str, name: str, a: np.ndarray, shape: tuple[int, ...], dtype: str) -> None:
+    """``a`` has ``shape``, a floating dtype, and finite values within ``dtype``'s range."""
+    if a.shape != shape or not np.issubdtype(a.dtype, np.floating):
+        raise ModelFileError(
+            f"{path!r}: array {name!r} has shape {a.shape} and dtype {a.dtype}, "
+            f"expected shape {shape} and a floating dtype"
+        )
+    if not np.isfinite(a).all():
+        raise ModelFileError(
+            f"{path!r}: array {name!r} holds {int((~np.isfinite(a)).sum())} NaN or "
+            "infinite values (the parameters of a diverged run); it cannot predict"
+        )
+    if a.size and float(np.abs(a).max()) > float(np.finfo(dtype).max):
+        raise ModelFileError(
+            f"{path!r}: array {name!r} holds values beyond the range of {dtype} "
+            f"(largest {float(np.abs(a).max()):.3g}); it cannot predict in {dtype}"
+        )
 
 
 def load(
@@ -179,40 +269,9 @@ def load(
     """
     path = os.fspath(path)
     meta, arrays = _read(path)
-    try:
-        config = ModelConfig(**meta["model"])
-        vocab = Vocab(meta["vocab"])
-        saved_dtype = meta["dtype"]
-        info = dict(meta.get("info") or {})
-    except (KeyError, TypeError, ValueError, DataError) as e:
-        raise ModelFileError(f"{path!r} has invalid metadata ({e})") from None
-    if saved_dtype not in DTYPES:
-        raise ModelFileError(
-            f"{path!r} has invalid metadata (dtype {saved_dtype!r}; expected one of {DTYPES})"
-        )
+    config, vocab, saved_dtype, info = _metadata(path, meta)
     b = backend if isinstance(backend, Backend) else get_backend(backend, dtype or saved_dtype)
-    # The expected names and shapes, from a fresh model of the same architecture.
-    template = init_params(config, len(vocab), get_backend("numpy", "float64"))
-    expected = _named_arrays(template, np.asarray)
-    missing = sorted(set(expected) - set(arrays))
-    extra = sorted(set(arrays) - set(expected))
-    if missing or extra:
-        raise ModelFileError(
-            f"{path!r} does not match its own architecture {config}: "
-            f"missing arrays {missing}, unexpected arrays {extra}"
-        )
-    for name, ref in expected.items():
-        a = arrays[name]
-        if a.shape != ref.shape or not np.issubdtype(a.dtype, np.floating):
-            raise ModelFileError(
-                f"{path!r}: array {name!r} has shape {a.shape} and dtype {a.dtype}, "
-                f"expected shape {ref.shape} and a floating dtype"
-            )
-        if not np.isfinite(a).all():
-            raise ModelFileError(
-                f"{path!r}: array {name!r} holds {int((~np.isfinite(a)).sum())} NaN or "
-                "infinite values (the parameters of a diverged run); it cannot predict"
-            )
+    template = _check_arrays(path, config, vocab, arrays, b.dtype_name)
     layers = tuple(
         type(layer)(*(b.asarray(arrays[f"layers.{i}.{f}"]) for f in layer._fields))
         for i, layer in enumerate(template.layers)
