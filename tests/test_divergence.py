@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pytest
 
+import polyrnn
 from polyrnn import _tree, lm
 
 TEXT = "the quick brown fox jumps over the lazy dog. " * 20
@@ -118,3 +119,12 @@ def test_perplexity_of_a_huge_loss_is_inf(backend):
     assert metrics.loss == pytest.approx(expected, rel=1e-12)
     assert metrics.perplexity == math.inf
     assert metrics.bits_per_char == pytest.approx(expected / math.log(2), rel=1e-12)
+
+
+def test_nan_propagates_through_logsumexp_and_log_softmax(backend):
+    """IEEE arithmetic: a NaN score makes its row NaN (it was -inf, which hid it)."""
+    x = backend.asarray(np.array([[np.nan, 0.0], [np.nan, np.inf], [1.0, 2.0]]))
+    lse = backend.to_numpy(polyrnn.logsumexp(x, axis=-1))
+    assert np.isnan(lse[:2]).all()
+    assert lse[2] == pytest.approx(2.0 + math.log1p(math.exp(-1.0)), rel=1e-15)
+    assert np.isnan(backend.to_numpy(polyrnn.log_softmax(x))[:2]).all()

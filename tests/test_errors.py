@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -285,3 +287,101 @@ def test_lengths_under_jit_act_as_clamped():
             hs_ref, h_ref = scan(xs, p, lengths=jnp.asarray([5, 0, 3]), reverse=reverse)
             np.testing.assert_array_equal(np.asarray(hs), np.asarray(hs_ref))
             np.testing.assert_array_equal(np.asarray(h), np.asarray(h_ref))
+
+
+def test_language_model_arguments_are_checked():
+    from polyrnn import lm
+
+    text = "abcd" * 100
+    with pytest.raises(TypeError, match="^lr must be a real number, got '0.1'$"):
+        lm.TrainConfig(lr="0.1")
+    with pytest.raises(ValueError, match="^lr must be finite, got inf$"):
+        lm.TrainConfig(lr=math.inf)
+    with pytest.raises(ValueError, match="^batch must be an integer >= 1, got 0$"):
+        lm.TrainConfig(batch=0)
+    with pytest.raises(TypeError, match="^warmup must be an integer, got 1.5$"):
+        lm.TrainConfig(warmup=1.5)
+    with pytest.raises(ValueError, match=r"^beta1 must be in \[0, 1\), got 1$"):
+        lm.TrainConfig(beta1=1)
+    with pytest.raises(TypeError, match="^text must be a str, got bytes$"):
+        lm.Trainer(b"abcd" * 100)
+    with pytest.raises(TypeError, match="^config must be a TrainConfig, got dict$"):
+        lm.Trainer(text, config={"batch": 2})
+    trainer = lm.Trainer(
+        text, model=lm.ModelConfig(4, 8), config=lm.TrainConfig(batch=2, seq_len=8)
+    )
+    with pytest.raises(TypeError, match="^steps must be an integer, got 1.5$"):
+        trainer.run(steps=1.5)
+    with pytest.raises(TypeError, match="^evals must be an integer, got True$"):
+        trainer.run(steps=1, evals=True)
+    with pytest.raises(ValueError, match="^seconds must be finite, got inf$"):
+        trainer.run(seconds=math.inf)
+    with pytest.raises(ValueError, match="^lr must be >= 0, got -1.0$"):
+        trainer.train_step(-1.0)
+    model = trainer.lm
+    with pytest.raises(TypeError, match="^length must be an integer, got 2.5$"):
+        lm.sample(model, "ab", 2.5)
+    with pytest.raises(TypeError, match="^prompt must be a str, got bytes$"):
+        lm.sample(model, b"ab", 2)
+    with pytest.raises(ValueError, match="^seq_len must be an integer >= 1, got -5$"):
+        lm.evaluate(model, text, seq_len=-5)
+    with pytest.raises(
+        TypeError, match="integer character ids, got shape \\(3,\\) and dtype float64"
+    ):
+        lm.evaluate_tokens(model, np.array([0.5, 1.7, 2.2]))
+    with pytest.raises(
+        lm.DataError, match=r"ids in \[0, 4\) of the model's vocabulary, got values from 0 to 9"
+    ):
+        lm.evaluate_tokens(model, np.array([0, 9]))
+    with pytest.raises(TypeError, match="tokens must be integer character ids, got dtype float64"):
+        lm.StreamBatches(np.linspace(0, 1, 50), batch=2, seq_len=4)
+    with pytest.raises(lm.DataError, match="lone surrogates"):
+        lm.Vocab(["a", "\udcff"])
+
+
+def test_save_refuses_what_load_would_refuse(tmp_path):
+    from polyrnn import lm
+
+    trainer = lm.Trainer(
+        "abcd" * 100, model=lm.ModelConfig(4, 8), config=lm.TrainConfig(batch=2, seq_len=8)
+    )
+    params = trainer.lm.params
+    trainer.lm.params = params._replace(b_out=np.full(4, np.nan, dtype=np.float32))
+    with pytest.raises(lm.ModelFileError, match="array 'b_out' holds 4 NaN or infinite values"):
+        lm.save(trainer.lm, tmp_path / "m.npz")
+    trainer.lm.params = params._replace(b_out=np.zeros(3, dtype=np.float32))
+    with pytest.raises(
+        lm.ModelFileError,
+        match=r"'b_out' has shape \(3,\) and dtype float32, expected shape \(4,\)",
+    ):
+        lm.save(trainer.lm, tmp_path / "m.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_read_text_keeps_every_character(tmp_path):
+    from polyrnn import lm
+
+    path = tmp_path / "crlf.txt"
+    path.write_bytes(b"one\r\ntwo\rthree\n")
+    assert lm.read_text(path) == "one\r\ntwo\rthree\n"
+
+
+def test_more_arguments_named():
+    with pytest.raises(
+        TypeError, match=r"^scan: step must be a function \(carry, x\) -> \(carry, y\), got None$"
+    ):
+        polyrnn.scan(None, np.zeros(()), np.ones(3))
+    gru = polyrnn.init_gru(3, 4)
+    with pytest.raises(TypeError, match="^gru_cell: h must be an array, got None$"):
+        polyrnn.gru_cell(gru, None, np.ones((2, 3)))
+    with pytest.raises(
+        ValueError,
+        match=r"^rnn_scan: activation must be one of \['relu', 'sigmoid', 'tanh'\], got 'gelu'$",
+    ):
+        polyrnn.rnn_scan(XS, polyrnn.init_rnn(3, 4), activation="gelu")
+    with pytest.raises(
+        ValueError,
+        match=r"^associative_scan: fn must return leaves of the shapes and dtypes of its arguments: "
+        r"given \['\(2,\) float64'\], returned \['\(1,\) float64'\]$",
+    ):
+        polyrnn.associative_scan(lambda u, v: (u + v)[:1], np.arange(5.0))

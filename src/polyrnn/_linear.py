@@ -75,16 +75,9 @@ def associative_scan(
     their length along it.
     """
     leaves, rebuild = _tree.flatten(elems)
-    n_leaves = len(leaves)
 
     def combine(x: list[Array], y: list[Array]) -> list[Array]:
-        out = _tree.flatten(fn(rebuild(x), rebuild(y)))[0]
-        if len(out) != n_leaves:
-            raise ValueError(
-                f"associative_scan: fn must return a tree with the {n_leaves} leaves of "
-                f"elems, got {len(out)}"
-            )
-        return out
+        return _tree.flatten(fn(rebuild(x), rebuild(y)))[0]
 
     def scan(e: list[Array]) -> list[Array]:
         n = e[0].shape[axis]

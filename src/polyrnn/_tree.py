@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ._compat import is_array_api_obj
+
 
 def flatten(tree: Any) -> tuple[list[Any], Callable[[list[Any]], Any]]:
     """Leaves of ``tree`` in order, and a function building the same structure from new leaves."""
@@ -38,3 +40,12 @@ def map_(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
     leaves, rebuild = flatten(tree)
     others = [flatten(r)[0] for r in rest]
     return rebuild([fn(*args) for args in zip(leaves, *others, strict=True)])
+
+
+def kinds(tree: Any) -> list[str]:
+    """Each leaf's shape and dtype (its type when it is not an array): what a scan's step
+    or an associative operator must keep."""
+    return [
+        f"{tuple(a.shape)} {a.dtype}" if is_array_api_obj(a) else type(a).__name__
+        for a in flatten(tree)[0]
+    ]

@@ -133,6 +133,8 @@ def step_inputs(fn: str, p: Any, cls: type, x: Any, **states: Any) -> tuple[Name
         raise ValueError(f"{fn}: x must have shape (..., D), got a 0-d array")
     p, n_h = params(fn, p, cls, x.shape[-1], xp, x.dtype)
     for name, s in states.items():
+        if s is None:
+            raise TypeError(f"{fn}: {name} must be an array, got None")
         floating(fn, name, s, xp, x.dtype, "x")
         shape(fn, name, s, (*x.shape[:-1], n_h), "the batch shape of x, then H")
     return xp, p

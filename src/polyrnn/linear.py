@@ -141,7 +141,23 @@ def associative_scan(
                 f"{fn_name}: every leaf must have length {steps} along axis {axis} (that of "
                 f"leaf 0), but leaf {i} has shape {tuple(leaf.shape)}"
             )
-    return get_adapter(xp).associative_scan(fn, elems, reverse=bool(reverse), axis=axis)
+
+    def checked(x: Any, y: Any) -> Any:
+        out = fn(x, y)
+        given, returned = _tree.kinds(x), _tree.kinds(out)
+        if len(returned) != len(given):
+            raise ValueError(
+                f"{fn_name}: fn must return a tree with the {len(given)} leaves of elems, "
+                f"got {len(returned)}"
+            )
+        if returned != given:
+            raise ValueError(
+                f"{fn_name}: fn must return leaves of the shapes and dtypes of its "
+                f"arguments: given {given}, returned {returned}"
+            )
+        return out
+
+    return get_adapter(xp).associative_scan(checked, elems, reverse=bool(reverse), axis=axis)
 
 
 class _Layout(NamedTuple):

@@ -86,7 +86,7 @@ def _shifted_logsumexp(
     m = xp.max(x, axis=axes, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0.0)
     s = xp.sum(xp.exp(x - m), axis=axes, keepdims=True)
-    has_mass = s > 0
+    has_mass = (s > 0) | xp.isnan(s)  # a NaN in x stays NaN, as in scipy and torch
     log_s = xp.log(xp.where(has_mass, s, 1.0))
     return m, log_s, has_mass
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _tree, _validate
-from ._compat import Array, device, is_array_api_obj
+from ._compat import Array, device
 from .backends import get_adapter
 from .cells import ACTIVATIONS
 from .params import GRUParams, LSTMParams, RNNParams
@@ -56,6 +56,8 @@ def scan(
     """
     _validate.flags("scan", reverse=reverse)
     fn = "scan"
+    if not callable(step):
+        raise TypeError(f"{fn}: step must be a function (carry, x) -> (carry, y), got {step!r}")
     xs_leaves, carry_leaves = _tree.flatten(xs)[0], _tree.flatten(carry)[0]
     if not xs_leaves:
         raise ValueError(f"{fn}: xs must hold at least one array to scan over")
@@ -67,7 +69,7 @@ def scan(
 
     def checked_step(c: Any, x: Any) -> tuple[Any, Any]:
         new, y = step(c, x)
-        before, after = _leaf_kinds(c), _leaf_kinds(new)
+        before, after = _tree.kinds(c), _tree.kinds(new)
         if before != after:
             raise ValueError(
                 f"{fn}: step must return a carry of the structure, shapes and dtypes it was "
@@ -83,14 +85,6 @@ def _leaf_names(what: str, tree: Any, leaves: list[Any]) -> dict[str, Any]:
     if len(leaves) == 1 and leaves[0] is tree:
         return {what: tree}
     return {f"{what} leaf {i}": a for i, a in enumerate(leaves)}
-
-
-def _leaf_kinds(tree: Any) -> list[str]:
-    """Each leaf's shape and dtype, or its type when it is not an array."""
-    return [
-        f"{tuple(a.shape)} {a.dtype}" if is_array_api_obj(a) else type(a).__name__
-        for a in _tree.flatten(tree)[0]
-    ]
 
 
 def _time_major(xp: Any, a: Array, batch_ndim: int, time_major: bool, inverse: bool) -> Array:

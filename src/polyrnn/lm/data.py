@@ -43,6 +43,8 @@ class Vocab:
             raise DataError("a vocabulary needs at least one character")
         if any(not isinstance(c, str) or len(c) != 1 for c in unique):
             raise DataError("a vocabulary holds single characters")
+        if any("\ud800" <= c <= "\udfff" for c in unique):
+            raise DataError("a vocabulary holds characters of text, not lone surrogates")
         self.chars: tuple[str, ...] = tuple(unique)
         self._codes = np.array([ord(c) for c in unique], dtype=np.uint32)
 
@@ -72,7 +74,12 @@ class Vocab:
             If ``text`` holds characters outside the vocabulary (they are listed; the
             message calls ``text`` ``what``).
         """
-        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        if not isinstance(text, str):
+            raise TypeError(f"{what} must be a str, got {type(text).__name__}")
+        try:
+            codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        except UnicodeEncodeError:  # a lone surrogate, such as bytes that were not UTF-8
+            raise DataError(f"{what} is not valid text: it holds a lone surrogate") from None
         ids = np.searchsorted(self._codes, codes)
         known = self._codes[np.minimum(ids, len(self) - 1)] == codes
         if not known.all():
@@ -92,8 +99,8 @@ class Vocab:
 
 
 def read_text(path: str | os.PathLike[str]) -> str:
-    """The UTF-8 text of the file at ``path`` (a leading byte-order mark is not text: it
-    is dropped).
+    """The UTF-8 text of the file at ``path``, character for character (``\\r\\n`` stays
+    two characters), but for a leading byte-order mark, which is not text.
 
     Raises
     ------
@@ -101,7 +108,7 @@ def read_text(path: str | os.PathLike[str]) -> str:
         If the file cannot be read, is not UTF-8, or is empty.
     """
     try:
-        with open(path, encoding="utf-8-sig") as f:
+        with open(path, encoding="utf-8-sig", newline="") as f:  # every character as is
             text = f.read()
     except UnicodeDecodeError as e:
         raise DataError(f"text file {os.fspath(path)!r} is not UTF-8 text ({e.reason})") from None
@@ -165,6 +172,8 @@ class StreamBatches:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         tokens = np.asarray(tokens)
+        if not np.issubdtype(tokens.dtype, np.integer):
+            raise TypeError(f"tokens must be integer character ids, got dtype {tokens.dtype}")
         need = batch * seq_len + 1
         if tokens.ndim != 1 or tokens.shape[0] < need:
             raise DataError(

@@ -22,7 +22,7 @@ import numpy as np
 
 from .._compat import Array
 from ..metrics import cross_entropy
-from . import model
+from . import _checks, model
 from .backend import Backend
 from .errors import DataError
 
@@ -85,9 +85,25 @@ def evaluate_tokens(
     Raises
     ------
     DataError
-        If there are fewer than two tokens.
+        If there are fewer than two tokens, or ids outside the vocabulary.
+    TypeError, ValueError
+        For tokens that are not a 1-d integer array, or ``streams`` and ``seq_len`` that
+        are not positive integers.
     """
-    tokens = np.asarray(tokens, dtype=np.int64)
+    streams = _checks.integer("streams", streams, 1)
+    seq_len = _checks.integer("seq_len", seq_len, 1)
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 1 or not np.issubdtype(tokens.dtype, np.integer):
+        raise TypeError(
+            f"tokens must be a 1-d array of integer character ids, got shape "
+            f"{tokens.shape} and dtype {tokens.dtype}"
+        )
+    if tokens.size and not 0 <= tokens.min() <= tokens.max() < len(lm.vocab):
+        raise DataError(
+            f"tokens must be ids in [0, {len(lm.vocab)}) of the model's vocabulary, got "
+            f"values from {tokens.min()} to {tokens.max()}"
+        )
+    tokens = tokens.astype(np.int64)
     n = tokens.shape[0] - 1
     if n < 1:
         raise DataError(
@@ -106,16 +122,17 @@ def evaluate_tokens(
     run = _compiled(b, lm.config.cell)
     state = model.zero_state(lm.config, b, s)
     nll = 0.0
-    for k in range(chunks):
-        cols = slice(k * t, (k + 1) * t)
-        value, state = run(
-            lm.params,
-            b.asarray(inputs[:, cols]),
-            b.asarray(targets[:, cols]),
-            b.asarray(keep[:, cols]),
-            state,
-        )
-        nll += float(value)
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverged model: inf or NaN below
+        for k in range(chunks):
+            cols = slice(k * t, (k + 1) * t)
+            value, state = run(
+                lm.params,
+                b.asarray(inputs[:, cols]),
+                b.asarray(targets[:, cols]),
+                b.asarray(keep[:, cols]),
+                state,
+            )
+            nll += float(value)
     loss = nll / n
     return Metrics(loss, _exp_or_inf(loss), n)
 

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 from .. import _tree
 from .._compat import Array, array_namespace
+from . import _checks
 
 __all__ = ["Adam", "AdamState"]
 
@@ -65,12 +66,12 @@ class Adam:
     clip_norm: float | None = 1.0
 
     def __post_init__(self) -> None:
-        if not (0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0):
-            raise ValueError(f"betas must be in [0, 1), got ({self.beta1}, {self.beta2})")
-        if not self.eps >= 0.0:
-            raise ValueError(f"eps must be >= 0, got {self.eps}")
-        if self.clip_norm is not None and not self.clip_norm > 0.0:
-            raise ValueError(f"clip_norm must be positive or None, got {self.clip_norm}")
+        for name in ("beta1", "beta2"):
+            if not _checks.real(name, getattr(self, name)) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        _checks.real("eps", self.eps)
+        if self.clip_norm is not None:
+            _checks.real("clip_norm", self.clip_norm, above=True)
 
     def init(self, params: Any) -> AdamState:
         """Zero moments of the structure, library and dtypes of ``params``."""

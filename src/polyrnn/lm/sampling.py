@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _checks
 from .backend import Backend
 from .errors import DataError, DivergedError
 from .model import LanguageModel, forward, zero_state
@@ -28,8 +29,8 @@ def _draw(log_probs: np.ndarray, temperature: float, rng: np.random.Generator) -
         )
     if temperature == 0.0:
         return int(np.argmax(log_probs))
-    z = log_probs / temperature
-    p = np.exp(z - z.max())
+    with np.errstate(over="ignore", under="ignore"):  # a tiny temperature: the argmax alone
+        p = np.exp((log_probs - log_probs.max()) / temperature)
     return int(rng.choice(p.shape[0], p=p / p.sum()))
 
 
@@ -72,17 +73,17 @@ def sample(
         If the prompt is empty or has characters outside the vocabulary.
     DivergedError
         If the model's predictions are NaN or infinite.
-    ValueError
-        For a negative length, temperature or seed.
+    TypeError, ValueError
+        For a length, temperature or seed that is not a number >= 0 of its kind.
     """
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
     if not prompt:
         raise DataError("the prompt must have at least one character")
-    if length < 0:
-        raise ValueError(f"length must be >= 0, got {length}")
-    if not temperature >= 0.0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
-        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+    length = _checks.integer("length", length)
+    temperature = _checks.real("temperature", temperature)
+    if seed is not None:
+        _checks.integer("seed", seed)
     b = lm.backend
     run = _compiled(b, lm.config.cell)
     rng = np.random.default_rng(seed)

@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import _tree
 from .._compat import Array, array_namespace
+from . import _checks
 from .backend import Backend, get_backend
 from .data import StreamBatches, Vocab, split_text
 from .errors import DivergedError
@@ -76,14 +77,16 @@ class TrainConfig:
     val_fraction: float = 0.1
 
     def __post_init__(self) -> None:
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        if not 0.0 <= self.final_lr <= 1.0:
+        _checks.integer("batch", self.batch, 1)
+        _checks.integer("seq_len", self.seq_len, 1)
+        _checks.real("lr", self.lr, above=True)
+        _checks.integer("warmup", self.warmup)
+        if not 0.0 <= _checks.real("final_lr", self.final_lr) <= 1.0:
             raise ValueError(f"final_lr must be in [0, 1], got {self.final_lr}")
-        if self.warmup < 0:
-            raise ValueError(f"warmup must be >= 0, got {self.warmup}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        Adam(self.beta1, self.beta2, self.eps, self.clip_norm)  # checks its own
+        _checks.integer("seed", self.seed)
+        if not 0.0 < _checks.real("val_fraction", self.val_fraction) < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
 
     def lr_at(self, step: int, progress: float) -> float:
         """The learning rate of step ``step`` (0-based) at ``progress`` in [0, 1] of the run."""
@@ -215,6 +218,13 @@ class Trainer:
         backend: str | Backend = "numpy",
         dtype: str = "float32",
     ) -> None:
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        for name, value, kind in (("model", model, ModelConfig), ("config", config, TrainConfig)):
+            if value is not None and not isinstance(value, kind):
+                raise TypeError(f"{name} must be a {kind.__name__}, got {type(value).__name__}")
+        if not isinstance(backend, str | Backend):
+            raise TypeError(f"backend must be a name or a Backend, got {backend!r}")
         b = get_backend(backend, dtype) if isinstance(backend, str) else backend
         self.config = config = config or TrainConfig()
         arch = model or ModelConfig()
@@ -244,6 +254,7 @@ class Trainer:
         carried state as they were, when the loss, the gradient or any updated parameter
         is not finite (NaN or infinite).
         """
+        _checks.real("lr", lr, finite=False)  # inf and NaN: refused below, as diverged
         b, lm = self.lm.backend, self.lm
         k = self.steps_done % len(self.batches)
         if k == 0:  # a new epoch: the streams start over
@@ -257,7 +268,7 @@ class Trainer:
             )
         loss, grad_norm = float(value), float(norm)
         if not (math.isfinite(loss) and math.isfinite(grad_norm)):
-            what = f"loss {loss}, gradient norm {grad_norm}"
+            what = f"loss {loss:.4g}, gradient norm {grad_norm:.4g}"
         elif not bool(finite):
             what = f"the update (learning rate {lr:g}) made parameters non-finite"
         else:
@@ -276,7 +287,7 @@ class Trainer:
         if not math.isfinite(metrics.loss):
             raise DivergedError(
                 f"training diverged: the validation loss after step {self.steps_done} is "
-                f"{metrics.loss}; the parameters are those of that step (a lower learning "
+                f"{metrics.loss:.4g}; the parameters are those of that step (a lower learning "
                 "rate or gradient-norm clip may help)"
             )
         return metrics
@@ -326,12 +337,11 @@ class Trainer:
         """
         if (steps is None) == (seconds is None):
             raise ValueError("give exactly one of steps and seconds")
-        if steps is not None and steps < 1:
-            raise ValueError(f"steps must be positive, got {steps}")
-        if seconds is not None and not seconds > 0:
-            raise ValueError(f"seconds must be positive, got {seconds}")
-        if evals < 0:
-            raise ValueError(f"evals must be >= 0, got {evals}")
+        if steps is not None:
+            _checks.integer("steps", steps, 1)
+        if seconds is not None:
+            _checks.real("seconds", seconds, above=True)
+        _checks.integer("evals", evals)
         tokens_per_step = self.config.batch * self.config.seq_len
         losses: list[float] = []
         history: list[dict[str, Any]] = []
