@@ -32,8 +32,7 @@ STEP = 1e-30
 
 def _arr(a: Any) -> np.ndarray:
     """``a`` as float64, or complex128 when it carries a complex step."""
-    a = np.asarray(a)
-    return a.astype(np.complex128 if np.iscomplexobj(a) else np.float64)
+    return np.asarray(a, np.complex128 if np.iscomplexobj(a) else np.float64)  # no copy if so
 
 
 def sigmoid(x: Any) -> np.ndarray:
@@ -168,6 +167,9 @@ def scan(kind, p, xs, state0=None, *, lengths=None, reverse=False, time_major=Fa
         state0 = (np.zeros((*batch, H)), np.zeros((*batch, H))) if pair else np.zeros((*batch, H))
     s0 = [_arr(s).reshape(n, H) for s in state0] if pair else _arr(state0).reshape(n, H)
     dtype = np.result_type(xs, *p, *(s0 if pair else [s0]))
+    # One dtype throughout: NumPy multiplies complex by real matrices without BLAS, 200x slower.
+    flat, p = flat.astype(dtype), [a.astype(dtype) for a in p]
+    s0 = [s.astype(dtype) for s in s0] if pair else s0.astype(dtype)
     hs = np.zeros((n, T, H), dtype)
     last = [np.zeros((n, H), dtype), np.zeros((n, H), dtype)] if pair else np.zeros((n, H), dtype)
     for b in range(n):
@@ -226,7 +228,9 @@ def lm_forward(embed, layers, w_out, b_out, tokens, state, *, cell):
         s0 = tuple(carry) if kind == "lstm" else carry[0]
         x, last = scan(kind, p, x, s0, **opts)
         new_state.append(tuple(last) if kind == "lstm" else (last,))
-    return log_softmax(x @ _arr(w_out) + _arr(b_out)), tuple(new_state)
+    w_out, b_out = _arr(w_out), _arr(b_out)
+    dtype = np.result_type(x, w_out, b_out)
+    return log_softmax(x.astype(dtype) @ w_out.astype(dtype) + b_out), tuple(new_state)
 
 
 def lm_loss(embed, layers, w_out, b_out, tokens, targets, state, *, cell):
