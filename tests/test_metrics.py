@@ -469,7 +469,6 @@ def test_adding_a_constant_to_a_position_changes_nothing(
             metric(backend, M.cross_entropy, shifted, dtype, **kw),
             metric(backend, M.cross_entropy, batch, dtype, **kw),
             dtype,
-            scale=4,
         )
 
 
@@ -484,7 +483,6 @@ def test_logits_and_log_probabilities_agree(
         M.log_perplexity(M.log_softmax(s), t, mask=m, per_sequence=per_sequence),
         M.log_perplexity(s, t, mask=m, per_sequence=per_sequence),
         dtype,
-        scale=4,
     )
 
 
