@@ -1,4 +1,5 @@
-"""The array libraries the tests run on, and a dtype-aware ``assert_close``.
+"""The array libraries the tests run on, and a dtype-aware ``assert_close`` (tolerances:
+``tolerances.py``).
 
 Each test that takes the ``backend`` fixture runs once per library listed in the
 ``POLYRNN_TEST_BACKENDS`` environment variable (comma separated; every importable one
@@ -16,6 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from tolerances import tolerance
+
+__all__ = ["ALL", "DEVICE", "Backend", "assert_close", "selected", "tolerance"]
 
 ALL = ("numpy", "array_api_strict", "jax", "torch", "cupy")
 
@@ -92,17 +96,6 @@ def selected() -> list[Backend]:
     return [b for b in loaded if b.skip_reason is None or b.name == "cupy"]
 
 
-def tolerance(dtype: Any) -> tuple[float, float]:
-    """(rtol, atol) for comparing a result of ``dtype`` with a float64 reference of scale ~1."""
-    name = str(dtype).rsplit(".", 1)[-1].rstrip("'>")
-    return {
-        "float64": (1e-12, 1e-12),
-        "float32": (1e-5, 1e-5),
-        "float16": (1e-2, 1e-2),
-        "bfloat16": (3e-2, 3e-2),
-    }[name]
-
-
 def assert_close(
     backend: Backend,
     actual: Any,
@@ -111,12 +104,16 @@ def assert_close(
     dtype: Any = None,
     rtol: float | None = None,
     atol: float | None = None,
+    long: bool = False,
 ) -> None:
     """``actual`` is an array of ``backend`` with ``expected``'s shape, ``dtype``, and close values.
 
-    ``expected`` is a NumPy reference (float64 for choice); ``dtype`` is the dtype
-    ``actual`` must have (a name such as ``"float32"``); tolerances default by dtype,
-    scaled by the largest magnitude of ``expected``.
+    As scipy's ``xp_assert_close``: the namespace, then the dtype, then the shape, then
+    the values.  ``expected`` is a NumPy reference (float64 for choice); ``dtype`` is the
+    dtype ``actual`` must have (a name such as ``"float32"``).  The tolerances are
+    ``tolerances.tolerance`` of ``actual``'s dtype (``long``: through a long scan), the
+    absolute one scaled by the largest finite magnitude of ``expected``; a test that
+    passes ``rtol``/``atol`` says why.
     """
     from array_api_compat import array_namespace
 
@@ -130,7 +127,7 @@ def assert_close(
     if dtype is not None:
         assert actual.dtype == backend.dtype(dtype), (actual.dtype, dtype)
     assert tuple(actual.shape) == expected.shape, (tuple(actual.shape), expected.shape)
-    d_rtol, d_atol = tolerance(dtype or "float64")
+    d_rtol, d_atol = tolerance(actual.dtype, long=long)
     finite = np.abs(expected[np.isfinite(expected)])
     scale = max(1.0, float(finite.max())) if finite.size else 1.0  # infinities must match exactly
     np.testing.assert_allclose(

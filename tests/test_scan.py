@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import reference
 from array_api_compat import array_namespace
-from array_libs import Backend, assert_close
-from hypothesis import given
+from array_libs import Backend, assert_close, tolerance
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import polyrnn
@@ -27,13 +27,19 @@ VARIANTS = [
 ]
 
 
-def draw_problem(seed, kind, batch, T, D, H, *, with_state, with_lengths):
-    """NumPy float64 params, inputs (batch-first), state and lengths for one case."""
+LENGTHS = ("none", "random", "edges", "positive")
+"""How a case's lengths are drawn: none; uniform in [0, T]; with a 0 and a T among them
+(by construction); all in [1, T] (torch's fused kernels take those, packed)."""
+
+
+def draw_problem(seed, kind, batch, T, D, H, *, with_state, with_lengths, scale=1.0):
+    """NumPy float64 params (weights ``scale`` times N(0, 0.6)), inputs (batch-first),
+    state and lengths (``with_lengths``: a bool or one of :data:`LENGTHS`) for one case."""
     rng = np.random.default_rng(seed)
     G = GATES[kind]
     p = PARAMS[kind](
-        rng.normal(0, 0.6, (D, G * H)),
-        rng.normal(0, 0.6, (H, G * H)),
+        rng.normal(0, 0.6 * scale, (D, G * H)),
+        rng.normal(0, 0.6 * scale, (H, G * H)),
         rng.normal(0, 0.5, (G * H,)),
         rng.normal(0, 0.5, (G * H,)),
     )
@@ -43,7 +49,13 @@ def draw_problem(seed, kind, batch, T, D, H, *, with_state, with_lengths):
         state = rng.normal(size=(*batch, H))
         if kind == "lstm":
             state = (state, rng.normal(size=(*batch, H)))
-    lengths = rng.integers(0, T + 1, size=batch) if with_lengths else None
+    mode = {True: "random", False: "none"}.get(with_lengths, with_lengths)
+    lengths = None
+    if mode != "none":
+        lengths = rng.integers(min(1, T) if mode == "positive" else 0, T + 1, size=batch)
+        lengths = np.minimum(lengths, T)
+        if mode == "edges" and lengths.size:
+            lengths.flat[0], lengths.flat[-1] = 0, T
     return p, xs, state, lengths
 
 
@@ -107,27 +119,72 @@ def check_tree(backend, out, ref, dtype):
 @given(
     seed=st.integers(0, 2**32 - 1),
     variant=st.sampled_from(VARIANTS),
-    batch=st.sampled_from([(), (1,), (3,), (2, 3)]),
+    batch=st.sampled_from([(), (1,), (3,), (2, 3), (0,), (2, 0)]),
     T=st.integers(0, 7),
-    D=st.integers(1, 4),
+    D=st.integers(0, 4),
     H=st.integers(1, 4),
     with_state=st.booleans(),
-    with_lengths=st.booleans(),
+    with_lengths=st.sampled_from(LENGTHS),
     time_major=st.booleans(),
     reverse=st.booleans(),
     dtype=st.sampled_from(["float32", "float64"]),
+    scale=st.sampled_from([1.0, 1.0, 1.0, 100.0]),
 )
+# The edges, reached every run whatever the seed: an empty batch, no input features with a
+# length-0 and a full-length sequence, H = 1, saturated gates with lengths all >= 1 (the
+# packed path of torch's fused kernels).
+@example(0, VARIANTS[4], (0,), 3, 2, 1, True, "none", False, False, "float32", 1.0)
+@example(1, VARIANTS[0], (3,), 4, 0, 2, True, "edges", True, True, "float64", 1.0)
+@example(2, VARIANTS[5], (2,), 5, 3, 1, False, "positive", False, True, "float64", 100.0)
+@example(3, VARIANTS[3], (2, 0), 0, 0, 1, False, "edges", True, False, "float32", 1.0)
 def test_scan_matches_reference(
-    backend, seed, variant, batch, T, D, H, with_state, with_lengths, time_major, reverse, dtype
-):
+    backend, seed, variant, batch, T, D, H, with_state, with_lengths, time_major, reverse, dtype,
+    scale,
+):  # fmt: skip
+    """Against the reference (stable logistic) over shapes that include batch 0, T 0, D 0
+    and H 1, and weights scaled by 100 (gates saturated, |pre-activation| ~ 100).  The
+    scaled cases run in float64: float32 rounds such pre-activations by ~1e-5, which a
+    gate in transition passes on -- the input's conditioning, not the library's error."""
     kind, opts = variant
+    if scale > 1:
+        dtype = "float64"
     p, xs, state, lengths = draw_problem(
-        seed, kind, batch, T, D, H, with_state=with_state, with_lengths=with_lengths
+        seed, kind, batch, T, D, H, with_state=with_state, with_lengths=with_lengths, scale=scale
     )
     out, ref = run_both(
         backend, kind, opts, p, xs, state, lengths, dtype, time_major=time_major, reverse=reverse
     )
     check_tree(backend, out, ref, dtype)
+
+
+FUSED = [
+    ("rnn", {"activation": "tanh"}),
+    ("rnn", {"activation": "relu"}),
+    ("gru", {"reset_after": True}),
+    ("lstm", {}),
+]
+"""The variants torch runs with aten's fused kernels (``torch._VF``)."""
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize(("kind", "opts"), FUSED)
+def test_fused_kernels_with_lengths(backend, monkeypatch, kind, opts, reverse):
+    """Every variant torch fuses, with lengths from 1 to T (packed sequences), against
+    the reference; on torch the fused kernel must be what ran."""
+    calls = []
+    if backend.name == "torch":
+        from polyrnn.backends import torch as torch_adapter
+
+        real = torch_adapter._fused
+        monkeypatch.setattr(
+            torch_adapter, "_fused", lambda *a, **k: calls.append(a[0]) or real(*a, **k)
+        )
+    p, xs, state, _ = draw_problem(9, kind, (4,), 6, 3, 3, with_state=True, with_lengths=False)
+    lengths = np.array([6, 1, 4, 2])
+    out, ref = run_both(backend, kind, opts, p, xs, state, lengths, "float64", reverse=reverse)
+    check_tree(backend, out, ref, "float64")
+    if backend.name == "torch":
+        assert calls == [opts.get("activation", kind)]
 
 
 @pytest.mark.parametrize(("kind", "opts"), VARIANTS)
@@ -164,8 +221,11 @@ LOW_PRECISION = {
 }
 
 
-@pytest.mark.parametrize(("kind", "opts"), VARIANTS[2:])
+@pytest.mark.parametrize(("kind", "opts"), VARIANTS)
 def test_low_precision_dtypes(backend, kind, opts):
+    """float16 and bfloat16 keep their dtype, and every output (``hs`` and the final
+    states) is within the dtype's relative tolerance of the reference fed the same
+    rounded inputs."""
     dtypes = LOW_PRECISION.get(backend.name, [])
     if not dtypes:
         pytest.skip(f"{backend.name} offers no float16/bfloat16 arithmetic")
@@ -173,13 +233,34 @@ def test_low_precision_dtypes(backend, kind, opts):
     for dtype in dtypes:
         conv = functools.partial(to_backend, backend, dtype=dtype)
         out = SCANS[kind](conv(xs), conv(p), conv(state), **opts)
-        ref = reference.scan(kind, p, xs, state, **opts)
-        hs = out[0]
-        assert hs.dtype == backend.dtype(dtype)
-        got = backend.to_numpy(array_namespace(hs).astype(hs, backend.xp.float32)).astype(
-            np.float64
-        )
-        np.testing.assert_allclose(got, ref[0], atol=5e-2 if dtype == "bfloat16" else 1e-2)
+        as_float = functools.partial(rounded, dtype=dtype) if dtype != "bfloat16" else _bf16_rounded
+        ref = reference.scan(kind, as_float(p), as_float(xs), as_float(state), **opts)
+        hs, last = out
+        outs = [hs, *last] if kind == "lstm" else [hs, last]
+        refs = [ref[0], *ref[1]] if kind == "lstm" else list(ref)
+        for o, r in zip(outs, refs, strict=True):
+            assert o.dtype == backend.dtype(dtype)
+            wide = array_namespace(o).astype(o, backend.xp.float32)
+            assert_close(backend, wide, r, dtype="float32", **_low(dtype))
+
+
+def _low(dtype: str) -> dict[str, float]:
+    """The tolerances of ``dtype``, for its result widened to float32 to be compared."""
+    rtol, atol = tolerance(dtype)
+    return {"rtol": rtol, "atol": atol}
+
+
+def _bf16_rounded(tree):
+    """``tree`` rounded to bfloat16 (float32 with its low 16 bits rounded off, ties to
+    even), back in float64: NumPy has no bfloat16."""
+    if tree is None:
+        return None
+    if isinstance(tree, tuple):
+        parts = [_bf16_rounded(t) for t in tree]
+        return type(tree)(*parts) if hasattr(tree, "_fields") else tuple(parts)
+    bits = np.asarray(tree, np.float32).view(np.uint32).astype(np.uint64)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16 << 16
+    return bits.astype(np.uint32).view(np.float32).astype(np.float64)
 
 
 # --- scan laws: identities of the library itself --------------------------------------------

@@ -1,30 +1,30 @@
 """The hand-written VJPs of the scans (:mod:`polyrnn.vjp`).
 
 References, each independent of the code under test: ``jax.vjp`` and torch autograd of
-the public scans, central finite differences of the NumPy scans, and the NumPy float64
-result itself for the other backends (which proves the VJP uses only the standard).
+the public scans, and the NumPy float64 reference (``tests/reference.py``) with its
+complex-step derivatives, for every backend (which proves the VJP uses only the standard).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pytest
-from array_libs import assert_close
+import reference
+from array_libs import Backend, assert_close, tolerance
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import polyrnn
-from polyrnn.backends import Adapter
 from polyrnn.vjp import gru_scan_vjp, lstm_scan_vjp, rnn_scan_vjp
 
 CLS = {"rnn": polyrnn.RNNParams, "gru": polyrnn.GRUParams, "lstm": polyrnn.LSTMParams}
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 SCAN = {"rnn": polyrnn.rnn_scan, "gru": polyrnn.gru_scan, "lstm": polyrnn.lstm_scan}
 VJP = {"rnn": rnn_scan_vjp, "gru": gru_scan_vjp, "lstm": lstm_scan_vjp}
-REFERENCE = {"rnn": "rnn_scan", "gru": "gru_scan", "lstm": "lstm_scan"}
+NUMPY = Backend("numpy", np)
 
 
 @dataclass
@@ -161,8 +161,10 @@ def run_vjp(case: Case, conv: Any = np.asarray) -> tuple[list[Any], list[Any]]:
     return outputs, [d_xs, *d_p, *states]
 
 
-def assert_all_close(actual: list[Any], expected: list[Any], tol: float = 1e-10) -> float:
-    """Each pair close to ``tol`` relative to the array's scale; returns the largest error."""
+def assert_all_close(actual: list[Any], expected: list[Any]) -> float:
+    """Each pair close at the float64 tolerance relative to the array's scale; returns the
+    largest error."""
+    tol = tolerance("float64")[0]
     worst = 0.0
     assert len(actual) == len(expected)
     for act, exp in zip(actual, expected, strict=True):
@@ -236,51 +238,66 @@ def test_matches_torch_autograd(case: Case) -> None:
     assert_all_close(grads, [e.numpy() for e in expected])
 
 
-# --- against finite differences, and the forward pass against the reference scan ---------
+# --- against the NumPy float64 reference and its complex-step derivatives ----------------
+
+
+def reference_outputs(case: Case, xs: Any, params: Any, state: Any) -> list[Any]:
+    """``reference.scan`` of the case at these inputs (complex ones carry a step)."""
+    hs, last = reference.scan(
+        case.kind,
+        params,
+        xs,
+        state,
+        lengths=case.lengths,
+        reverse=case.reverse,
+        time_major=case.time_major,
+        **case.opts,
+    )
+    return [hs, *last] if case.kind == "lstm" else [hs, last]
+
+
+def reference_loss(case: Case) -> tuple[Any, list[np.ndarray]]:
+    """``f(xs, *params, *state) = <d_hs, hs> + <d_last, last>`` of the reference, and its
+    inputs at the case's values."""
+    d_hs, d_last = case.cotangents()
+    cots = [d_hs, *d_last] if case.kind == "lstm" else [d_hs, d_last]
+    state0 = case.state_or_zeros()
+    inputs = [case.xs, *case.params, *(state0 if case.kind == "lstm" else (state0,))]
+
+    def f(xs: Any, *rest: Any) -> Any:
+        state = tuple(rest[4:]) if case.kind == "lstm" else rest[4]
+        outs = reference_outputs(case, xs, rest[:4], state)
+        return sum(np.sum(c * o) for c, o in zip(cots, outs, strict=True))
+
+    return f, inputs
 
 
 @given(case=any_case, which=st.integers(0, 6))
-def test_central_finite_differences(case: Case, which: int) -> None:
-    """``<grad, v>`` equals ``(f(x + eps v) - f(x - eps v)) / 2 eps`` for one input ``x``,
-    where ``f = <d_hs, hs> + <d_last, last>``, along a random direction ``v``."""
+def test_directional_derivatives_match_the_reference(case: Case, which: int) -> None:
+    """``<grad, v>`` of the hand-written VJP, along a random direction ``v`` of one input,
+    equals the complex-step derivative of the NumPy reference along ``v`` (exact to
+    float64 rounding, unlike central differences), relative to ``|grad| |v|``, which
+    bounds the rounding of the sum."""
     _, grads = run_vjp(case)
-    state0 = case.state_or_zeros()
-    inputs = [case.xs, *case.params, *(state0 if case.kind == "lstm" else (state0,))]
+    f, inputs = reference_loss(case)
     k = which % len(inputs)
     v = np.random.default_rng(which).normal(size=inputs[k].shape)
-    d_hs, d_last = case.cotangents()
-    cots = [d_hs, *d_last] if case.kind == "lstm" else [d_hs, d_last]
-
-    def f(eps: float) -> float:
-        moved = [a + eps * v if i == k else a for i, a in enumerate(inputs)]
-        params = CLS[case.kind](*moved[1:5])
-        state = tuple(moved[5:]) if case.kind == "lstm" else moved[5]
-        hs, last = SCAN[case.kind](moved[0], params, state, **case.kwargs())
-        out = [hs, *last] if case.kind == "lstm" else [hs, last]
-        return sum(float(np.sum(c * o)) for c, o in zip(cots, out, strict=True))
-
-    eps = 1e-6
-    fd = (f(eps) - f(-eps)) / (2 * eps)
-    exact = float(np.sum(grads[k] * v))
-    np.testing.assert_allclose(exact, fd, rtol=1e-6, atol=1e-6)
+    exact = reference.directional_derivative(
+        f, inputs, [v if i == k else None for i in range(len(inputs))]
+    )
+    got = float(np.sum(grads[k] * v))
+    rtol, atol = tolerance("float64")
+    scale = max(1.0, float(np.linalg.norm(grads[k]) * np.linalg.norm(v)))
+    np.testing.assert_allclose(got, exact, rtol=rtol, atol=atol * scale)
 
 
 @given(case=any_case)
-def test_forward_is_the_reference_scan_bit_for_bit(case: Case) -> None:
-    """Outputs equal the Array-API reference recurrence exactly (same arithmetic)."""
+def test_forward_matches_the_reference(case: Case) -> None:
+    """The VJP's outputs equal the NumPy reference written from the equations."""
     outputs, _ = run_vjp(case)
-    xs = case.xs
-    if not case.time_major and case.batch:
-        xs = np.moveaxis(xs, -2, 0)
-    adapter = Adapter(polyrnn._compat.array_namespace(xs))
-    state = case.state_or_zeros()
-    opts = {"lengths": case.lengths, "reverse": case.reverse, **case.opts}
-    hs, last = getattr(adapter, REFERENCE[case.kind])(xs, case.params, state, **opts)
-    if not case.time_major and case.batch:
-        hs = np.moveaxis(hs, 0, -2)
-    expected = [hs, *last] if case.kind == "lstm" else [hs, last]
+    expected = reference_outputs(case, case.xs, case.params, case.state_or_zeros())
     for a, e in zip(outputs, expected, strict=True):
-        np.testing.assert_array_equal(a, e)
+        assert_close(NUMPY, a, e, dtype="float64")
 
 
 def test_backward_is_reusable_and_h0_none_gives_d_h0() -> None:
@@ -323,15 +340,39 @@ def test_zero_steps(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", sorted(CLS))
 def test_float32_keeps_dtype(kind: str) -> None:
+    """float32 in, float32 gradients out, equal to the reference's gradients of the
+    float32-rounded inputs at the float32 tolerance."""
     case = make_case(kind, seed=7, batch=(2,), steps=4, n_in=3, n_h=2, with_lengths=True)
-    _, expected = run_vjp(case)
+    case = _rounded(case, "float32")
+    f, inputs = reference_loss(case)
+    expected = reference.gradient(f, inputs)
     _, grads = run_vjp(case, lambda a: np.asarray(a, np.float32) if a.dtype.kind == "f" else a)
     for a, e in zip(grads, expected, strict=True):
-        assert a.dtype == np.float32
-        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
+        assert_close(NUMPY, a, e, dtype="float32")
 
 
-# --- every backend gives the NumPy numbers ------------------------------------------------
+def _rounded(case: Case, dtype: str) -> Case:
+    """The case with every float array rounded to ``dtype`` (and back to float64)."""
+
+    def r(a: Any) -> Any:
+        if a is None:
+            return None
+        if isinstance(a, tuple):
+            parts = [r(x) for x in a]
+            return type(a)(*parts) if hasattr(a, "_fields") else tuple(parts)
+        return np.asarray(a).astype(dtype).astype(np.float64)
+
+    return replace(
+        case,
+        xs=r(case.xs),
+        params=r(case.params),
+        state=r(case.state),
+        d_hs=r(case.d_hs),
+        d_last=r(case.d_last),
+    )
+
+
+# --- every backend gives the reference's numbers ------------------------------------------------
 
 VARIANTS = [
     ("rnn", {"activation": "tanh"}),
@@ -365,13 +406,17 @@ BACKEND_CASES = [(k, o, LAYOUTS[i % len(LAYOUTS)]) for i, (k, o) in enumerate(VA
         for i, (k, o, _) in enumerate(BACKEND_CASES)
     ],
 )
-def test_every_backend_gives_the_numpy_numbers(backend, kind, opts, layout) -> None:
+def test_every_backend_gives_the_reference_numbers(backend, kind, opts, layout) -> None:
+    """The hand-written VJP on each library against the reference's outputs and its
+    complex-step gradients."""
     case = make_case(kind, seed=3, steps=5, n_in=3, n_h=4, **layout, **opts)
-    outputs, grads = run_vjp(case)
-
+    f, inputs = reference_loss(case)
+    expected = reference_outputs(
+        case, case.xs, case.params, case.state_or_zeros()
+    ) + reference.gradient(f, inputs)
     actual_out, actual_grads = run_vjp(case, backend.asarray)
-    for a, e in zip(actual_out + actual_grads, outputs + grads, strict=True):
-        assert_close(backend, a, e, dtype=str(e.dtype), rtol=1e-11, atol=1e-11)
+    for a, e in zip(actual_out + actual_grads, expected, strict=True):
+        assert_close(backend, a, e, dtype="float64")
 
 
 # --- bad input -----------------------------------------------------------------------------

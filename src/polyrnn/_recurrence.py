@@ -11,6 +11,7 @@ with a compiled scan (``jax.lax.scan``) runs this same code without a Python loo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +24,22 @@ if TYPE_CHECKING:
     from .backends import Adapter
 
 
+def flat2d(xp: Namespace, a: Array) -> Array:
+    """``a (..., F)`` as ``(N, F)`` with ``N`` the product of the leading sizes.
+
+    Spelled out rather than ``reshape(a, (-1, F))``, which no library can resolve when
+    ``a`` is empty: with ``F = 0`` (no input features) or ``N = 0`` (a batch or a
+    sequence of length 0) the ``-1`` could stand for any size.
+    """
+    return xp.reshape(a, (math.prod(a.shape[:-1]), a.shape[-1]))
+
+
 def project(xp: Namespace, xs: Array, w: Array, b: Array) -> Array:
-    """``xs @ w + b`` for all steps at once, as one 2-D matrix product ``(T*B, D) @ (D, G*H)``."""
-    flat = xp.reshape(xs, (-1, xs.shape[-1])) @ w + b
+    """``xs @ w + b`` for all steps at once, as one 2-D matrix product ``(T*B, D) @ (D, G*H)``.
+
+    With ``D = 0`` the product is an empty sum: zeros, so every step sees the bias alone.
+    """
+    flat = flat2d(xp, xs) @ w + b
     return xp.reshape(flat, (*xs.shape[:-1], w.shape[-1]))
 
 

@@ -496,7 +496,10 @@ def log_perplexity(
     Returns
     -------
     array, 0-d
-        The library, dtype and device of ``scores`` (a NumPy scalar for NumPy inputs).
+        The library, dtype and device of ``scores`` (a NumPy scalar for NumPy inputs);
+        ``inf`` where the perplexity exceeds the dtype's largest number (log-perplexity
+        above about 88.7 in float32, 709.8 in float64), on every library alike and
+        without NumPy's overflow warning.
 
     Raises
     ------
@@ -607,4 +610,8 @@ def perplexity(
         ignore_index=ignore_index,
         per_sequence=per_sequence,
     )
-    return xp.exp(value)
+    # exp overflows to inf past log(max); NumPy would also warn (an error where warnings
+    # are errors), so that part never reaches exp.
+    too_big = value > math.log(float(xp.finfo(value.dtype).max))
+    return xp.where(too_big, xp.asarray(math.inf, dtype=value.dtype, device=device(value)),
+                    xp.exp(xp.where(too_big, xp.zeros_like(value), value)))  # fmt: skip

@@ -28,7 +28,7 @@ from typing import Any
 
 from . import _validate
 from ._compat import Array, Namespace, array_namespace, device
-from ._recurrence import project, step_mask
+from ._recurrence import flat2d, project, step_mask
 from .cells import ACTIVATIONS, fused_bias, gru_gates, lstm_gates, rnn_step
 from .params import GRUParams, LSTMParams, RNNParams
 from .scans import _prepare, _time_major, _zeros
@@ -49,7 +49,7 @@ Finish = Callable[[tuple[Array, ...], tuple[Array, ...], Array], tuple[Array, Ar
 
 
 def _flat(xp: Namespace, a: Array) -> Array:
-    return xp.reshape(a, (-1, a.shape[-1]))
+    return flat2d(xp, a)
 
 
 def _outer(xp: Namespace, a: Array, b: Array) -> Array:
