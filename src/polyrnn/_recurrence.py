@@ -16,9 +16,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _tree
+from ._cell import Carry, Cell
 from ._compat import Array, Namespace, device
-from .cells import fused_bias, gru_step, lstm_step, rnn_step
-from .params import GRUParams, LSTMParams, RNNParams
 
 if TYPE_CHECKING:
     from .backends import Adapter
@@ -32,6 +31,11 @@ def flat2d(xp: Namespace, a: Array) -> Array:
     sequence of length 0) the ``-1`` could stand for any size.
     """
     return xp.reshape(a, (math.prod(a.shape[:-1]), a.shape[-1]))
+
+
+def outer(xp: Namespace, a: Array, b: Array) -> Array:
+    """``sum over steps and batch of a^T b``: ``(T, ..., M), (T, ..., N) -> (M, N)``, one GEMM."""
+    return flat2d(xp, a).T @ flat2d(xp, b)
 
 
 def project(xp: Namespace, xs: Array, w: Array, b: Array) -> Array:
@@ -106,64 +110,24 @@ def recurrence(
     return hs, carry
 
 
-def rnn(
+def run(
+    cell: Cell,
     adapter: Adapter,
     xs: Array,
-    params: RNNParams,
-    h0: Array | None,
+    params: Any,
+    state0: tuple[Array | None, ...],
     *,
     lengths: Array | None,
     reverse: bool,
-    activation: str,
-) -> tuple[Array, Array]:
+    **options: Any,
+) -> tuple[Array, Carry]:
+    """The reference scan of any :class:`~polyrnn._cell.Cell`: ``(hs, last carry)``.
+
+    One projection ``xs @ w_x + cell.bias`` for all steps, then the cell's step in the
+    adapter's loop, with the adapter's logistic function.
+    """
     xp = adapter.xp
-    h0 = initial(xp, xs, params.w_h.shape[0], h0)
-    gx = project(xp, xs, params.w_x, fused_bias(xp, params))
-    w_h = params.w_h
-
-    def step(h: Array, g: Array) -> Array:
-        return rnn_step(xp, h, g, w_h, activation, adapter.sigmoid)
-
-    return recurrence(adapter, step, h0, gx, lengths, reverse, lambda h: h)
-
-
-def gru(
-    adapter: Adapter,
-    xs: Array,
-    params: GRUParams,
-    h0: Array | None,
-    *,
-    lengths: Array | None,
-    reverse: bool,
-    reset_after: bool,
-) -> tuple[Array, Array]:
-    xp = adapter.xp
-    h0 = initial(xp, xs, params.w_h.shape[0], h0)
-    gx = project(xp, xs, params.w_x, fused_bias(xp, params, reset_after))
-    w_h, b_hn = params.w_h, params.b_h[2 * h0.shape[-1] :]
-
-    def step(h: Array, g: Array) -> Array:
-        return gru_step(xp, h, g, w_h, b_hn, reset_after, adapter.sigmoid)
-
-    return recurrence(adapter, step, h0, gx, lengths, reverse, lambda h: h)
-
-
-def lstm(
-    adapter: Adapter,
-    xs: Array,
-    params: LSTMParams,
-    state0: tuple[Array | None, Array | None],
-    *,
-    lengths: Array | None,
-    reverse: bool,
-) -> tuple[Array, tuple[Array, Array]]:
-    xp = adapter.xp
-    state = tuple(initial(xp, xs, params.w_h.shape[0], s) for s in state0)
-    gx = project(xp, xs, params.w_x, fused_bias(xp, params))
-    w_h = params.w_h
-
-    def step(carry: tuple[Array, Array], g: Array) -> tuple[Array, Array]:
-        return lstm_step(xp, carry, g, w_h, adapter.sigmoid)
-
-    hs, (h, c) = recurrence(adapter, step, state, gx, lengths, reverse, lambda s: s[0])
-    return hs, (h, c)
+    carry = tuple(initial(xp, xs, params.w_h.shape[0], s) for s in state0)
+    gx = project(xp, xs, params.w_x, cell.bias(xp, params, **options))
+    step = cell.step(xp, params, adapter.sigmoid, **options)
+    return recurrence(adapter, step, carry, gx, lengths, reverse, lambda c: c[0])

@@ -79,6 +79,7 @@ def params(
     n_in: int | None = None,
     xp: Namespace | None = None,
     dtype: Any = None,
+    gates: int | None = None,
 ) -> tuple[Any, int]:
     """``p`` as one of the containers ``cls``, with consistent shapes; returns it and H.
 
@@ -101,7 +102,7 @@ def params(
     dtype_of = "xs" if dtype is not None else "params.w_x"
     for name, a in fields.items():
         floating(fn, name, a, xp, p.w_x.dtype if dtype is None else dtype, dtype_of)
-    g = GATES[type(p)]
+    g = gates or GATES[type(p)]
     if p.w_h.ndim != 2 or p.w_h.shape[1] != g * p.w_h.shape[0]:
         raise ValueError(f"{fn}: params.w_h must have shape (H, {g}*H), got {tuple(p.w_h.shape)}")
     n_h = p.w_h.shape[0]
@@ -149,15 +150,24 @@ class ScanLayout(NamedTuple):
 
 
 def scan_inputs(
-    fn: str, xs: Any, p: Any, cls: type, states: dict[str, Any], *, time_major: bool
+    fn: str,
+    xs: Any,
+    p: Any,
+    cls: type,
+    states: dict[str, Any],
+    *,
+    time_major: bool,
+    gates: int | None = None,
 ) -> ScanLayout:
-    """Checks of a scan: ``xs`` is ``(..., T, D)`` (or ``(T, ..., D)``), states ``(..., H)``."""
-    quick = _common_scan_layout(xs, p, cls, states, time_major)
+    """Checks of a scan: ``xs`` is ``(..., T, D)`` (or ``(T, ..., D)``), states ``(..., H)``;
+    ``gates`` (G) of ``cls`` when it is not a built-in container."""
+    gates = gates or GATES[cls]
+    quick = _common_scan_layout(xs, p, cls, states, time_major, gates)
     if quick is not None:
         return quick
     xp = namespace(fn, {"xs": xs, **states, **_named_params(p)})
     steps, batch = sequence(fn, xs, xp, time_major)
-    p, n_h = params(fn, p, cls, xs.shape[-1], xp, xs.dtype)
+    p, n_h = params(fn, p, cls, xs.shape[-1], xp, xs.dtype, gates)
     for name, s in states.items():
         if s is not None:
             floating(fn, name, s, xp, xs.dtype)
@@ -182,7 +192,7 @@ def _steps_and_batch(xs: Any, time_major: bool) -> tuple[int, tuple[int, ...]]:
 
 
 def _common_scan_layout(
-    xs: Any, p: Any, cls: Any, states: dict[str, Any], time_major: bool
+    xs: Any, p: Any, cls: Any, states: dict[str, Any], time_major: bool, gates: int
 ) -> ScanLayout | None:
     """The layout of a scan whose inputs pass every check of :func:`scan_inputs` on the
     common path (``params`` of class ``cls``; arrays of one type, dtype and device); ``None``
@@ -205,12 +215,12 @@ def _common_scan_layout(
     if not xp.isdtype(dtype, "real floating"):
         return None
     gh, n_in = p.w_h.shape[-1], xs.shape[-1]
-    n_h = gh // GATES[cls]
+    n_h = gh // gates
     steps, batch = _steps_and_batch(xs, time_major)
     expected = [(n_h, gh), (n_in, gh), (gh,), (gh,)]
     shapes = [tuple(p.w_h.shape), tuple(p.w_x.shape), tuple(p.b_x.shape), tuple(p.b_h.shape)]
     shapes += [tuple(s.shape) for s in states.values() if s is not None]
-    if n_h * GATES[cls] != gh or shapes != expected + [(*batch, n_h)] * (len(shapes) - 4):
+    if n_h * gates != gh or shapes != expected + [(*batch, n_h)] * (len(shapes) - 4):
         return None
     return ScanLayout(xp, p, steps, batch, n_h)
 

@@ -12,7 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _validate
+from ._cell import Back, Carry, Cell, Finish, Logistic, ResidualStep, Step
 from ._compat import Array, Namespace
+from ._recurrence import flat2d, outer
 from .params import GRUParams, LSTMParams, RNNParams
 
 __all__ = ["gru_cell", "lstm_cell", "rnn_cell"]
@@ -40,11 +42,6 @@ def fused_bias(xp: Namespace, params: Any, reset_after: bool = False) -> Array:
         zeros = xp.zeros_like(params.b_h[2 * h :])
         return params.b_x + xp.concat([params.b_h[: 2 * h], zeros])
     return params.b_x + params.b_h
-
-
-Logistic = Callable[[Namespace, Array], Array]
-"""A logistic function ``(xp, x) -> σ(x)``: :func:`sigmoid`, or a backend's own primitive
-(:meth:`polyrnn.backends.Adapter.sigmoid`) passed to the steps below as ``logistic``."""
 
 
 def rnn_step(
@@ -257,3 +254,147 @@ def lstm_cell(params: LSTMParams, carry: tuple[Array, Array], x: Array) -> tuple
     xp, _ = _validate.step_inputs("lstm_cell", params, LSTMParams, x, h=h, c=c)
     gx = x @ params.w_x + fused_bias(xp, params)
     return lstm_step(xp, (h, c), gx, params.w_h)
+
+
+# --- the records: each cell's forward step and backpropagation, for the generic engines ---
+
+
+def _plain_bias(xp: Namespace, p: Any, **options: Any) -> Array:
+    return p.b_x + p.b_h
+
+
+def _rnn_step(xp: Namespace, p: RNNParams, logistic: Logistic, *, activation: str) -> Step:
+    w_h = p.w_h
+    return lambda c, g: (rnn_step(xp, c[0], g, w_h, activation, logistic),)
+
+
+def _gru_bias(xp: Namespace, p: GRUParams, *, reset_after: bool) -> Array:
+    return fused_bias(xp, p, reset_after)
+
+
+def _gru_step(xp: Namespace, p: GRUParams, logistic: Logistic, *, reset_after: bool) -> Step:
+    w_h, b_hn = p.w_h, p.b_h[2 * p.w_h.shape[0] :]
+    return lambda c, g: (gru_step(xp, c[0], g, w_h, b_hn, reset_after, logistic),)
+
+
+def _lstm_step(xp: Namespace, p: LSTMParams, logistic: Logistic) -> Step:
+    w_h = p.w_h
+    return lambda c, g: lstm_step(xp, c, g, w_h, logistic)
+
+
+def _rnn_vjp(
+    xp: Namespace, p: RNNParams, logistic: Logistic, *, activation: str
+) -> tuple[ResidualStep, Back, Finish]:
+    w_h, w_h_t = p.w_h, p.w_h.T
+
+    def step(c: Carry, g: Array) -> tuple[Carry, tuple[Array, ...]]:
+        (h,) = c
+        y = rnn_step(xp, h, g, w_h, activation, logistic)
+        return (y,), (h, y)
+
+    def back(r: tuple[Array, ...], d: Carry) -> tuple[Carry, tuple[Array, ...]]:
+        _, y = r
+        (dy,) = d
+        if activation == "tanh":
+            da = dy * (1.0 - y * y)
+        elif activation == "sigmoid":
+            da = dy * (y * (1.0 - y))
+        else:  # relu: y > 0 exactly where the pre-activation is
+            da = xp.where(y > 0, dy, xp.zeros_like(dy))
+        return (da @ w_h_t,), (da,)
+
+    def finish(res: tuple[Array, ...], grads: tuple[Array, ...], db: Array) -> tuple[Array, Array]:
+        return outer(xp, res[0], grads[0]), db
+
+    return step, back, finish
+
+
+def _gru_vjp(
+    xp: Namespace, p: GRUParams, logistic: Logistic, *, reset_after: bool
+) -> tuple[ResidualStep, Back, Finish]:
+    n_h = p.w_h.shape[0]
+    w_h = p.w_h
+    b_hn = p.b_h[2 * n_h :]
+    w_rz, w_n = w_h[:, : 2 * n_h], w_h[:, 2 * n_h :]
+    w_h_t, w_rz_t, w_n_t = w_h.T, w_rz.T, w_n.T
+
+    def step(c: Carry, g: Array) -> tuple[Carry, tuple[Array, ...]]:
+        (h,) = c
+        r, z, n, q = gru_gates(xp, h, g, w_h, b_hn, reset_after, logistic)
+        return (n + z * (h - n),), (h, r, z, n, q)
+
+    def back(res: tuple[Array, ...], d: Carry) -> tuple[Carry, tuple[Array, ...]]:
+        h, r, z, n, q = res
+        (dh,) = d
+        dz = dh * (h - n)
+        dh_prev = dh * z
+        da_n = (dh * (1.0 - z)) * (1.0 - n * n)
+        if reset_after:  # n = tanh(gx_n + r * q), q = h w_hn + b_hn
+            dr = da_n * q
+            dq = da_n * r
+        else:  # n = tanh(gx_n + q w_hn), q = r * h
+            d_rh = da_n @ w_n_t
+            dr = d_rh * h
+            dh_prev = dh_prev + d_rh * r
+        da_rz = xp.concat([dr * (r * (1.0 - r)), dz * (z * (1.0 - z))], axis=-1)
+        dgx = xp.concat([da_rz, da_n], axis=-1)
+        if reset_after:
+            dgh = xp.concat([da_rz, dq], axis=-1)
+            return (dh_prev + dgh @ w_h_t,), (dgx, dgh)
+        return (dh_prev + da_rz @ w_rz_t,), (dgx,)
+
+    def finish(res: tuple[Array, ...], grads: tuple[Array, ...], db: Array) -> tuple[Array, Array]:
+        h, q = res[0], res[4]
+        if reset_after:
+            dgh = grads[1]
+            db_h = xp.concat([db[: 2 * n_h], xp.sum(flat2d(xp, dgh[..., 2 * n_h :]), axis=0)])
+            return outer(xp, h, dgh), db_h
+        dgx = grads[0]
+        dw_h = xp.concat(
+            [outer(xp, h, dgx[..., : 2 * n_h]), outer(xp, q, dgx[..., 2 * n_h :])], axis=1
+        )
+        return dw_h, db
+
+    return step, back, finish
+
+
+def _lstm_vjp(
+    xp: Namespace, p: LSTMParams, logistic: Logistic
+) -> tuple[ResidualStep, Back, Finish]:
+    w_h, w_h_t = p.w_h, p.w_h.T
+
+    def step(c: Carry, g: Array) -> tuple[Carry, tuple[Array, ...]]:
+        h, cc = c
+        i, f, gg, o, c_new, tc = lstm_gates(xp, (h, cc), g, w_h, logistic)
+        return (o * tc, c_new), (h, cc, i, f, gg, o, tc)
+
+    def back(res: tuple[Array, ...], d: Carry) -> tuple[Carry, tuple[Array, ...]]:
+        _, cc, i, f, gg, o, tc = res
+        dh, dc = d
+        dc = dc + dh * o * (1.0 - tc * tc)
+        da = xp.concat(
+            [
+                (dc * gg) * (i * (1.0 - i)),
+                (dc * cc) * (f * (1.0 - f)),
+                (dc * i) * (1.0 - gg * gg),
+                (dh * tc) * (o * (1.0 - o)),
+            ],
+            axis=-1,
+        )
+        return (da @ w_h_t, dc * f), (da,)
+
+    def finish(res: tuple[Array, ...], grads: tuple[Array, ...], db: Array) -> tuple[Array, Array]:
+        return outer(xp, res[0], grads[0]), db
+
+    return step, back, finish
+
+
+RNN = Cell("rnn", RNNParams, 1, ("h",), _plain_bias, _rnn_step, _rnn_vjp, ("activation",))
+"""The vanilla RNN: :func:`rnn_scan`, :func:`~polyrnn.vjp.rnn_scan_vjp`."""
+GRU = Cell("gru", GRUParams, 3, ("h",), _gru_bias, _gru_step, _gru_vjp, ("reset_after",))
+"""The GRU: :func:`gru_scan`, :func:`~polyrnn.vjp.gru_scan_vjp`."""
+LSTM = Cell("lstm", LSTMParams, 4, ("h", "c"), _plain_bias, _lstm_step, _lstm_vjp)
+"""The LSTM: :func:`lstm_scan`, :func:`~polyrnn.vjp.lstm_scan_vjp`."""
+BUILTIN = {cell.name: cell for cell in (RNN, GRU, LSTM)}
+"""The built-in cells by name: an adapter's ``rnn_scan``, ``gru_scan`` and ``lstm_scan``
+serve them."""

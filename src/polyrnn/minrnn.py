@@ -32,13 +32,13 @@ from typing import Any, NamedTuple
 
 from . import _linear, _validate
 from ._compat import Array, Namespace, device, is_array_api_obj
-from ._recurrence import project, step_mask
+from ._recurrence import flat2d, outer, project, step_mask
 from .backends import Adapter, get_adapter
 from .cells import sigmoid
 from .linear import check_method, resolve_method
 from .params import init_uniform
 from .scans import _time_major
-from .vjp import _cotangent, _flat, _outer
+from .vjp import _cotangent
 
 __all__ = [
     "MinGRUParams",
@@ -538,7 +538,7 @@ def _scan_vjp(
             d_ki = -(d_d * sigmoid(xp, -gx[..., n_h : 2 * n_h]))
             d_gx = xp.concat([d_kf, d_ki, d_b * i], axis=-1)
         d_xs = project(xp, d_gx, p.w_x.T, xp.zeros_like(p.w_x[:, 0]))
-        d_params = cls(_outer(xp, xs_tm, d_gx), xp.sum(_flat(xp, d_gx), axis=0))
+        d_params = cls(outer(xp, xs_tm, d_gx), xp.sum(flat2d(xp, d_gx), axis=0))
         return _time_major(xp, d_xs, nb, time_major, inverse=True), d_params, d_h0
 
     return (hs, h_last), backward

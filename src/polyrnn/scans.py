@@ -10,9 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _tree, _validate
+from ._cell import Cell
 from ._compat import Array, device
 from .backends import get_adapter
-from .cells import ACTIVATIONS
+from .cells import ACTIVATIONS, GRU, LSTM, RNN
 from .params import GRUParams, LSTMParams, RNNParams
 
 __all__ = ["gru_scan", "lstm_scan", "rnn_scan", "scan"]
@@ -101,12 +102,16 @@ def _prepare(
     fn: str,
     xs: Any,
     params: Any,
-    cls: type,
+    cell: Cell,
     states: dict[str, Any],
     time_major: bool,
     lengths: Any,
 ) -> tuple[Any, _validate.ScanLayout, Array, Array | None]:
-    lay = _validate.scan_inputs(fn, xs, params, cls, states, time_major=time_major)
+    """The one prologue of every cell's scan and VJP: the checks, the adapter, ``lengths``
+    checked where its values can be read, ``xs`` time-major."""
+    lay = _validate.scan_inputs(
+        fn, xs, params, cell.params, states, time_major=time_major, gates=cell.gates
+    )
     adapter = get_adapter(lay.xp)
     if lengths is not None:
         lengths = _validate.lengths(fn, lengths, lay, xs, adapter.concrete(xs))
@@ -116,6 +121,62 @@ def _prepare(
 
 def _zeros(lay: _validate.ScanLayout, xs: Array) -> Array:
     return lay.xp.zeros((*lay.batch, lay.hidden), dtype=xs.dtype, device=device(xs))
+
+
+def state_names(fn: str, cell: Cell, state0: Any) -> dict[str, Any]:
+    """The initial states by the names messages give them: ``h0`` for a one-state cell,
+    ``state0[i]`` for the parts of a tuple; ``None`` entries are zeros."""
+    if len(cell.states) == 1:
+        return {"h0": state0}
+    if state0 is None:
+        state0 = (None,) * len(cell.states)
+    if not isinstance(state0, tuple | list) or len(state0) != len(cell.states):
+        parts = ", ".join(f"{n}0" for n in cell.states)
+        raise TypeError(
+            f"{fn}: state0 must be a {'pair' if len(cell.states) == 2 else 'tuple'} "
+            f"({parts}) or None, got {state0!r}"
+        )
+    return {f"state0[{i}]": a for i, a in enumerate(state0)}
+
+
+def cell_scan(
+    cell: Cell,
+    xs: Array,
+    params: Any,
+    state0: Any = None,
+    *,
+    time_major: bool = False,
+    reverse: bool = False,
+    lengths: Array | None = None,
+    **options: Any,
+) -> tuple[Array, tuple[Array, ...]]:
+    """Run any :class:`~polyrnn._cell.Cell` over a sequence: ``(hs, last carry)``.
+
+    The engine of :func:`rnn_scan`, :func:`gru_scan` and :func:`lstm_scan`, which take the
+    same arguments; ``state0`` is ``h0`` for a one-state cell, else a tuple (or ``None``),
+    and ``options`` are the cell's (e.g. ``reset_after``).
+    """
+    return _cell_scan("cell_scan", cell, xs, params, state0, time_major, reverse, lengths, options)
+
+
+def _cell_scan(
+    fn: str,
+    cell: Cell,
+    xs: Any,
+    params: Any,
+    state0: Any,
+    time_major: bool,
+    reverse: bool,
+    lengths: Any,
+    options: dict[str, Any],
+) -> tuple[Array, tuple[Array, ...]]:
+    states = state_names(fn, cell, state0)
+    adapter, lay, xs_tm, lengths = _prepare(fn, xs, params, cell, states, time_major, lengths)
+    hs, last = adapter.cell_scan(
+        cell, xs_tm, lay.params, tuple(states.values()), lengths=lengths, reverse=bool(reverse),
+        **options,
+    )  # fmt: skip
+    return _time_major(lay.xp, hs, len(lay.batch), time_major, inverse=True), tuple(last)
 
 
 def rnn_scan(
@@ -184,13 +245,9 @@ def rnn_scan(
     """
     _validate.flags("rnn_scan", time_major=time_major, reverse=reverse)
     _validate.choice("rnn_scan", "activation", activation, ACTIVATIONS)
-    adapter, lay, xs_tm, lengths = _prepare(
-        "rnn_scan", xs, params, RNNParams, {"h0": h0}, time_major, lengths
-    )
-    hs, h_last = adapter.rnn_scan(
-        xs_tm, lay.params, h0, lengths=lengths, reverse=bool(reverse), activation=activation
-    )
-    return _time_major(lay.xp, hs, len(lay.batch), time_major, inverse=True), h_last
+    options = {"activation": activation}
+    hs, (h,) = _cell_scan("rnn_scan", RNN, xs, params, h0, time_major, reverse, lengths, options)
+    return hs, h
 
 
 def gru_scan(
@@ -241,18 +298,9 @@ def gru_scan(
     ((2, 5, 2), True, 0.0)
     """
     _validate.flags("gru_scan", reset_after=reset_after, time_major=time_major, reverse=reverse)
-    adapter, lay, xs_tm, lengths = _prepare(
-        "gru_scan", xs, params, GRUParams, {"h0": h0}, time_major, lengths
-    )
-    hs, h_last = adapter.gru_scan(
-        xs_tm,
-        lay.params,
-        h0,
-        lengths=lengths,
-        reverse=bool(reverse),
-        reset_after=bool(reset_after),
-    )
-    return _time_major(lay.xp, hs, len(lay.batch), time_major, inverse=True), h_last
+    options = {"reset_after": bool(reset_after)}
+    hs, (h,) = _cell_scan("gru_scan", GRU, xs, params, h0, time_major, reverse, lengths, options)
+    return hs, h
 
 
 def lstm_scan(
@@ -295,22 +343,5 @@ def lstm_scan(
     ((4, 2), (2,))
     """
     _validate.flags("lstm_scan", time_major=time_major, reverse=reverse)
-    if state0 is None:
-        h0 = c0 = None
-    elif isinstance(state0, tuple | list) and len(state0) == 2:
-        h0, c0 = state0
-    else:
-        raise TypeError(f"lstm_scan: state0 must be a pair (h0, c0) or None, got {state0!r}")
-    adapter, lay, xs_tm, lengths = _prepare(
-        "lstm_scan",
-        xs,
-        params,
-        LSTMParams,
-        {"state0[0]": h0, "state0[1]": c0},
-        time_major,
-        lengths,
-    )
-    hs, last = adapter.lstm_scan(
-        xs_tm, lay.params, (h0, c0), lengths=lengths, reverse=bool(reverse)
-    )
-    return _time_major(lay.xp, hs, len(lay.batch), time_major, inverse=True), last
+    hs, (h, c) = _cell_scan("lstm_scan", LSTM, xs, params, state0, time_major, reverse, lengths, {})
+    return hs, (h, c)

@@ -27,34 +27,14 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _validate
+from ._cell import Back, Carry, Cell, Finish, ResidualStep
 from ._compat import Array, Namespace, array_namespace, device
-from ._recurrence import flat2d, project, step_mask
-from .cells import ACTIVATIONS, fused_bias, gru_gates, lstm_gates, rnn_step
+from ._recurrence import flat2d, outer, project, step_mask
+from .cells import ACTIVATIONS, GRU, LSTM, RNN
 from .params import GRUParams, LSTMParams, RNNParams
-from .scans import _prepare, _time_major, _zeros
+from .scans import _prepare, _time_major, _zeros, state_names
 
 __all__ = ["gru_scan_vjp", "lstm_scan_vjp", "rnn_scan_vjp"]
-
-Carry = tuple[Array, ...]
-"""The recurrent state as a tuple: ``(h,)`` for the RNN and GRU, ``(h, c)`` for the LSTM."""
-
-Step = Callable[[Carry, Array], tuple[Carry, tuple[Array, ...]]]
-"""``(carry, gx_t) -> (new carry, residuals)``: one forward step keeping what backward needs."""
-
-Back = Callable[[tuple[Array, ...], Carry], tuple[Carry, tuple[Array, ...]]]
-"""``(residuals, d_new_carry) -> (d_carry, grads)``; ``grads[0]`` is the cotangent of ``gx_t``."""
-
-Finish = Callable[[tuple[Array, ...], tuple[Array, ...], Array], tuple[Array, Array]]
-"""``(stacked residuals, stacked grads, d b_x) -> (d w_h, d b_h)``."""
-
-
-def _flat(xp: Namespace, a: Array) -> Array:
-    return flat2d(xp, a)
-
-
-def _outer(xp: Namespace, a: Array, b: Array) -> Array:
-    """``sum over steps and batch of a^T b``: ``(T, ..., M), (T, ..., N) -> (M, N)``, one GEMM."""
-    return _flat(xp, a).T @ _flat(xp, b)
 
 
 def _where_zero(xp: Namespace, m: Array, a: Array, keep: bool) -> Array:
@@ -64,7 +44,7 @@ def _where_zero(xp: Namespace, m: Array, a: Array, keep: bool) -> Array:
 
 
 def _forward(
-    adapter: Any, step: Step, carry: Carry, gx: Array, mask: Array | None
+    adapter: Any, step: ResidualStep, carry: Carry, gx: Array, mask: Array | None
 ) -> tuple[Array, Carry, tuple[Array, ...]]:
     """The masked recurrence of :func:`polyrnn._recurrence.recurrence`, in processing order,
     also returning the stacked residuals of each step."""
@@ -135,7 +115,7 @@ def _bptt(
     reverse: bool,
     carry0: Carry,
     gx: Array,
-    step: Step,
+    step: ResidualStep,
     back: Back,
     finish: Finish,
     names: tuple[str, ...],
@@ -182,121 +162,91 @@ def _bptt(
             dy = xp.flip(dy, axis=0)
         d_carry0, grads = _backward(adapter, back, d_carry, dy, res=res, mask=mask)
         dgx = grads[0]  # processing order, (T, ..., G*H)
-        db_x = xp.sum(_flat(xp, dgx), axis=0)
+        db_x = xp.sum(flat2d(xp, dgx), axis=0)
         dw_h, db_h = finish(res, grads, db_x)
         if reverse:
             dgx = xp.flip(dgx, axis=0)
         d_xs = project(xp, dgx, params.w_x.T, xp.zeros_like(params.w_x[:, 0]))
         d_xs = _time_major(xp, d_xs, batch_nd, time_major, inverse=True)
-        d_params = type(params)(_outer(xp, xs_tm, dgx), dw_h, db_x, db_h)
+        d_params = type(params)(outer(xp, xs_tm, dgx), dw_h, db_x, db_h)
         return d_xs, d_params, d_carry0
 
     return hs, last, backward
 
 
-# --- the three cells: forward step keeping residuals, its reverse, the weight gradients ---
+# --- the engine of every cell ---
 
 
-def _rnn_cell(xp: Namespace, p: RNNParams, activation: str) -> tuple[Step, Back, Finish]:
-    w_h, w_h_t = p.w_h, p.w_h.T
+def cell_scan_vjp(
+    cell: Cell,
+    xs: Array,
+    params: Any,
+    state0: Any = None,
+    *,
+    time_major: bool = False,
+    reverse: bool = False,
+    lengths: Array | None = None,
+    **options: Any,
+) -> tuple[tuple[Array, Carry], Callable[..., tuple[Array, Any, Carry]]]:
+    """:func:`~polyrnn.scans.cell_scan` of any :class:`~polyrnn._cell.Cell` and its
+    vector-Jacobian product, from the cell's own backward step.
 
-    def step(c: Carry, g: Array) -> tuple[Carry, tuple[Array, ...]]:
-        (h,) = c
-        y = rnn_step(xp, h, g, w_h, activation)
-        return (y,), (h, y)
+    Returns ``(hs, last carry), backward`` with ``backward(d_hs=None, d_last=None) ->
+    (d_xs, d_params, d_carry0)``; ``d_last`` is a tuple like the carry (``None`` entries,
+    or ``None`` for all, are zeros).
+    """
+    fn = "cell_scan_vjp"
+    hs, last, bwd = _cell_scan_vjp(
+        fn, cell, xs, params, state0, time_major, reverse, lengths, options
+    )
 
-    def back(r: tuple[Array, ...], d: Carry) -> tuple[Carry, tuple[Array, ...]]:
-        _, y = r
-        (dy,) = d
-        if activation == "tanh":
-            da = dy * (1.0 - y * y)
-        elif activation == "sigmoid":
-            da = dy * (y * (1.0 - y))
-        else:  # relu: y > 0 exactly where the pre-activation is
-            da = xp.where(y > 0, dy, xp.zeros_like(dy))
-        return (da @ w_h_t,), (da,)
+    def backward(d_hs: Array | None = None, d_last: Any = None) -> tuple[Array, Any, Carry]:
+        if d_last is None:
+            d_last = (None,) * len(cell.states)
+        elif not (isinstance(d_last, tuple | list) and len(d_last) == len(cell.states)):
+            raise TypeError(
+                f"{fn}: d_last must be a tuple of {len(cell.states)} arrays or None, got "
+                f"{type(d_last).__name__}"
+            )
+        return bwd(d_hs, tuple(d_last))
 
-    def finish(res: tuple[Array, ...], grads: tuple[Array, ...], db: Array) -> tuple[Array, Array]:
-        return _outer(xp, res[0], grads[0]), db
-
-    return step, back, finish
-
-
-def _gru_cell(
-    xp: Namespace, p: GRUParams, n_h: int, reset_after: bool
-) -> tuple[Step, Back, Finish]:
-    w_h = p.w_h
-    b_hn = p.b_h[2 * n_h :]
-    w_rz, w_n = w_h[:, : 2 * n_h], w_h[:, 2 * n_h :]
-    w_h_t, w_rz_t, w_n_t = w_h.T, w_rz.T, w_n.T
-
-    def step(c: Carry, g: Array) -> tuple[Carry, tuple[Array, ...]]:
-        (h,) = c
-        r, z, n, q = gru_gates(xp, h, g, w_h, b_hn, reset_after)
-        return (n + z * (h - n),), (h, r, z, n, q)
-
-    def back(res: tuple[Array, ...], d: Carry) -> tuple[Carry, tuple[Array, ...]]:
-        h, r, z, n, q = res
-        (dh,) = d
-        dz = dh * (h - n)
-        dh_prev = dh * z
-        da_n = (dh * (1.0 - z)) * (1.0 - n * n)
-        if reset_after:  # n = tanh(gx_n + r * q), q = h w_hn + b_hn
-            dr = da_n * q
-            dq = da_n * r
-        else:  # n = tanh(gx_n + q w_hn), q = r * h
-            d_rh = da_n @ w_n_t
-            dr = d_rh * h
-            dh_prev = dh_prev + d_rh * r
-        da_rz = xp.concat([dr * (r * (1.0 - r)), dz * (z * (1.0 - z))], axis=-1)
-        dgx = xp.concat([da_rz, da_n], axis=-1)
-        if reset_after:
-            dgh = xp.concat([da_rz, dq], axis=-1)
-            return (dh_prev + dgh @ w_h_t,), (dgx, dgh)
-        return (dh_prev + da_rz @ w_rz_t,), (dgx,)
-
-    def finish(res: tuple[Array, ...], grads: tuple[Array, ...], db: Array) -> tuple[Array, Array]:
-        h, q = res[0], res[4]
-        if reset_after:
-            dgh = grads[1]
-            db_h = xp.concat([db[: 2 * n_h], xp.sum(_flat(xp, dgh[..., 2 * n_h :]), axis=0)])
-            return _outer(xp, h, dgh), db_h
-        dgx = grads[0]
-        dw_h = xp.concat(
-            [_outer(xp, h, dgx[..., : 2 * n_h]), _outer(xp, q, dgx[..., 2 * n_h :])], axis=1
-        )
-        return dw_h, db
-
-    return step, back, finish
+    return (hs, last), backward
 
 
-def _lstm_cell(xp: Namespace, p: LSTMParams, n_h: int) -> tuple[Step, Back, Finish]:
-    w_h, w_h_t = p.w_h, p.w_h.T
-
-    def step(c: Carry, g: Array) -> tuple[Carry, tuple[Array, ...]]:
-        h, cc = c
-        i, f, gg, o, c_new, tc = lstm_gates(xp, (h, cc), g, w_h)
-        return (o * tc, c_new), (h, cc, i, f, gg, o, tc)
-
-    def back(res: tuple[Array, ...], d: Carry) -> tuple[Carry, tuple[Array, ...]]:
-        _, cc, i, f, gg, o, tc = res
-        dh, dc = d
-        dc = dc + dh * o * (1.0 - tc * tc)
-        da = xp.concat(
-            [
-                (dc * gg) * (i * (1.0 - i)),
-                (dc * cc) * (f * (1.0 - f)),
-                (dc * i) * (1.0 - gg * gg),
-                (dh * tc) * (o * (1.0 - o)),
-            ],
-            axis=-1,
-        )
-        return (da @ w_h_t, dc * f), (da,)
-
-    def finish(res: tuple[Array, ...], grads: tuple[Array, ...], db: Array) -> tuple[Array, Array]:
-        return _outer(xp, res[0], grads[0]), db
-
-    return step, back, finish
+def _cell_scan_vjp(
+    fn: str,
+    cell: Cell,
+    xs: Any,
+    params: Any,
+    state0: Any,
+    time_major: bool,
+    reverse: bool,
+    lengths: Any,
+    options: dict[str, Any],
+) -> tuple[Array, Carry, Callable[[Any, tuple[Any, ...]], tuple[Array, Any, Carry]]]:
+    """The forward pass and the ``backward(d_hs, d_last)`` closure of any cell's scan."""
+    states = state_names(fn, cell, state0)
+    adapter, lay, xs_tm, lengths = _prepare(fn, xs, params, cell, states, time_major, lengths)
+    xp, p = lay.xp, lay.params
+    carry0 = tuple(_zeros(lay, xs) if s is None else s for s in states.values())
+    gx = project(xp, xs_tm, p.w_x, cell.bias(xp, p, **options))
+    step, back, finish = cell.vjp(xp, p, adapter.sigmoid, **options)
+    return _bptt(
+        fn,
+        adapter,
+        lay,
+        xs,
+        xs_tm,
+        lengths=lengths,
+        time_major=bool(time_major),
+        reverse=bool(reverse),
+        carry0=carry0,
+        gx=gx,
+        step=step,
+        back=back,
+        finish=finish,
+        names=tuple(f"d_{name}_last" for name in cell.states),
+    )
 
 
 # --- public functions ---
@@ -355,28 +305,9 @@ def rnn_scan_vjp(
     _validate.flags("rnn_scan_vjp", time_major=time_major, reverse=reverse)
     fn = "rnn_scan_vjp"
     _validate.choice("rnn_scan_vjp", "activation", activation, ACTIVATIONS)
-    adapter, lay, xs_tm, lengths = _prepare(
-        fn, xs, params, RNNParams, {"h0": h0}, time_major, lengths
-    )
-    xp, p = lay.xp, lay.params
-    h0 = _zeros(lay, xs) if h0 is None else h0
-    gx = project(xp, xs_tm, p.w_x, fused_bias(xp, p))
-    step, back, finish = _rnn_cell(xp, p, activation)
-    hs, (h_last,), bwd = _bptt(
-        fn,
-        adapter,
-        lay,
-        xs,
-        xs_tm,
-        lengths=lengths,
-        time_major=bool(time_major),
-        reverse=bool(reverse),
-        carry0=(h0,),
-        gx=gx,
-        step=step,
-        back=back,
-        finish=finish,
-        names=("d_h_last",),
+    options = {"activation": activation}
+    hs, (h_last,), bwd = _cell_scan_vjp(
+        fn, RNN, xs, params, h0, time_major, reverse, lengths, options
     )
 
     def backward(d_hs: Array | None = None, d_h_last: Array | None = None) -> Any:
@@ -444,28 +375,9 @@ def gru_scan_vjp(
     """
     _validate.flags("gru_scan_vjp", reset_after=reset_after, time_major=time_major, reverse=reverse)
     fn = "gru_scan_vjp"
-    adapter, lay, xs_tm, lengths = _prepare(
-        fn, xs, params, GRUParams, {"h0": h0}, time_major, lengths
-    )
-    xp, p = lay.xp, lay.params
-    h0 = _zeros(lay, xs) if h0 is None else h0
-    gx = project(xp, xs_tm, p.w_x, fused_bias(xp, p, bool(reset_after)))
-    step, back, finish = _gru_cell(xp, p, lay.hidden, bool(reset_after))
-    hs, (h_last,), bwd = _bptt(
-        fn,
-        adapter,
-        lay,
-        xs,
-        xs_tm,
-        lengths=lengths,
-        time_major=bool(time_major),
-        reverse=bool(reverse),
-        carry0=(h0,),
-        gx=gx,
-        step=step,
-        back=back,
-        finish=finish,
-        names=("d_h_last",),
+    options = {"reset_after": bool(reset_after)}
+    hs, (h_last,), bwd = _cell_scan_vjp(
+        fn, GRU, xs, params, h0, time_major, reverse, lengths, options
     )
 
     def backward(d_hs: Array | None = None, d_h_last: Array | None = None) -> Any:
@@ -519,35 +431,8 @@ def lstm_scan_vjp(
     """
     _validate.flags("lstm_scan_vjp", time_major=time_major, reverse=reverse)
     fn = "lstm_scan_vjp"
-    if state0 is None:
-        h0 = c0 = None
-    elif isinstance(state0, tuple | list) and len(state0) == 2:
-        h0, c0 = state0
-    else:
-        raise TypeError(f"{fn}: state0 must be a pair (h0, c0) or None, got {state0!r}")
-    adapter, lay, xs_tm, lengths = _prepare(
-        fn, xs, params, LSTMParams, {"state0[0]": h0, "state0[1]": c0}, time_major, lengths
-    )
-    xp, p = lay.xp, lay.params
-    h0 = _zeros(lay, xs) if h0 is None else h0
-    c0 = _zeros(lay, xs) if c0 is None else c0
-    gx = project(xp, xs_tm, p.w_x, fused_bias(xp, p))
-    step, back, finish = _lstm_cell(xp, p, lay.hidden)
-    hs, (h_last, c_last), bwd = _bptt(
-        fn,
-        adapter,
-        lay,
-        xs,
-        xs_tm,
-        lengths=lengths,
-        time_major=bool(time_major),
-        reverse=bool(reverse),
-        carry0=(h0, c0),
-        gx=gx,
-        step=step,
-        back=back,
-        finish=finish,
-        names=("d_h_last", "d_c_last"),
+    hs, (h_last, c_last), bwd = _cell_scan_vjp(
+        fn, LSTM, xs, params, state0, time_major, reverse, lengths, {}
     )
 
     def backward(d_hs: Array | None = None, d_last: Any = None) -> Any:

@@ -8,6 +8,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 from .. import _linear, _recurrence, _tree, cells
+from .._cell import Cell
 from .._compat import Array, Namespace, device
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -21,8 +22,9 @@ class Adapter:
     and must give the same numbers; the cross-backend tests hold it to that.
 
     Inputs of the ``*_scan`` methods arrive validated and time-major: ``xs (T, ..., D)``,
-    states ``(..., H)`` or ``None`` for zeros (``polyrnn._recurrence.initial`` makes
-    them), ``lengths`` an integer array of the batch shape or ``None``.
+    the initial carry a tuple of states ``(..., H)``, each ``None`` for zeros
+    (``polyrnn._recurrence.initial`` makes them), ``lengths`` an integer array of the
+    batch shape or ``None``; they return ``hs (T, ..., H)`` and the last carry, a tuple.
     """
 
     name: ClassVar[str] = "array-api"
@@ -98,33 +100,58 @@ class Adapter:
         stacked = [self.xp.stack(column) for column in zip(*per_step, strict=True)]
         return carry, _tree.flatten(ys[0])[1](stacked)
 
+    def cell_scan(
+        self,
+        cell: Cell,
+        xs: Array,
+        params: Any,
+        state0: tuple[Array | None, ...],
+        *,
+        lengths: Array | None,
+        reverse: bool,
+        **options: Any,
+    ) -> tuple[Array, tuple[Array, ...]]:
+        """``(hs, last carry)`` of any cell's scan: this adapter's method for a built-in
+        cell (:meth:`rnn_scan`, :meth:`gru_scan`, :meth:`lstm_scan`, which a subclass may
+        replace by a fused kernel), else the reference, ``polyrnn._recurrence.run``."""
+        if cells.BUILTIN.get(cell.name) is cell:
+            method = getattr(self, f"{cell.name}_scan")
+            return method(xs, params, state0, lengths=lengths, reverse=reverse, **options)  # type: ignore[no-any-return]
+        return _recurrence.run(
+            cell, self, xs, params, state0, lengths=lengths, reverse=reverse, **options
+        )
+
     def rnn_scan(
         self,
         xs: Array,
         params: Any,
-        h0: Array | None,
+        state0: tuple[Array | None],
         *,
         lengths: Array | None,
         reverse: bool,
         activation: str,
-    ) -> tuple[Array, Array]:
-        return _recurrence.rnn(
-            self, xs, params, h0, lengths=lengths, reverse=reverse, activation=activation
-        )
+    ) -> tuple[Array, tuple[Array]]:
+        """The RNN's scan; ``state0`` is ``(h0,)``, the carry returned ``(h,)``."""
+        return _recurrence.run(  # type: ignore[return-value]
+            cells.RNN, self, xs, params, state0, lengths=lengths, reverse=reverse,
+            activation=activation,
+        )  # fmt: skip
 
     def gru_scan(
         self,
         xs: Array,
         params: Any,
-        h0: Array | None,
+        state0: tuple[Array | None],
         *,
         lengths: Array | None,
         reverse: bool,
         reset_after: bool,
-    ) -> tuple[Array, Array]:
-        return _recurrence.gru(
-            self, xs, params, h0, lengths=lengths, reverse=reverse, reset_after=reset_after
-        )
+    ) -> tuple[Array, tuple[Array]]:
+        """The GRU's scan; ``state0`` is ``(h0,)``, the carry returned ``(h,)``."""
+        return _recurrence.run(  # type: ignore[return-value]
+            cells.GRU, self, xs, params, state0, lengths=lengths, reverse=reverse,
+            reset_after=reset_after,
+        )  # fmt: skip
 
     def lstm_scan(
         self,
@@ -135,7 +162,10 @@ class Adapter:
         lengths: Array | None,
         reverse: bool,
     ) -> tuple[Array, tuple[Array, Array]]:
-        return _recurrence.lstm(self, xs, params, state0, lengths=lengths, reverse=reverse)
+        """The LSTM's scan; ``state0`` is ``(h0, c0)``, the carry returned ``(h, c)``."""
+        return _recurrence.run(  # type: ignore[return-value]
+            cells.LSTM, self, xs, params, state0, lengths=lengths, reverse=reverse
+        )
 
     # --- linear recurrences: polyrnn.linear_scan, associative_scan, min_gru/min_lstm ---------
 

@@ -171,17 +171,18 @@ class CupyAdapter(Adapter):
         self,
         xs: Array,
         params: Any,
-        h0: Array | None,
+        state0: tuple[Array | None],
         *,
         lengths: Array | None,
         reverse: bool,
         activation: str,
-    ) -> tuple[Array, Array]:
+    ) -> tuple[Array, tuple[Array]]:
         if not self._supported(xs):
             return super().rnn_scan(
-                xs, params, h0, lengths=lengths, reverse=reverse, activation=activation
+                xs, params, state0, lengths=lengths, reverse=reverse, activation=activation
             )
-        gx, mask, hs, (h,), n = self._setup(xs, params, fused_bias(self.xp, params), [h0], lengths)
+        bias = fused_bias(self.xp, params)
+        gx, mask, hs, (h,), n = self._setup(xs, params, bias, list(state0), lengths)
         hid = params.w_h.shape[0]
         gh = cupy.empty((n, hid), xs.dtype)
         w_h = cupy.ascontiguousarray(params.w_h)
@@ -189,24 +190,24 @@ class CupyAdapter(Adapter):
         for t in _order(xs.shape[0], reverse):
             cupy.matmul(h, w_h, out=gh)
             kernel(gx[t], gh, h, mask[t], hid, h, hs[t])
-        return hs.reshape(*xs.shape[:-1], hid), h.reshape(*xs.shape[1:-1], hid)
+        return hs.reshape(*xs.shape[:-1], hid), (h.reshape(*xs.shape[1:-1], hid),)
 
     def gru_scan(
         self,
         xs: Array,
         params: Any,
-        h0: Array | None,
+        state0: tuple[Array | None],
         *,
         lengths: Array | None,
         reverse: bool,
         reset_after: bool,
-    ) -> tuple[Array, Array]:
+    ) -> tuple[Array, tuple[Array]]:
         if not self._supported(xs):
             return super().gru_scan(
-                xs, params, h0, lengths=lengths, reverse=reverse, reset_after=reset_after
+                xs, params, state0, lengths=lengths, reverse=reverse, reset_after=reset_after
             )
         bias = fused_bias(self.xp, params, reset_after)
-        gx, mask, hs, (h,), n = self._setup(xs, params, bias, [h0], lengths)
+        gx, mask, hs, (h,), n = self._setup(xs, params, bias, list(state0), lengths)
         hid = params.w_h.shape[0]
         w_h = cupy.ascontiguousarray(params.w_h)
         b_hn = cupy.ascontiguousarray(params.b_h[2 * hid :])
@@ -225,7 +226,7 @@ class CupyAdapter(Adapter):
                 _GRU_BEFORE_GATES(gx[t], gh, h, hid, rh, z)
                 cupy.matmul(rh, w_n, out=a)
                 _GRU_BEFORE_STATE(gx[t], a, z, h, mask[t], hid, h, hs[t])
-        return hs.reshape(*xs.shape[:-1], hid), h.reshape(*xs.shape[1:-1], hid)
+        return hs.reshape(*xs.shape[:-1], hid), (h.reshape(*xs.shape[1:-1], hid),)
 
     def lstm_scan(
         self,

@@ -15,7 +15,8 @@ from typing import Any
 
 import jax
 
-from .. import _linear, _recurrence
+from .. import _linear, _recurrence, cells
+from .._cell import Cell
 from .._compat import Array, Namespace
 from ._base import Adapter
 
@@ -36,15 +37,7 @@ class JaxAdapter(Adapter):
 
     def __init__(self, xp: Namespace) -> None:
         super().__init__(xp)
-        self._rnn = jax.jit(
-            functools.partial(_recurrence.rnn, self), static_argnames=("reverse", "activation")
-        )
-        self._gru = jax.jit(
-            functools.partial(_recurrence.gru, self), static_argnames=("reverse", "reset_after")
-        )
-        self._lstm = jax.jit(
-            functools.partial(_recurrence.lstm, self), static_argnames=("reverse",)
-        )
+        self._compiled: dict[Cell, Callable[..., Any]] = {}
 
     @staticmethod
     def sigmoid(xp: Namespace, x: Array) -> Array:
@@ -65,20 +58,24 @@ class JaxAdapter(Adapter):
     ) -> tuple[Any, Any]:
         return jax.lax.scan(step, carry, xs, reverse=reverse)
 
-    def rnn_scan(
-        self, xs: Array, params: Any, h0: Array | None, **options: Any
-    ) -> tuple[Array, Array]:
-        return self._rnn(xs, params, h0, **options)  # type: ignore[no-any-return]
+    def cell_scan(self, cell: Cell, xs: Array, params: Any, state0: Any, **options: Any) -> Any:
+        """Every cell's reference scan as one :func:`jax.jit`, its options static."""
+        compiled = self._compiled.get(cell)
+        if compiled is None:
+            compiled = self._compiled[cell] = jax.jit(
+                functools.partial(_recurrence.run, cell, self),
+                static_argnames=("reverse", *cell.options),
+            )
+        return compiled(xs, params, state0, **options)
 
-    def gru_scan(
-        self, xs: Array, params: Any, h0: Array | None, **options: Any
-    ) -> tuple[Array, Array]:
-        return self._gru(xs, params, h0, **options)  # type: ignore[no-any-return]
+    def rnn_scan(self, xs: Array, params: Any, state0: Any, **options: Any) -> Any:
+        return self.cell_scan(cells.RNN, xs, params, state0, **options)
 
-    def lstm_scan(
-        self, xs: Array, params: Any, state0: tuple[Array | None, Array | None], **options: Any
-    ) -> tuple[Array, tuple[Array, Array]]:
-        return self._lstm(xs, params, state0, **options)  # type: ignore[no-any-return]
+    def gru_scan(self, xs: Array, params: Any, state0: Any, **options: Any) -> Any:
+        return self.cell_scan(cells.GRU, xs, params, state0, **options)
+
+    def lstm_scan(self, xs: Array, params: Any, state0: Any, **options: Any) -> Any:
+        return self.cell_scan(cells.LSTM, xs, params, state0, **options)
 
     # --- linear recurrences ------------------------------------------------------------------
 

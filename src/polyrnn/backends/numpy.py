@@ -66,19 +66,19 @@ class NumpyAdapter(Adapter):
     name = "numpy"
     specialisations = ("in-place ufuncs over preallocated buffers, no per-step allocation",)
 
-    def rnn_scan(self, xs: Array, params: Any, h0: Any, **options: Any) -> tuple[Array, Array]:
+    def rnn_scan(self, xs: Array, params: Any, state0: Any, **options: Any) -> Any:
         if xs.size == 0:
-            return super().rnn_scan(xs, params, h0, **options)
-        return self._rnn(xs, params, initial(self.xp, xs, params.w_h.shape[0], h0), **options)
+            return super().rnn_scan(xs, params, state0, **options)
+        hs, h = self._rnn(xs, params, initial(self.xp, xs, params.w_h.shape[0], *state0), **options)
+        return hs, (h,)
 
-    def gru_scan(self, xs: Array, params: Any, h0: Any, **options: Any) -> tuple[Array, Array]:
+    def gru_scan(self, xs: Array, params: Any, state0: Any, **options: Any) -> Any:
         if xs.size == 0:
-            return super().gru_scan(xs, params, h0, **options)
-        return self._gru(xs, params, initial(self.xp, xs, params.w_h.shape[0], h0), **options)
+            return super().gru_scan(xs, params, state0, **options)
+        hs, h = self._gru(xs, params, initial(self.xp, xs, params.w_h.shape[0], *state0), **options)
+        return hs, (h,)
 
-    def lstm_scan(
-        self, xs: Array, params: Any, state0: tuple[Any, Any], **options: Any
-    ) -> tuple[Array, tuple[Array, Array]]:
+    def lstm_scan(self, xs: Array, params: Any, state0: Any, **options: Any) -> Any:
         if xs.size == 0:
             return super().lstm_scan(xs, params, state0, **options)
         state = tuple(initial(self.xp, xs, params.w_h.shape[0], s) for s in state0)

@@ -224,42 +224,42 @@ class TorchAdapter(Adapter):
         self,
         xs: Array,
         params: Any,
-        h0: Array | None,
+        state0: tuple[Array | None],
         *,
         lengths: Array | None,
         reverse: bool,
         activation: str,
-    ) -> tuple[Array, Array]:
+    ) -> tuple[Array, tuple[Array]]:
         if activation not in _KERNELS or xs.numel() == 0 or not self._packable(lengths):
             return super().rnn_scan(
-                xs, params, h0, lengths=lengths, reverse=reverse, activation=activation
+                xs, params, state0, lengths=lengths, reverse=reverse, activation=activation
             )
-        h0 = initial(self.xp, xs, params.w_h.shape[0], h0)
+        h0 = initial(self.xp, xs, params.w_h.shape[0], *state0)
         flat_xs, (flat_h,), flat_len = self._flat(xs, [h0], lengths)
         hs, (h,) = _fused(activation, flat_xs, params, [flat_h], flat_len, reverse)
-        return hs.reshape(*xs.shape[:-1], -1), h.reshape(h0.shape)
+        return hs.reshape(*xs.shape[:-1], -1), (h.reshape(h0.shape),)
 
     def gru_scan(
         self,
         xs: Array,
         params: Any,
-        h0: Array | None,
+        state0: tuple[Array | None],
         *,
         lengths: Array | None,
         reverse: bool,
         reset_after: bool,
-    ) -> tuple[Array, Array]:
+    ) -> tuple[Array, tuple[Array]]:
         if xs.numel() == 0:
             return super().gru_scan(
-                xs, params, h0, lengths=lengths, reverse=reverse, reset_after=reset_after
+                xs, params, state0, lengths=lengths, reverse=reverse, reset_after=reset_after
             )
-        h0 = initial(self.xp, xs, params.w_h.shape[0], h0)
+        h0 = initial(self.xp, xs, params.w_h.shape[0], *state0)
         flat_xs, (flat_h,), flat_len = self._flat(xs, [h0], lengths)
         if reset_after and self._packable(lengths):
             hs, (h,) = _fused("gru", flat_xs, params, [flat_h], flat_len, reverse)
         else:
             hs, h = _gru_loop(self.xp, flat_xs, params, flat_h, flat_len, reverse, reset_after)
-        return hs.reshape(*xs.shape[:-1], -1), h.reshape(h0.shape)
+        return hs.reshape(*xs.shape[:-1], -1), (h.reshape(h0.shape),)
 
     def lstm_scan(
         self,
