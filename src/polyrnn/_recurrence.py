@@ -47,6 +47,16 @@ def project(xp: Namespace, xs: Array, w: Array, b: Array) -> Array:
     return xp.reshape(flat, (*xs.shape[:-1], w.shape[-1]))
 
 
+def move_time(xp: Namespace, a: Array, batch_ndim: int, time_major: bool, inverse: bool) -> Array:
+    """Move the time axis between ``(..., T, F)`` and ``(T, ..., F)``."""
+    if time_major or batch_ndim == 0:
+        return a
+    nd = a.ndim
+    to_batch_first = (*range(1, nd - 1), 0, nd - 1)  # (T, ..., F) -> (..., T, F)
+    to_time_major = (nd - 2, *range(nd - 2), nd - 1)  # (..., T, F) -> (T, ..., F)
+    return xp.permute_dims(a, to_batch_first if inverse else to_time_major)
+
+
 def initial(xp: Namespace, xs: Array, hidden: int, state: Array | None) -> Array:
     """``state``, or where it is ``None`` zeros ``(..., H)`` of the batch shape of time-major
     ``xs``, its dtype and device (built here so that a JIT-compiled scan builds them inside)."""

@@ -44,8 +44,8 @@ from typing import Any, NamedTuple
 
 from . import _linear, _tree, _validate
 from ._compat import Array, Namespace, device
+from ._recurrence import move_time
 from .backends import Adapter, get_adapter
-from .scans import _time_major
 from .vjp import _cotangent
 
 __all__ = ["associative_scan", "linear_scan", "linear_scan_vjp"]
@@ -199,8 +199,8 @@ def _run(
     xp, nb = lay.xp, len(lay.batch)
     if h0 is None:
         h0 = xp.zeros((*lay.batch, lay.hidden), dtype=a.dtype, device=device(a))
-    a_tm = _time_major(xp, a, nb, time_major, inverse=False)
-    b_tm = _time_major(xp, b, nb, time_major, inverse=False)
+    a_tm = move_time(xp, a, nb, time_major, inverse=False)
+    b_tm = move_time(xp, b, nb, time_major, inverse=False)
     width = lay.hidden * math.prod(lay.batch)
     method = resolve_method(adapter, method, a, lay.steps, width)
     return lay, adapter, method, a_tm, b_tm, h0
@@ -280,7 +280,7 @@ def linear_scan(
         "linear_scan", a, b, h0, time_major, reverse, method
     )
     hs, h_last = adapter.linear_scan(a_tm, b_tm, h0, reverse=bool(reverse), method=method)
-    return _time_major(lay.xp, hs, len(lay.batch), time_major, inverse=True), h_last
+    return move_time(lay.xp, hs, len(lay.batch), time_major, inverse=True), h_last
 
 
 def linear_scan_vjp(
@@ -334,7 +334,7 @@ def linear_scan_vjp(
     xp, nb = lay.xp, len(lay.batch)
     reverse = bool(reverse)
     hs_tm, h_last = adapter.linear_scan(a_tm, b_tm, h0, reverse=reverse, method=method)
-    hs = _time_major(xp, hs_tm, nb, time_major, inverse=True)
+    hs = move_time(xp, hs_tm, nb, time_major, inverse=True)
     hs_shape = tuple(hs.shape)
     state = (*lay.batch, lay.hidden)
     why = f"batch shape {lay.batch} of a, then H={lay.hidden}"
@@ -342,13 +342,13 @@ def linear_scan_vjp(
     def backward(d_hs: Array | None = None, d_h_last: Array | None = None) -> Any:
         d_hs = _cotangent(fn, "d_hs", d_hs, xs=a, expected=hs_shape, why="the shape of hs")
         d_h_last = _cotangent(fn, "d_h_last", d_h_last, xs=a, expected=state, why=why)
-        dy = _time_major(xp, d_hs, nb, time_major, inverse=False)
+        dy = move_time(xp, d_hs, nb, time_major, inverse=False)
         d_a, d_b, d_h0 = _linear.linear_backward(
             adapter, a_tm, hs_tm, h0, dy, d_h_last, reverse=reverse, method=method
         )
         return (
-            _time_major(xp, d_a, nb, time_major, inverse=True),
-            _time_major(xp, d_b, nb, time_major, inverse=True),
+            move_time(xp, d_a, nb, time_major, inverse=True),
+            move_time(xp, d_b, nb, time_major, inverse=True),
             d_h0,
         )
 

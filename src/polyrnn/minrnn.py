@@ -32,12 +32,11 @@ from typing import Any, NamedTuple
 
 from . import _linear, _validate
 from ._compat import Array, Namespace, device, is_array_api_obj
-from ._recurrence import flat2d, outer, project, step_mask
+from ._recurrence import flat2d, move_time, outer, project, step_mask
 from .backends import Adapter, get_adapter
 from .cells import sigmoid
 from .linear import check_method, resolve_method
 from .params import init_uniform
-from .scans import _time_major
 from .vjp import _cotangent
 
 __all__ = [
@@ -239,7 +238,7 @@ def _prepare(
     xp = lay.xp
     if h0 is None:
         h0 = xp.zeros((*lay.batch, lay.hidden), dtype=xs.dtype, device=device(xs))
-    xs_tm = _time_major(xp, xs, len(lay.batch), time_major, inverse=False)
+    xs_tm = move_time(xp, xs, len(lay.batch), time_major, inverse=False)
     width = lay.hidden * math.prod(lay.batch)
     return lay, adapter, xs_tm, h0, lengths, resolve_method(adapter, method, xs, lay.steps, width)
 
@@ -357,7 +356,7 @@ def _scan(
     )
     run = adapter.min_gru_scan if cls is MinGRUParams else adapter.min_lstm_scan
     hs, h_last = run(xs_tm, lay.params, h0, lengths=lengths, reverse=bool(reverse), method=method)
-    return _time_major(lay.xp, hs, len(lay.batch), time_major, inverse=True), h_last
+    return move_time(lay.xp, hs, len(lay.batch), time_major, inverse=True), h_last
 
 
 def min_gru_scan(
@@ -512,14 +511,14 @@ def _scan_vjp(
     a_m, b_m = _linear.mask_coefficients(xp, a, b, mask)
     hs_raw, h_last = adapter.linear_scan(a_m, b_m, h0, reverse=reverse, method=method)
     hs_tm = hs_raw if mask is None else xp.where(mask, hs_raw, xp.zeros_like(hs_raw))
-    hs = _time_major(xp, hs_tm, nb, time_major, inverse=True)
+    hs = move_time(xp, hs_tm, nb, time_major, inverse=True)
     hs_shape, state = tuple(hs.shape), (*lay.batch, n_h)
     why = f"batch shape {lay.batch} of xs, then H={n_h}"
 
     def backward(d_hs: Array | None = None, d_h_last: Array | None = None) -> Any:
         d_hs = _cotangent(fn, "d_hs", d_hs, xs=xs, expected=hs_shape, why="the shape of hs")
         d_h_last = _cotangent(fn, "d_h_last", d_h_last, xs=xs, expected=state, why=why)
-        dy = _time_major(xp, d_hs, nb, time_major, inverse=False)
+        dy = move_time(xp, d_hs, nb, time_major, inverse=False)
         if mask is not None:
             dy = xp.where(mask, dy, xp.zeros_like(dy))
         d_a, d_b, d_h0 = _linear.linear_backward(
@@ -539,7 +538,7 @@ def _scan_vjp(
             d_gx = xp.concat([d_kf, d_ki, d_b * i], axis=-1)
         d_xs = project(xp, d_gx, p.w_x.T, xp.zeros_like(p.w_x[:, 0]))
         d_params = cls(outer(xp, xs_tm, d_gx), xp.sum(flat2d(xp, d_gx), axis=0))
-        return _time_major(xp, d_xs, nb, time_major, inverse=True), d_params, d_h0
+        return move_time(xp, d_xs, nb, time_major, inverse=True), d_params, d_h0
 
     return (hs, h_last), backward
 

@@ -12,6 +12,7 @@ from typing import Any
 from . import _tree, _validate
 from ._cell import Cell
 from ._compat import Array, device
+from ._recurrence import move_time
 from .backends import get_adapter
 from .cells import ACTIVATIONS, GRU, LSTM, RNN
 from .params import GRUParams, LSTMParams, RNNParams
@@ -88,14 +89,24 @@ def _leaf_names(what: str, tree: Any, leaves: list[Any]) -> dict[str, Any]:
     return {f"{what} leaf {i}": a for i, a in enumerate(leaves)}
 
 
-def _time_major(xp: Any, a: Array, batch_ndim: int, time_major: bool, inverse: bool) -> Array:
-    """Move the time axis between ``(..., T, F)`` and ``(T, ..., F)``."""
-    if time_major or batch_ndim == 0:
-        return a
-    nd = a.ndim
-    to_batch_first = (*range(1, nd - 1), 0, nd - 1)  # (T, ..., F) -> (..., T, F)
-    to_time_major = (nd - 2, *range(nd - 2), nd - 1)  # (..., T, F) -> (T, ..., F)
-    return xp.permute_dims(a, to_batch_first if inverse else to_time_major)
+def _check(
+    fn: str,
+    xs: Any,
+    params: Any,
+    cell: Cell,
+    states: dict[str, Any],
+    time_major: bool,
+    lengths: Any,
+) -> tuple[Any, _validate.ScanLayout, Array | None]:
+    """The one prologue of every cell's scan and VJP: the checks, the adapter, and
+    ``lengths`` checked where its values can be read."""
+    lay = _validate.scan_inputs(
+        fn, xs, params, cell.params, states, time_major=time_major, gates=cell.gates
+    )
+    adapter = get_adapter(lay.xp)
+    if lengths is not None:
+        lengths = _validate.lengths(fn, lengths, lay, xs, adapter.concrete(xs))
+    return adapter, lay, lengths
 
 
 def _prepare(
@@ -107,15 +118,9 @@ def _prepare(
     time_major: bool,
     lengths: Any,
 ) -> tuple[Any, _validate.ScanLayout, Array, Array | None]:
-    """The one prologue of every cell's scan and VJP: the checks, the adapter, ``lengths``
-    checked where its values can be read, ``xs`` time-major."""
-    lay = _validate.scan_inputs(
-        fn, xs, params, cell.params, states, time_major=time_major, gates=cell.gates
-    )
-    adapter = get_adapter(lay.xp)
-    if lengths is not None:
-        lengths = _validate.lengths(fn, lengths, lay, xs, adapter.concrete(xs))
-    xs_tm = _time_major(lay.xp, xs, len(lay.batch), time_major, inverse=False)
+    """:func:`_check`, and ``xs`` time-major."""
+    adapter, lay, lengths = _check(fn, xs, params, cell, states, time_major, lengths)
+    xs_tm = move_time(lay.xp, xs, len(lay.batch), time_major, inverse=False)
     return adapter, lay, xs_tm, lengths
 
 
@@ -171,12 +176,12 @@ def _cell_scan(
     options: dict[str, Any],
 ) -> tuple[Array, tuple[Array, ...]]:
     states = state_names(fn, cell, state0)
-    adapter, lay, xs_tm, lengths = _prepare(fn, xs, params, cell, states, time_major, lengths)
-    hs, last = adapter.cell_scan(
-        cell, xs_tm, lay.params, tuple(states.values()), lengths=lengths, reverse=bool(reverse),
-        **options,
+    adapter, lay, lengths = _check(fn, xs, params, cell, states, time_major, lengths)
+    hs, last = adapter.layout_scan(
+        cell, xs, lay.params, tuple(states.values()), time_major=bool(time_major),
+        batch_ndim=len(lay.batch), lengths=lengths, reverse=bool(reverse), **options,
     )  # fmt: skip
-    return _time_major(lay.xp, hs, len(lay.batch), time_major, inverse=True), tuple(last)
+    return hs, tuple(last)
 
 
 def rnn_scan(

@@ -29,10 +29,10 @@ from typing import Any
 from . import _validate
 from ._cell import Back, Carry, Cell, Finish, ResidualStep
 from ._compat import Array, Namespace, array_namespace, device
-from ._recurrence import flat2d, outer, project, step_mask
+from ._recurrence import flat2d, move_time, outer, project, step_mask
 from .cells import ACTIVATIONS, GRU, LSTM, RNN
 from .params import GRUParams, LSTMParams, RNNParams
-from .scans import _prepare, _time_major, _zeros, state_names
+from .scans import _prepare, _zeros, state_names
 
 __all__ = ["gru_scan_vjp", "lstm_scan_vjp", "rnn_scan_vjp"]
 
@@ -134,7 +134,7 @@ def _bptt(
     if steps == 0:
         h = carry0[0]
         hs_tm = xp.zeros((0, *h.shape), dtype=h.dtype, device=device(h))
-        hs = _time_major(xp, hs_tm, batch_nd, time_major, inverse=True)
+        hs = move_time(xp, hs_tm, batch_nd, time_major, inverse=True)
         last = carry0
     else:
         mask = step_mask(xp, lengths, steps)
@@ -144,7 +144,7 @@ def _bptt(
         hs_tm, last, res = _forward(adapter, step, carry0, gx, mask)
         if reverse:
             hs_tm = xp.flip(hs_tm, axis=0)
-        hs = _time_major(xp, hs_tm, batch_nd, time_major, inverse=True)
+        hs = move_time(xp, hs_tm, batch_nd, time_major, inverse=True)
     hs_shape = tuple(hs.shape)
     state_shape = (*lay.batch, lay.hidden)
 
@@ -157,7 +157,7 @@ def _bptt(
         if steps == 0:
             zeros = type(params)(*(xp.zeros_like(a) for a in params))
             return xp.zeros_like(xs), zeros, d_carry
-        dy = _time_major(xp, d_hs, batch_nd, time_major, inverse=False)
+        dy = move_time(xp, d_hs, batch_nd, time_major, inverse=False)
         if reverse:
             dy = xp.flip(dy, axis=0)
         d_carry0, grads = _backward(adapter, back, d_carry, dy, res=res, mask=mask)
@@ -167,7 +167,7 @@ def _bptt(
         if reverse:
             dgx = xp.flip(dgx, axis=0)
         d_xs = project(xp, dgx, params.w_x.T, xp.zeros_like(params.w_x[:, 0]))
-        d_xs = _time_major(xp, d_xs, batch_nd, time_major, inverse=True)
+        d_xs = move_time(xp, d_xs, batch_nd, time_major, inverse=True)
         d_params = type(params)(outer(xp, xs_tm, dgx), dw_h, db_x, db_h)
         return d_xs, d_params, d_carry0
 

@@ -121,6 +121,28 @@ class Adapter:
             cell, self, xs, params, state0, lengths=lengths, reverse=reverse, **options
         )
 
+    def layout_scan(
+        self,
+        cell: Cell,
+        xs: Array,
+        params: Any,
+        state0: tuple[Array | None, ...],
+        *,
+        time_major: bool,
+        batch_ndim: int,
+        lengths: Array | None,
+        reverse: bool,
+        **options: Any,
+    ) -> tuple[Array, tuple[Array, ...]]:
+        """:meth:`cell_scan` of ``xs`` in the caller's layout, ``(..., T, D)`` (``(T, ...,
+        D)`` with ``time_major``), with ``batch_ndim`` batch axes: the moves of the time
+        axis around it (JAX compiles the three as one)."""
+        xs_tm = _recurrence.move_time(self.xp, xs, batch_ndim, time_major, inverse=False)
+        hs, last = self.cell_scan(
+            cell, xs_tm, params, state0, lengths=lengths, reverse=reverse, **options
+        )
+        return _recurrence.move_time(self.xp, hs, batch_ndim, time_major, inverse=True), last
+
     def rnn_scan(
         self,
         xs: Array,

@@ -38,6 +38,7 @@ class JaxAdapter(Adapter):
     def __init__(self, xp: Namespace) -> None:
         super().__init__(xp)
         self._compiled: dict[Cell, Callable[..., Any]] = {}
+        self._compiled_layout: dict[Cell, Callable[..., Any]] = {}
 
     @staticmethod
     def sigmoid(xp: Namespace, x: Array) -> Array:
@@ -65,6 +66,17 @@ class JaxAdapter(Adapter):
             compiled = self._compiled[cell] = jax.jit(
                 functools.partial(_recurrence.run, cell, self),
                 static_argnames=("reverse", *cell.options),
+            )
+        return compiled(xs, params, state0, **options)
+
+    def layout_scan(self, cell: Cell, xs: Array, params: Any, state0: Any, **options: Any) -> Any:
+        """The moves of the time axis and the scan as one :func:`jax.jit`: called eagerly,
+        two transposes dispatched apart cost more than the scan of a short sequence."""
+        compiled = self._compiled_layout.get(cell)
+        if compiled is None:
+            compiled = self._compiled_layout[cell] = jax.jit(
+                functools.partial(Adapter.layout_scan, self, cell),
+                static_argnames=("time_major", "batch_ndim", "reverse", *cell.options),
             )
         return compiled(xs, params, state0, **options)
 
