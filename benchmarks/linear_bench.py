@@ -103,11 +103,9 @@ class Lib:
             raise ValueError(f"unknown backend {name!r}")
 
     def to_numpy(self, a: Any) -> np.ndarray:
-        if self.name == "torch":
-            return a.detach().cpu().numpy()  # type: ignore[no-any-return]
-        if self.name == "cupy":
-            return a.get()  # type: ignore[no-any-return]
-        return np.asarray(a)
+        from polyrnn.backends import to_numpy
+
+        return to_numpy(a)
 
 
 def interleaved(
