@@ -117,7 +117,7 @@ def _file_path(text: str) -> str:
     return text
 
 
-def _json(document: Any) -> str:
+def _json(document: Any, indent: int | None = None) -> str:
     """``document`` as JSON, with non-finite numbers (a diverged loss, an infinite
     perplexity), which JSON cannot hold, as ``null``."""
 
@@ -130,7 +130,7 @@ def _json(document: Any) -> str:
             return [finite(v) for v in x]
         return x
 
-    return json.dumps(finite(document), ensure_ascii=False, allow_nan=False)
+    return json.dumps(finite(document), indent=indent, ensure_ascii=False, allow_nan=False)
 
 
 def _shown(x: float, places: int) -> str:
@@ -252,7 +252,7 @@ def _despite_ctrl_c(what: str) -> Iterator[None]:
 
 
 def _write_json(path: str, document: dict[str, Any]) -> None:
-    text = _json(document) + "\n"
+    text = _json(document, indent=1) + "\n"
     lm.io.write_atomic(path, lambda f: f.write(text.encode("utf-8")))
 
 
