@@ -57,12 +57,14 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the HTML docs (warnings are errors, nitpicky), then run the pages' doctests.
+    """Build the HTML docs (warnings are errors, nitpicky), run the pages' doctests, then
+    check the built pages in a headless browser with no network (skipped, with the reason,
+    where no Chromium is installed).
 
-    NumPy only, to stay fast: the pages that show JAX, PyTorch or CuPy say so where one is
-    missing.  Options after ``--`` go to the HTML build, e.g. ``nox -s docs -- -E``.
+    Options after ``--`` go to the HTML build, e.g. ``nox -s docs -- -E``.
     """
     _install(session, "docs")
     common = ["-W", "--keep-going", "-n", "-d", "docs/_build/doctrees"]
     session.run("sphinx-build", "-b", "html", *common, *session.posargs, "docs", "docs/_build/html")
     session.run("sphinx-build", "-b", "doctest", *common, "docs", "docs/_build/doctest")
+    session.run("pytest", "-p", "no:cacheprovider", "docs/tests")

@@ -25,6 +25,7 @@ from it:
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import os
 import pkgutil
@@ -88,6 +89,18 @@ html_theme_options = {"navigation_with_keys": True}
 html_show_sourcelink = False
 pygments_style = "friendly"
 pygments_dark_style = "monokai"
+
+# -- maths, with no network ----------------------------------------------------------
+
+# MathJax is shipped with the pages, not fetched from a CDN when they are read: the
+# ``sphinx-mathjax-offline`` package (docs dependency group) bundles MathJax 3.2.2, whose
+# files go to ``_static/mathjax/`` (fonts and lazily loaded components included), so the
+# maths renders offline, e.g. from ``docs/_build/html`` opened as files.
+# ``docs/tests/test_built_pages.py`` checks it in a headless browser with the network off.
+_MATHJAX_PACKAGE = importlib.util.find_spec("sphinx-mathjax-offline")
+if _MATHJAX_PACKAGE is not None and _MATHJAX_PACKAGE.submodule_search_locations:
+    html_static_path.append(str(Path(_MATHJAX_PACKAGE.submodule_search_locations[0]) / "static"))
+    mathjax_path = "mathjax/tex-mml-chtml.js"  # the bundle Sphinx's own CDN default names
 
 # -- MyST and myst-nb ----------------------------------------------------------------
 
@@ -400,6 +413,11 @@ def _prose_attribute_docstrings(
 
 def setup(app: Any) -> None:
     app.connect("autodoc-process-docstring", _prose_attribute_docstrings, priority=400)
+    if _MATHJAX_PACKAGE is None:
+        logger.warning(
+            "sphinx-mathjax-offline is not installed: the maths loads MathJax from a CDN and "
+            "shows raw TeX offline (install the docs dependency group, or use nox -s docs)"
+        )
     if _offline:
         logger.info(
             "intersphinx: no inventory from %s (offline?); their names render unlinked",
