@@ -61,6 +61,11 @@ def docs(session: nox.Session) -> None:
     check the built pages in a headless browser with no network (skipped, with the reason,
     where no Chromium is installed).
 
+    JAX and PyTorch are installed (CPU is enough), so the executed pages show every library
+    agreeing with NumPy and the front page's framework examples are tested; CuPy needs a
+    GPU and its rows say so.  Unpinned, pip may pick PyTorch's large CUDA build on Linux;
+    CI pins the CPU wheel through ``PIP_CONSTRAINT`` (``.ci/constraints.txt``), and so can
+    you, or point pip at ``https://download.pytorch.org/whl/cpu``.
     Options after ``--`` go to the HTML build, e.g. ``nox -s docs -- -E``.
     """
     _install(session, "docs")
