@@ -65,6 +65,7 @@ extensions = [
     "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
     "sphinx.ext.doctest",
+    "sphinxarg.ext",  # the command-line page, from polyrnn.cli's argument parser
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
@@ -106,6 +107,9 @@ if _MATHJAX_PACKAGE is not None and _MATHJAX_PACKAGE.submodule_search_locations:
 
 myst_enable_extensions = ["amsmath", "colon_fence", "deflist", "dollarmath", "substitution"]
 myst_heading_anchors = 3
+# Smart quotes, but no dashes: "--lr" in prose and option help must stay two hyphens,
+# not become an en dash that a reader would copy into a shell.
+smartquotes_action = "qe"
 myst_dmath_double_inline = True
 
 # The executed pages (and the processes they start) use one BLAS/OpenMP thread: builds run
