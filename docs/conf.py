@@ -66,6 +66,7 @@ extensions = [
     "sphinx.ext.mathjax",
     "sphinx.ext.doctest",
     "sphinxarg.ext",  # the command-line page, from polyrnn.cli's argument parser
+    "sphinx_copybutton",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
@@ -90,6 +91,13 @@ html_theme_options = {"navigation_with_keys": True}
 html_show_sourcelink = False
 pygments_style = "friendly"
 pygments_dark_style = "monokai"
+
+# A copy button on every code block that copies what to type: without the ">>> ",
+# "... " and "$ " prompts, and without the outputs of examples that have prompts.
+copybutton_prompt_text = r">>> |\.\.\. |\$ "
+copybutton_prompt_is_regexp = True
+copybutton_only_copy_prompt_lines = True
+copybutton_exclude = ".linenos, .gp, .go"
 
 # -- maths, with no network ----------------------------------------------------------
 
