@@ -58,8 +58,10 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build the HTML docs (warnings are errors, nitpicky), run the pages' doctests, then
-    check the built pages in a headless browser with no network (skipped, with the reason,
-    where no Chromium is installed).
+    ``docs/tests``: the built pages in a headless browser with no network (skipped, with
+    the reason, where no Chromium is installed), the README's figures against the results
+    files, and every example a reader can copy, run from polyrnn's wheel in a virtual
+    environment of its own (``docs/_build/examples-venv``, built once and reused).
 
     JAX and PyTorch are installed (CPU is enough), so the executed pages show every library
     agreeing with NumPy and the front page's framework examples are tested; CuPy needs a
