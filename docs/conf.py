@@ -239,6 +239,25 @@ GROUP_TITLES = {
 }
 """Section titles of the top-level page, by defining module; others get their name."""
 
+ENTRY_POINTS = {
+    "polyrnn.lm": [
+        "Trainer",
+        "TrainConfig",
+        "ModelConfig",
+        "TrainReport",
+        "LanguageModel",
+        "load",
+        "save",
+        "sample",
+        "evaluate",
+        "read_text",
+        "get_backend",
+    ],
+    "polyrnn.backends": ["get_adapter", "register", "unregister", "registered", "Adapter"],
+}
+"""The names a reader looks for first on a submodule's page, in this order; the others
+follow in source order, exceptions last."""
+
 NOT_API = {"cli", "__main__"}
 """Public-looking submodules that are not Python API (the command line has its own page)."""
 
@@ -261,6 +280,19 @@ def _source_order(obj: Any) -> tuple[int, int]:
         return (0 if inspect.isclass(obj) else 1, inspect.getsourcelines(obj)[1])
     except (OSError, TypeError):
         return (2, 0)
+
+
+def _reading_order(module: str, names: list[str], objects: dict[str, Any]) -> list[str]:
+    """``names`` as a reader wants them: :data:`ENTRY_POINTS` first, exceptions last."""
+    main = ENTRY_POINTS.get(module, [])
+
+    def key(name: str) -> tuple[int, int, tuple[int, int]]:
+        obj = objects[name]
+        error = inspect.isclass(obj) and issubclass(obj, BaseException)
+        first = main.index(name) if name in main else len(main)
+        return (first, int(error), _source_order(obj))
+
+    return sorted(names, key=key)
 
 
 def _attribute_doc(module: ModuleType, name: str) -> str | None:
@@ -378,7 +410,7 @@ def api_pages() -> dict[str, str]:
         if name not in own:
             continue
         objects = {n: getattr(module, n) for n in own[name]}
-        names = sorted(own[name], key=lambda n: _source_order(objects[n]))
+        names = _reading_order(name, own[name], objects)
         lines = [_heading(name, "="), f".. automodule:: {name}", "   :no-members:", ""]
         lines += [f".. currentmodule:: {name}", ""]
         also = [n for n in module.__all__ if n not in own[name]]
