@@ -57,12 +57,21 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the HTML docs (warnings are errors, nitpicky), then run the pages' doctests.
+    """Build the HTML docs (warnings are errors, nitpicky), run the pages' doctests, then
+    ``docs/tests``: the built pages in a headless browser with no network (skipped, with
+    the reason, where no Chromium is installed), the README's figures against the results
+    files, and every example a reader can copy, run from polyrnn's wheel in a virtual
+    environment of its own (``docs/_build/examples-venv``, built once and reused).
 
-    NumPy only, to stay fast: the pages that show JAX, PyTorch or CuPy say so where one is
-    missing.  Options after ``--`` go to the HTML build, e.g. ``nox -s docs -- -E``.
+    JAX and PyTorch are installed (CPU is enough), so the executed pages show every library
+    agreeing with NumPy and the front page's framework examples are tested; CuPy needs a
+    GPU and its rows say so.  Unpinned, pip may pick PyTorch's large CUDA build on Linux;
+    CI pins the CPU wheel through ``PIP_CONSTRAINT`` (``.ci/constraints.txt``), and so can
+    you, or point pip at ``https://download.pytorch.org/whl/cpu``.
+    Options after ``--`` go to the HTML build, e.g. ``nox -s docs -- -E``.
     """
     _install(session, "docs")
     common = ["-W", "--keep-going", "-n", "-d", "docs/_build/doctrees"]
     session.run("sphinx-build", "-b", "html", *common, *session.posargs, "docs", "docs/_build/html")
     session.run("sphinx-build", "-b", "doctest", *common, "docs", "docs/_build/doctest")
+    session.run("pytest", "-p", "no:cacheprovider", "docs/tests")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 import re
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from IPython.display import Image, Markdown, display
+from IPython.display import Markdown, display
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
@@ -113,39 +112,6 @@ def shift_headings(text: str, level: int) -> str:
 def include_markdown(path: Path, level: int = 3) -> None:
     """Show a Markdown file written by a script, its headings nested at ``level``."""
     md(shift_headings(path.read_text(), level))
-
-
-def include_image(path: Path, width: int = 900) -> None:
-    display(Image(filename=str(path), width=width))
-
-
-def include_json(path: Path, limit: int = 60) -> None:
-    """Show a JSON file: a flat dict as a key/value table, anything else as code."""
-    data = json.loads(path.read_text())
-    if isinstance(data, dict) and all(not isinstance(v, dict | list) for v in data.values()):
-        md(table(["key", "value"], ((f"`{k}`", f"`{v}`") for k, v in data.items())))
-        return
-    text = json.dumps(data, indent=1)
-    lines = text.splitlines()
-    lang = "json"
-    if len(lines) > limit:  # the cut text is no longer JSON: show it as plain text
-        text = "\n".join([*lines[:limit], f"... ({len(lines) - limit} more lines)"])
-        lang = "text"
-    md(f"```{lang}\n{text}\n```")
-
-
-def include_results(folder: Path, level: int = 3) -> bool:
-    """Show every ``.md``, ``.png`` and ``.json`` of ``folder``; whether there was any."""
-    files = sorted(p for p in folder.glob("*") if p.suffix in (".md", ".png", ".json"))
-    for path in files:
-        md(f"{'#' * level} `{path.relative_to(ROOT)}`")
-        if path.suffix == ".md":
-            include_markdown(path, level + 1)
-        elif path.suffix == ".png":
-            include_image(path)
-        else:
-            include_json(path)
-    return bool(files)
 
 
 def run(args: Sequence[str], timeout: float = 120, cwd: Path = ROOT) -> str:

@@ -25,6 +25,7 @@ from it:
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import os
 import pkgutil
@@ -64,6 +65,8 @@ extensions = [
     "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
     "sphinx.ext.doctest",
+    "sphinxarg.ext",  # the command-line page, from polyrnn.cli's argument parser
+    "sphinx_copybutton",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
@@ -89,10 +92,32 @@ html_show_sourcelink = False
 pygments_style = "friendly"
 pygments_dark_style = "monokai"
 
+# A copy button on every code block that copies what to type: without the ">>> ",
+# "... " and "$ " prompts, and without the outputs of examples that have prompts.
+copybutton_prompt_text = r">>> |\.\.\. |\$ "
+copybutton_prompt_is_regexp = True
+copybutton_only_copy_prompt_lines = True
+copybutton_exclude = ".linenos, .gp, .go"
+
+# -- maths, with no network ----------------------------------------------------------
+
+# MathJax is shipped with the pages, not fetched from a CDN when they are read: the
+# ``sphinx-mathjax-offline`` package (docs dependency group) bundles MathJax 3.2.2, whose
+# files go to ``_static/mathjax/`` (fonts and lazily loaded components included), so the
+# maths renders offline, e.g. from ``docs/_build/html`` opened as files.
+# ``docs/tests/test_built_pages.py`` checks it in a headless browser with the network off.
+_MATHJAX_PACKAGE = importlib.util.find_spec("sphinx-mathjax-offline")
+if _MATHJAX_PACKAGE is not None and _MATHJAX_PACKAGE.submodule_search_locations:
+    html_static_path.append(str(Path(_MATHJAX_PACKAGE.submodule_search_locations[0]) / "static"))
+    mathjax_path = "mathjax/tex-mml-chtml.js"  # the bundle Sphinx's own CDN default names
+
 # -- MyST and myst-nb ----------------------------------------------------------------
 
 myst_enable_extensions = ["amsmath", "colon_fence", "deflist", "dollarmath", "substitution"]
 myst_heading_anchors = 3
+# Smart quotes, but no dashes: "--lr" in prose and option help must stay two hyphens,
+# not become an en dash that a reader would copy into a shell.
+smartquotes_action = "qe"
 myst_dmath_double_inline = True
 
 # The executed pages (and the processes they start) use one BLAS/OpenMP thread: builds run
@@ -214,6 +239,25 @@ GROUP_TITLES = {
 }
 """Section titles of the top-level page, by defining module; others get their name."""
 
+ENTRY_POINTS = {
+    "polyrnn.lm": [
+        "Trainer",
+        "TrainConfig",
+        "ModelConfig",
+        "TrainReport",
+        "LanguageModel",
+        "load",
+        "save",
+        "sample",
+        "evaluate",
+        "read_text",
+        "get_backend",
+    ],
+    "polyrnn.backends": ["get_adapter", "register", "unregister", "registered", "Adapter"],
+}
+"""The names a reader looks for first on a submodule's page, in this order; the others
+follow in source order, exceptions last."""
+
 NOT_API = {"cli", "__main__"}
 """Public-looking submodules that are not Python API (the command line has its own page)."""
 
@@ -236,6 +280,19 @@ def _source_order(obj: Any) -> tuple[int, int]:
         return (0 if inspect.isclass(obj) else 1, inspect.getsourcelines(obj)[1])
     except (OSError, TypeError):
         return (2, 0)
+
+
+def _reading_order(module: str, names: list[str], objects: dict[str, Any]) -> list[str]:
+    """``names`` as a reader wants them: :data:`ENTRY_POINTS` first, exceptions last."""
+    main = ENTRY_POINTS.get(module, [])
+
+    def key(name: str) -> tuple[int, int, tuple[int, int]]:
+        obj = objects[name]
+        error = inspect.isclass(obj) and issubclass(obj, BaseException)
+        first = main.index(name) if name in main else len(main)
+        return (first, int(error), _source_order(obj))
+
+    return sorted(names, key=key)
 
 
 def _attribute_doc(module: ModuleType, name: str) -> str | None:
@@ -353,7 +410,7 @@ def api_pages() -> dict[str, str]:
         if name not in own:
             continue
         objects = {n: getattr(module, n) for n in own[name]}
-        names = sorted(own[name], key=lambda n: _source_order(objects[n]))
+        names = _reading_order(name, own[name], objects)
         lines = [_heading(name, "="), f".. automodule:: {name}", "   :no-members:", ""]
         lines += [f".. currentmodule:: {name}", ""]
         also = [n for n in module.__all__ if n not in own[name]]
@@ -400,6 +457,11 @@ def _prose_attribute_docstrings(
 
 def setup(app: Any) -> None:
     app.connect("autodoc-process-docstring", _prose_attribute_docstrings, priority=400)
+    if _MATHJAX_PACKAGE is None:
+        logger.warning(
+            "sphinx-mathjax-offline is not installed: the maths loads MathJax from a CDN and "
+            "shows raw TeX offline (install the docs dependency group, or use nox -s docs)"
+        )
     if _offline:
         logger.info(
             "intersphinx: no inventory from %s (offline?); their names render unlinked",

@@ -505,6 +505,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"polyrnn: error: {message} (see '{self.prog} --help')\n")
 
 
+DTYPE_HELP = "floating-point type of the weights and the computation"
+
+
+def _one_line(command: Any) -> str:
+    """A command function's docstring on one line: the help and description of its
+    subcommand (documentation generators keep line breaks that the terminal rewraps)."""
+    return " ".join((command.__doc__ or "").split())
+
+
 def _add_backend(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument(
         "--backend",
@@ -525,19 +534,24 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub_parser = functools.partial(sub.add_parser, formatter_class=_Help)
 
-    p = sub_parser("demo", help=demo.__doc__, description=demo.__doc__)
+    p = sub_parser("demo", help=_one_line(demo), description=_one_line(demo))
     _add_backend(p, "numpy")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument(
-        "--minutes", type=_positive(float), default=DEMO["minutes"], help="training time"
+        "--minutes",
+        type=_positive(float),
+        default=DEMO["minutes"],
+        help="training time in minutes, evaluation excluded",
     )
-    budget.add_argument("--steps", type=_positive(int), help="or this many training steps")
-    p.add_argument("--dtype", default="float32", choices=lm.backend.DTYPES)
-    p.add_argument("--seed", type=_number(int, 0), default=0, help="of the weights and sample")
+    budget.add_argument("--steps", type=_positive(int), help="or train for this many steps")
+    p.add_argument("--dtype", default="float32", choices=lm.backend.DTYPES, help=DTYPE_HELP)
+    p.add_argument(
+        "--seed", type=_number(int, 0), default=0, help="seed of the initial weights and the sample"
+    )
     p.set_defaults(run=demo)
 
     m, t = MODEL, TRAINING
-    p = sub_parser("train", help=train.__doc__, description=train.__doc__)
+    p = sub_parser("train", help=_one_line(train), description=_one_line(train))
     p.add_argument(
         "--text", required=True, type=_file_path, help="UTF-8 text file; its last 10%% validates"
     )
@@ -556,7 +570,7 @@ def _parser() -> argparse.ArgumentParser:
         "--minutes",
         type=_positive(float),
         default=MINUTES,
-        help="or for this much training time, evaluation excluded",
+        help="or for this many minutes of training, evaluation excluded",
     )
     p.add_argument("--lr", type=_positive(float), default=t.lr, help="peak Adam learning rate")
     p.add_argument(
@@ -575,13 +589,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seed", type=_number(int, 0), default=t.seed, help="seed of the initial weights"
     )
-    p.add_argument("--dtype", default="float32", choices=lm.backend.DTYPES)
+    p.add_argument("--dtype", default="float32", choices=lm.backend.DTYPES, help=DTYPE_HELP)
     p.add_argument("--out", type=_file_path, help="save the model here (.npz), also on Ctrl-C")
     p.add_argument("--history", type=_file_path, help="write the learning curve here (.json)")
     p.add_argument("--json", action="store_true", help="print one line of final metrics as JSON")
     p.set_defaults(run=train)
 
-    p = sub_parser("eval", help=evaluate.__doc__, description=evaluate.__doc__)
+    p = sub_parser("eval", help=_one_line(evaluate), description=_one_line(evaluate))
     p.add_argument(
         "--model", required=True, type=_file_path, help=".npz file written by polyrnn train"
     )
@@ -590,14 +604,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the metrics as one line of JSON")
     p.set_defaults(run=evaluate)
 
-    p = sub_parser("sample", help=sample.__doc__, description=sample.__doc__)
+    p = sub_parser("sample", help=_one_line(sample), description=_one_line(sample))
     p.add_argument(
         "--model", required=True, type=_file_path, help=".npz file written by polyrnn train"
     )
     p.add_argument(
         "--prompt",
-        help="text to continue (default: a newline, or the first character of the model's "
-        "vocabulary when it has none)",
+        help="text to continue; without it, a newline (or, when the model's vocabulary has "
+        "none, its first character)",
     )
     p.add_argument("--length", type=_number(int, 0), default=300, help="characters to generate")
     p.add_argument(
@@ -612,7 +626,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_backend(p, "numpy")
     p.set_defaults(run=sample)
 
-    sub.add_parser("check", help=check.__doc__, description=check.__doc__).set_defaults(run=check)
+    p = sub_parser("check", help=_one_line(check), description=_one_line(check))
+    p.set_defaults(run=check)
     return parser
 
 
