@@ -19,6 +19,7 @@ import time
 import numpy as np
 import pytest
 
+import polyrnn
 from polyrnn import _tree, cli, lm
 
 TEXT = (
@@ -655,3 +656,22 @@ def test_output_the_terminal_cannot_encode(tmp_path):
         "polyrnn: error: the output holds characters that this terminal's encoding (ascii) "
         "cannot show; set PYTHONIOENCODING=utf-8\n"
     )
+
+
+def test_check_compares_every_installed_library_with_numpy(capsys, monkeypatch):
+    """Each installed library's GRU scan within 1e-10 of NumPy float64; with NumPy alone
+    the command says there was nothing to compare, not that all libraries agree."""
+    assert cli.main(["check"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    rows = [line.split() for line in out[2:] if line.split()[0] in polyrnn.backends.LIBRARIES]
+    assert rows[0][:3] == ["numpy", np.__version__, "0.00e+00"]
+    assert all(float(row[2]) <= 1e-10 for row in rows)
+    installed = polyrnn.backends.installed("float64")
+    assert [row[0] for row in rows] == list(installed)
+    numpy_only = {"numpy": installed["numpy"]}
+    monkeypatch.setattr(polyrnn.backends, "installed", lambda dtype: numpy_only)
+    assert cli.main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert "only numpy is installed here: nothing to compare it with" in out
+    assert "agree" not in out
+    assert 'not checked (not installed or no device): jax ("polyrnn[jax]"), ' in out
