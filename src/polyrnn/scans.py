@@ -12,7 +12,6 @@ from typing import Any
 from . import _tree, _validate
 from ._cell import Cell
 from ._compat import Array, device
-from ._recurrence import move_time
 from .backends import get_adapter
 from .cells import ACTIVATIONS, GRU, LSTM, RNN
 from .params import GRUParams, LSTMParams, RNNParams
@@ -107,21 +106,6 @@ def _check(
     if lengths is not None:
         lengths = _validate.lengths(fn, lengths, lay, xs, adapter.concrete(xs))
     return adapter, lay, lengths
-
-
-def _prepare(
-    fn: str,
-    xs: Any,
-    params: Any,
-    cell: Cell,
-    states: dict[str, Any],
-    time_major: bool,
-    lengths: Any,
-) -> tuple[Any, _validate.ScanLayout, Array, Array | None]:
-    """:func:`_check`, and ``xs`` time-major."""
-    adapter, lay, lengths = _check(fn, xs, params, cell, states, time_major, lengths)
-    xs_tm = move_time(lay.xp, xs, len(lay.batch), time_major, inverse=False)
-    return adapter, lay, xs_tm, lengths
 
 
 def _zeros(lay: _validate.ScanLayout, xs: Array) -> Array:

@@ -32,7 +32,7 @@ from ._compat import Array, Namespace, array_namespace, device
 from ._recurrence import flat2d, move_time, outer, project, step_mask
 from .cells import ACTIVATIONS, GRU, LSTM, RNN
 from .params import GRUParams, LSTMParams, RNNParams
-from .scans import _prepare, _zeros, state_names
+from .scans import _check, _zeros, state_names
 
 __all__ = ["gru_scan_vjp", "lstm_scan_vjp", "rnn_scan_vjp"]
 
@@ -226,8 +226,9 @@ def _cell_scan_vjp(
 ) -> tuple[Array, Carry, Callable[[Any, tuple[Any, ...]], tuple[Array, Any, Carry]]]:
     """The forward pass and the ``backward(d_hs, d_last)`` closure of any cell's scan."""
     states = state_names(fn, cell, state0)
-    adapter, lay, xs_tm, lengths = _prepare(fn, xs, params, cell, states, time_major, lengths)
+    adapter, lay, lengths = _check(fn, xs, params, cell, states, time_major, lengths)
     xp, p = lay.xp, lay.params
+    xs_tm = move_time(xp, xs, len(lay.batch), time_major, inverse=False)
     carry0 = tuple(_zeros(lay, xs) if s is None else s for s in states.values())
     gx = project(xp, xs_tm, p.w_x, cell.bias(xp, p, **options))
     step, back, finish = cell.vjp(xp, p, adapter.sigmoid, **options)
