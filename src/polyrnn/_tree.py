@@ -42,10 +42,14 @@ def map_(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
     return rebuild([fn(*args) for args in zip(leaves, *others, strict=True)])
 
 
-def kinds(tree: Any) -> list[str]:
+def kinds(tree: Any) -> list[tuple[Any, ...]]:
     """Each leaf's shape and dtype (its type when it is not an array): what a scan's step
-    or an associative operator must keep."""
+    or an associative operator must keep.  Cheap to compare; :func:`describe` words it."""
     return [
-        f"{tuple(a.shape)} {a.dtype}" if is_array_api_obj(a) else type(a).__name__
-        for a in flatten(tree)[0]
+        (tuple(a.shape), a.dtype) if is_array_api_obj(a) else (type(a),) for a in flatten(tree)[0]
     ]
+
+
+def describe(found: list[tuple[Any, ...]]) -> list[str]:
+    """:func:`kinds` as words for an error message: ``"(2, 3) float64"`` or a type name."""
+    return [f"{k[0]} {k[1]}" if len(k) == 2 else k[0].__name__ for k in found]

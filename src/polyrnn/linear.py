@@ -153,7 +153,7 @@ def associative_scan(
         if returned != given:
             raise ValueError(
                 f"{fn_name}: fn must return leaves of the shapes and dtypes of its "
-                f"arguments: given {given}, returned {returned}"
+                f"arguments: given {_tree.describe(given)}, returned {_tree.describe(returned)}"
             )
         return out
 

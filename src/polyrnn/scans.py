@@ -74,7 +74,8 @@ def scan(
         if before != after:
             raise ValueError(
                 f"{fn}: step must return a carry of the structure, shapes and dtypes it was "
-                f"given (as jax.lax.scan requires): given {before}, returned {after}"
+                f"given (as jax.lax.scan requires): given {_tree.describe(before)}, "
+                f"returned {_tree.describe(after)}"
             )
         return new, y
 
