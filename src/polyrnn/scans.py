@@ -11,7 +11,7 @@ from typing import Any
 
 from . import _tree, _validate
 from ._cell import Cell
-from ._compat import Array, device
+from ._compat import Array
 from .backends import get_adapter
 from .cells import ACTIVATIONS, GRU, LSTM, RNN
 from .params import GRUParams, LSTMParams, RNNParams
@@ -107,10 +107,6 @@ def _check(
     if lengths is not None:
         lengths = _validate.lengths(fn, lengths, lay, xs, adapter.concrete(xs))
     return adapter, lay, lengths
-
-
-def _zeros(lay: _validate.ScanLayout, xs: Array) -> Array:
-    return lay.xp.zeros((*lay.batch, lay.hidden), dtype=xs.dtype, device=device(xs))
 
 
 def state_names(fn: str, cell: Cell, state0: Any) -> dict[str, Any]:

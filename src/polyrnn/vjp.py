@@ -29,10 +29,10 @@ from typing import Any
 from . import _validate
 from ._cell import Back, Carry, Cell, Finish, ResidualStep
 from ._compat import Array, Namespace, array_namespace, device
-from ._recurrence import flat2d, move_time, outer, project, step_mask
+from ._recurrence import flat2d, initial, move_time, outer, project, step_mask
 from .cells import ACTIVATIONS, GRU, LSTM, RNN
 from .params import GRUParams, LSTMParams, RNNParams
-from .scans import _check, _zeros, state_names
+from .scans import _check, state_names
 
 __all__ = ["gru_scan_vjp", "lstm_scan_vjp", "rnn_scan_vjp"]
 
@@ -229,7 +229,7 @@ def _cell_scan_vjp(
     adapter, lay, lengths = _check(fn, xs, params, cell, states, time_major, lengths)
     xp, p = lay.xp, lay.params
     xs_tm = move_time(xp, xs, len(lay.batch), time_major, inverse=False)
-    carry0 = tuple(_zeros(lay, xs) if s is None else s for s in states.values())
+    carry0 = tuple(initial(xp, xs_tm, lay.hidden, s) for s in states.values())
     gx = project(xp, xs_tm, p.w_x, cell.bias(xp, p, **options))
     step, back, finish = cell.vjp(xp, p, adapter.sigmoid, **options)
     return _bptt(
