@@ -61,7 +61,7 @@ def _vjp(xp, p, logistic, *, leak):
         return (dh * (1.0 - leak) + da @ w_h_t,), (da,)
 
     def finish(res, grads, d_b):
-        return _flat(xp, res[0]).T @ _flat(xp, grads[0]), d_b
+        return {"w_h": _flat(xp, res[0]).T @ _flat(xp, grads[0]), "b_h": d_b}
 
     return step, back, finish
 

@@ -121,9 +121,9 @@ def test_unknown_namespace_gets_reference_adapter():
 class CountingAdapter(polyrnn.backends.Adapter):
     calls = 0
 
-    def gru_scan(self, *args, **kwargs):
+    def cell_scan(self, *args, **kwargs):
         CountingAdapter.calls += 1
-        return super().gru_scan(*args, **kwargs)
+        return super().cell_scan(*args, **kwargs)
 
 
 def test_register_a_third_party_adapter():

@@ -14,8 +14,8 @@ __version__ = "0.1.0"
 _NAMES: dict[str, str] = {
     "GRUParams": "params",
     "LSTMParams": "params",
-    "MinGRUParams": "minrnn",
-    "MinLSTMParams": "minrnn",
+    "MinGRUParams": "params",
+    "MinLSTMParams": "params",
     "RNNParams": "params",
     "associative_scan": "linear",
     "cross_entropy": "metrics",
@@ -124,8 +124,6 @@ if TYPE_CHECKING:  # what __getattr__ provides, spelled out for type checkers
     from .linear import associative_scan, linear_scan, linear_scan_vjp
     from .metrics import cross_entropy, log_perplexity, log_softmax, logsumexp, perplexity
     from .minrnn import (
-        MinGRUParams,
-        MinLSTMParams,
         init_min_gru,
         init_min_lstm,
         min_gru_cell,
@@ -135,6 +133,15 @@ if TYPE_CHECKING:  # what __getattr__ provides, spelled out for type checkers
         min_lstm_scan,
         min_lstm_scan_vjp,
     )
-    from .params import GRUParams, LSTMParams, RNNParams, init_gru, init_lstm, init_rnn
+    from .params import (
+        GRUParams,
+        LSTMParams,
+        MinGRUParams,
+        MinLSTMParams,
+        RNNParams,
+        init_gru,
+        init_lstm,
+        init_rnn,
+    )
     from .scans import gru_scan, lstm_scan, rnn_scan, scan
     from .vjp import gru_scan_vjp, lstm_scan_vjp, rnn_scan_vjp

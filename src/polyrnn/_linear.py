@@ -19,9 +19,10 @@ Two algorithms give the same numbers (to rounding):
   slicing, ``stack`` and ``concat``), so it runs on NumPy, JAX, PyTorch, CuPy and
   array-api-strict alike.  ``h0`` is folded into the first processed ``b``.
 
-minGRU and minLSTM (Feng et al. 2024, "Were RNNs All We Needed?") are linear recurrences
-whose coefficients depend on the input only: one matrix product projects all steps, the
-gates give ``a`` and ``b`` for all steps at once, and one linear scan finishes the job.
+A linear cell (minGRU, minLSTM: Feng et al. 2024, "Were RNNs All We Needed?") is a linear
+recurrence whose coefficients depend on the input only: one matrix product projects all
+steps, the cell's linear form gives ``a`` and ``b`` for all steps at once, and one linear
+scan finishes the job (:func:`run`).
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _tree
+from ._cell import Cell
 from ._compat import Array, Namespace, device
-from ._recurrence import project, step_mask
+from ._recurrence import initial, project, step_mask
 
 if TYPE_CHECKING:
     from .backends import Adapter
@@ -155,42 +157,7 @@ def linear(
     return run(adapter, a, b, h0, reverse=reverse)
 
 
-# --- minGRU and minLSTM -------------------------------------------------------------------------
-
-
-def softplus(xp: Namespace, x: Array) -> Array:
-    """``log(1 + e^x)``, exact in both tails."""
-    return xp.maximum(x, xp.zeros_like(x)) + xp.log1p(xp.exp(-xp.abs(x)))
-
-
-def sigmoid_pair(xp: Namespace, x: Array) -> tuple[Array, Array]:
-    """``(σ(x), σ(-x))`` from one ``exp``, each exact in both tails (no ``1 - σ`` cancellation)."""
-    e = xp.exp(-xp.abs(x))
-    r = 1.0 / (1.0 + e)  # σ(|x|)
-    q = e * r  # σ(-|x|)
-    pos = x >= 0
-    return xp.where(pos, r, q), xp.where(pos, q, r)
-
-
-def min_gru_gates(xp: Namespace, gx: Array, n_h: int) -> tuple[Array, Array, Array]:
-    """``(a, b, z)`` of minGRU from ``gx = x W_x + b_x``, ``(..., 2H)`` with gates ``(z, h̃)``.
-
-    ``a = 1 - z`` is computed as ``σ(-k_z)``, exact also where ``z`` rounds to 1.
-    """
-    z, a = sigmoid_pair(xp, gx[..., :n_h])
-    return a, z * gx[..., n_h:], z
-
-
-def min_lstm_gates(xp: Namespace, gx: Array, n_h: int) -> tuple[Array, Array, Array, Array]:
-    r"""``(a, b, f', i')`` of minLSTM from ``gx``, ``(..., 3H)`` with gates ``(f, i, h̃)``.
-
-    ``f' = f / (f + i) = σ(d)`` and ``i' = i / (f + i) = σ(-d)`` with
-    ``d = log f - log i = softplus(-k_i) - softplus(-k_f)``: no division, no ``0 / 0``
-    where both gates underflow.
-    """
-    k_f, k_i = gx[..., :n_h], gx[..., n_h : 2 * n_h]
-    f, i = sigmoid_pair(xp, softplus(xp, -k_i) - softplus(xp, -k_f))
-    return f, i * gx[..., 2 * n_h :], f, i
+# --- linear cells (minGRU, minLSTM) -------------------------------------------------------------
 
 
 def mask_coefficients(xp: Namespace, a: Array, b: Array, mask: Array | None) -> tuple[Array, Array]:
@@ -200,36 +167,37 @@ def mask_coefficients(xp: Namespace, a: Array, b: Array, mask: Array | None) -> 
     return xp.where(mask, a, xp.ones_like(a)), xp.where(mask, b, xp.zeros_like(b))
 
 
-def min_rnn(
+def run(
+    cell: Cell,
     adapter: Adapter,
     xs: Array,
     params: Any,
-    h0: Array,
+    state0: tuple[Array | None],
     *,
-    kind: str,
     lengths: Array | None,
     reverse: bool,
     method: str,
-) -> tuple[Array, Array]:
-    """minGRU (``kind="gru"``) or minLSTM (``"lstm"``) over time-major ``xs (T, ..., D)``.
+) -> tuple[Array, tuple[Array]]:
+    """The scan of a linear cell over time-major ``xs (T, ..., D)``: ``(hs, (h_last,))``.
 
-    Masked steps have ``a = 1, b = 0``, so the state is carried through them; a reverse
-    scan meets a sequence's padding first (keeping ``h0``) and then its valid steps from
-    the last one down, which is how ``polyrnn._recurrence`` reads it by flipping.
+    One projection, the coefficients of all steps (:meth:`Adapter.coefficients`), one
+    linear scan by ``method``.  Masked steps have ``a = 1, b = 0``, so the state is carried
+    through them; a reverse scan meets a sequence's padding first (keeping ``h0``) and then
+    its valid steps from the last one down, which is how ``polyrnn._recurrence`` reads it
+    by flipping.
     """
     xp = adapter.xp
-    n_h = h0.shape[-1]
+    n_h = params.b_x.shape[-1] // cell.gates
+    h0 = initial(xp, xs, n_h, state0[0])
     if xs.shape[0] == 0:
-        return xp.zeros((0, *h0.shape), dtype=h0.dtype, device=device(h0)), h0
-    gx = project(xp, xs, params.w_x, params.b_x)
-    gates = adapter.min_gru_gates if kind == "gru" else adapter.min_lstm_gates
-    a, b = gates(gx, n_h)
+        return xp.zeros((0, *h0.shape), dtype=h0.dtype, device=device(h0)), (h0,)
+    a, b = adapter.coefficients(cell, project(xp, xs, params.w_x, cell.bias(xp, params)), n_h)
     mask = step_mask(xp, lengths, xs.shape[0])
     a, b = mask_coefficients(xp, a, b, mask)
     hs, h_last = adapter.linear_scan(a, b, h0, reverse=reverse, method=method)
     if mask is not None:
         hs = xp.where(mask, hs, xp.zeros_like(hs))
-    return hs, h_last
+    return hs, (h_last,)
 
 
 # --- reverse mode -------------------------------------------------------------------------------

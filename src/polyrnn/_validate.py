@@ -120,10 +120,46 @@ def params(
     return p, n_h
 
 
+def linear_params(
+    fn: str, p: Any, cls: type, n_in: int, xp: Namespace, dtype: Any
+) -> tuple[Any, int]:
+    """``p`` as the container ``cls`` of a linear cell, ``(w_x (D, G H), b_x (G H,))``;
+    returns it and H."""
+    if isinstance(p, tuple) and type(p) is not tuple and not isinstance(p, cls):
+        raise TypeError(f"{fn}: params must be {cls.__name__}, got {type(p).__name__}")
+    if not isinstance(p, tuple | list) or len(p) != 2:
+        raise TypeError(f"{fn}: params must be {cls.__name__}(w_x, b_x), got {_describe(p)}")
+    p = cls(*p)
+    g = GATES[cls]
+    for name, a in zip(p._fields, p, strict=True):
+        if not is_array_api_obj(a):
+            raise TypeError(f"{fn}: params.{name} must be an array, got {_describe(a)}")
+        floating(fn, f"params.{name}", a, xp, dtype)
+    w = p.w_x
+    if w.ndim != 2 or w.shape[0] != n_in or w.shape[1] % g or w.shape[1] == 0:
+        raise ValueError(
+            f"{fn}: params.w_x must have shape (D, {g}*H) with D={n_in} from the input, "
+            f"got {tuple(w.shape)}"
+        )
+    n_h = w.shape[1] // g
+    shape(fn, "params.b_x", p.b_x, (g * n_h,), f"H={n_h}")
+    return p, n_h
+
+
 def choice(fn: str, name: str, value: Any, options: Any) -> None:
     """``value`` is one of ``options`` (a collection of names)."""
     if not isinstance(value, str) or value not in options:
         raise ValueError(f"{fn}: {name} must be one of {sorted(options)}, got {value!r}")
+
+
+def container(
+    fn: str, p: Any, cls: type, n_in: int, xp: Namespace, dtype: Any, gates: int | None = None
+) -> tuple[Any, int]:
+    """:func:`params` for a container with recurrent weights, :func:`linear_params` for one
+    without (a linear cell's)."""
+    if "w_h" in cls._fields:  # type: ignore[attr-defined]
+        return params(fn, p, cls, n_in, xp, dtype, gates)
+    return linear_params(fn, p, cls, n_in, xp, dtype)
 
 
 def step_inputs(fn: str, p: Any, cls: type, x: Any, **states: Any) -> tuple[Namespace, Any]:
@@ -132,7 +168,7 @@ def step_inputs(fn: str, p: Any, cls: type, x: Any, **states: Any) -> tuple[Name
     floating(fn, "x", x, xp)
     if x.ndim < 1:
         raise ValueError(f"{fn}: x must have shape (..., D), got a 0-d array")
-    p, n_h = params(fn, p, cls, x.shape[-1], xp, x.dtype)
+    p, n_h = container(fn, p, cls, x.shape[-1], xp, x.dtype)
     for name, s in states.items():
         if s is None:
             raise TypeError(f"{fn}: {name} must be an array, got None")
@@ -167,7 +203,7 @@ def scan_inputs(
         return quick
     xp = namespace(fn, {"xs": xs, **states, **_named_params(p)})
     steps, batch = sequence(fn, xs, xp, time_major)
-    p, n_h = params(fn, p, cls, xs.shape[-1], xp, xs.dtype, gates)
+    p, n_h = container(fn, p, cls, xs.shape[-1], xp, xs.dtype, gates)
     for name, s in states.items():
         if s is not None:
             floating(fn, name, s, xp, xs.dtype)
@@ -214,13 +250,15 @@ def _common_scan_layout(
         return None
     if not xp.isdtype(dtype, "real floating"):
         return None
-    gh, n_in = p.w_h.shape[-1], xs.shape[-1]
+    gh, n_in = p.w_x.shape[-1], xs.shape[-1]
     n_h = gh // gates
     steps, batch = _steps_and_batch(xs, time_major)
-    expected = [(n_h, gh), (n_in, gh), (gh,), (gh,)]
-    shapes = [tuple(p.w_h.shape), tuple(p.w_x.shape), tuple(p.b_x.shape), tuple(p.b_h.shape)]
-    shapes += [tuple(s.shape) for s in states.values() if s is not None]
-    if n_h * gates != gh or shapes != expected + [(*batch, n_h)] * (len(shapes) - 4):
+    expected = {"w_x": (n_in, gh), "w_h": (n_h, gh), "b_x": (gh,), "b_h": (gh,)}
+    shapes = [tuple(a.shape) for a in p] + [
+        tuple(s.shape) for s in states.values() if s is not None
+    ]
+    expected_shapes = [expected[f] for f in p._fields] + [(*batch, n_h)] * (len(shapes) - len(p))
+    if n_h == 0 or n_h * gates != gh or shapes != expected_shapes:
         return None
     return ScanLayout(xp, p, steps, batch, n_h)
 
@@ -253,7 +291,10 @@ def lengths(fn: str, lengths: Any, layout: ScanLayout, xs: Array, concrete: bool
 
 
 def _named_params(p: Any) -> dict[str, Any]:
-    if isinstance(p, tuple | list) and len(p) == 4:
-        fields = getattr(p, "_fields", ("w_x", "w_h", "b_x", "b_h"))
+    """The parameters by the names messages give them, for a container or a plain tuple of
+    four (``w_x, w_h, b_x, b_h``) or two (``w_x, b_x``, a linear cell's) arrays."""
+    plain = {4: ("w_x", "w_h", "b_x", "b_h"), 2: ("w_x", "b_x")}
+    if isinstance(p, tuple | list) and len(p) in plain:
+        fields = getattr(p, "_fields", plain[len(p)])
         return {f"params.{f}": a for f, a in zip(fields, p, strict=True)}
     return {}

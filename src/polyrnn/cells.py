@@ -12,10 +12,20 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _validate
-from ._cell import Back, Carry, Cell, Finish, Logistic, ResidualStep, Step
+from ._cell import (
+    Back,
+    Carry,
+    Cell,
+    Coefficients,
+    Finish,
+    Logistic,
+    Primitives,
+    ResidualStep,
+    Step,
+)
 from ._compat import Array, Namespace
 from ._recurrence import flat2d, outer
-from .params import GRUParams, LSTMParams, RNNParams
+from .params import GRUParams, LSTMParams, MinGRUParams, MinLSTMParams, RNNParams
 
 __all__ = ["gru_cell", "lstm_cell", "rnn_cell"]
 
@@ -24,6 +34,11 @@ def sigmoid(xp: Namespace, x: Array) -> Array:
     """Logistic function, exact in both tails: ``e = exp(-|x|)``, no overflow."""
     e = xp.exp(-xp.abs(x))
     return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def softplus(xp: Namespace, x: Array) -> Array:
+    """``log(1 + e^x)``, exact in both tails."""
+    return xp.maximum(x, xp.zeros_like(x)) + xp.log1p(xp.exp(-xp.abs(x)))
 
 
 ACTIVATIONS: dict[str, Callable[[Namespace, Array], Array]] = {
@@ -303,8 +318,8 @@ def _rnn_vjp(
             da = xp.where(y > 0, dy, xp.zeros_like(dy))
         return (da @ w_h_t,), (da,)
 
-    def finish(res: tuple[Array, ...], grads: tuple[Array, ...], db: Array) -> tuple[Array, Array]:
-        return outer(xp, res[0], grads[0]), db
+    def finish(res: tuple[Array, ...], grads: tuple[Array, ...], db: Array) -> dict[str, Array]:
+        return {"w_h": outer(xp, res[0], grads[0]), "b_h": db}
 
     return step, back, finish
 
@@ -343,17 +358,17 @@ def _gru_vjp(
             return (dh_prev + dgh @ w_h_t,), (dgx, dgh)
         return (dh_prev + da_rz @ w_rz_t,), (dgx,)
 
-    def finish(res: tuple[Array, ...], grads: tuple[Array, ...], db: Array) -> tuple[Array, Array]:
+    def finish(res: tuple[Array, ...], grads: tuple[Array, ...], db: Array) -> dict[str, Array]:
         h, q = res[0], res[4]
         if reset_after:
             dgh = grads[1]
             db_h = xp.concat([db[: 2 * n_h], xp.sum(flat2d(xp, dgh[..., 2 * n_h :]), axis=0)])
-            return outer(xp, h, dgh), db_h
+            return {"w_h": outer(xp, h, dgh), "b_h": db_h}
         dgx = grads[0]
         dw_h = xp.concat(
             [outer(xp, h, dgx[..., : 2 * n_h]), outer(xp, q, dgx[..., 2 * n_h :])], axis=1
         )
-        return dw_h, db
+        return {"w_h": dw_h, "b_h": db}
 
     return step, back, finish
 
@@ -383,10 +398,66 @@ def _lstm_vjp(
         )
         return (da @ w_h_t, dc * f), (da,)
 
-    def finish(res: tuple[Array, ...], grads: tuple[Array, ...], db: Array) -> tuple[Array, Array]:
-        return outer(xp, res[0], grads[0]), db
+    def finish(res: tuple[Array, ...], grads: tuple[Array, ...], db: Array) -> dict[str, Array]:
+        return {"w_h": outer(xp, res[0], grads[0]), "b_h": db}
 
     return step, back, finish
+
+
+# --- the linear cells: minGRU and minLSTM (Feng et al. 2024), see polyrnn.minrnn ---
+
+
+def _min_gru_linear(
+    xp: Namespace, gx: Array, n_h: int, ops: Primitives
+) -> tuple[Array, Array, Callable[[Array, Array], Array]]:
+    """``a = 1 - z = σ(-k)`` (exact where ``z`` rounds to 1) and ``b = z h̃`` from
+    ``gx = (k, h̃)``; backwards ``dk = (db h̃ - da) z a``, ``dh̃ = db z``."""
+    sigmoid, _ = ops
+    k, cand = gx[..., :n_h], gx[..., n_h:]
+    z, a = sigmoid(xp, k), sigmoid(xp, -k)
+
+    def back(d_a: Array, d_b: Array) -> Array:
+        return xp.concat([(d_b * cand - d_a) * (z * a), d_b * z], axis=-1)
+
+    return a, z * cand, back
+
+
+def _min_lstm_linear(
+    xp: Namespace, gx: Array, n_h: int, ops: Primitives
+) -> tuple[Array, Array, Callable[[Array, Array], Array]]:
+    """``a = f / (f + i) = σ(d)`` and ``b = σ(-d) h̃`` with ``d = log f - log i =
+    softplus(-k_i) - softplus(-k_f)``, from ``gx = (k_f, k_i, h̃)``: no division, no
+    ``0 / 0`` where both gates underflow.  Backwards ``dd = (da - db h̃) f' i'``,
+    ``dk_f = dd σ(-k_f)``, ``dk_i = -dd σ(-k_i)``, ``dh̃ = db i'``."""
+    sigmoid, softplus_ = ops
+    k_f, k_i, cand = gx[..., :n_h], gx[..., n_h : 2 * n_h], gx[..., 2 * n_h :]
+    d = softplus_(xp, -k_i) - softplus_(xp, -k_f)
+    f, i = sigmoid(xp, d), sigmoid(xp, -d)
+
+    def back(d_a: Array, d_b: Array) -> Array:
+        d_d = (d_a - d_b * cand) * (f * i)
+        return xp.concat([d_d * sigmoid(xp, -k_f), -(d_d * sigmoid(xp, -k_i)), d_b * i], axis=-1)
+
+    return f, i * cand, back
+
+
+def _linear_step(form: Coefficients, gates: int) -> Callable[..., Step]:
+    """The step ``h' = a h + b`` of a linear cell, with the reference softplus."""
+
+    def make(xp: Namespace, p: Any, logistic: Logistic) -> Step:
+        n_h, ops = p.b_x.shape[-1] // gates, (logistic, softplus)
+
+        def step(c: Carry, g: Array) -> Carry:
+            a, b, _ = form(xp, g, n_h, ops)
+            return (a * c[0] + b,)
+
+        return step
+
+    return make
+
+
+def _input_bias(xp: Namespace, p: Any) -> Array:
+    return p.b_x
 
 
 RNN = Cell("rnn", RNNParams, 1, ("h",), _plain_bias, _rnn_step, _rnn_vjp, ("activation",))
@@ -395,6 +466,20 @@ GRU = Cell("gru", GRUParams, 3, ("h",), _gru_bias, _gru_step, _gru_vjp, ("reset_
 """The GRU: :func:`gru_scan`, :func:`~polyrnn.vjp.gru_scan_vjp`."""
 LSTM = Cell("lstm", LSTMParams, 4, ("h", "c"), _plain_bias, _lstm_step, _lstm_vjp)
 """The LSTM: :func:`lstm_scan`, :func:`~polyrnn.vjp.lstm_scan_vjp`."""
-BUILTIN = {cell.name: cell for cell in (RNN, GRU, LSTM)}
-"""The built-in cells by name: an adapter's ``rnn_scan``, ``gru_scan`` and ``lstm_scan``
-serve them."""
+MIN_GRU = Cell(
+    "min_gru", MinGRUParams, 2, ("h",), _input_bias, _linear_step(_min_gru_linear, 2), None,
+    linear=_min_gru_linear,
+)  # fmt: skip
+"""minGRU: :func:`~polyrnn.min_gru_scan`, :func:`~polyrnn.min_gru_scan_vjp`."""
+MIN_LSTM = Cell(
+    "min_lstm", MinLSTMParams, 3, ("h",), _input_bias, _linear_step(_min_lstm_linear, 3), None,
+    linear=_min_lstm_linear,
+)  # fmt: skip
+"""minLSTM: :func:`~polyrnn.min_lstm_scan`, :func:`~polyrnn.min_lstm_scan_vjp`."""
+BUILTIN = {cell.name: cell for cell in (RNN, GRU, LSTM, MIN_GRU, MIN_LSTM)}
+"""The built-in cells by name: an adapter may hold a fused kernel for each."""
+
+
+def builtin(cell: Cell) -> bool:
+    """Whether ``cell`` is one of :data:`BUILTIN` (a user's record may reuse a name)."""
+    return BUILTIN.get(cell.name) is cell

@@ -44,24 +44,11 @@ from typing import Any, NamedTuple
 
 from . import _linear, _tree, _validate
 from ._compat import Array, Namespace, device
+from ._prologue import check_method, cotangent, resolve_method
 from ._recurrence import move_time
 from .backends import Adapter, get_adapter
-from .vjp import _cotangent
 
 __all__ = ["associative_scan", "linear_scan", "linear_scan_vjp"]
-
-
-def check_method(fn: str, method: Any) -> None:
-    """``method`` is one of ``"auto"``, ``"sequential"``, ``"parallel"``."""
-    if not isinstance(method, str) or method not in _linear.METHODS:
-        raise ValueError(f"{fn}: method must be one of {list(_linear.METHODS)}, got {method!r}")
-
-
-def resolve_method(adapter: Adapter, method: str, x: Array, steps: int, width: int) -> str:
-    """``method`` with ``"auto"`` replaced by the adapter's choice for ``x``'s device and shape."""
-    if method == "auto":
-        return adapter.linear_method(x, steps=steps, width=width)
-    return method
 
 
 def associative_scan(
@@ -340,8 +327,8 @@ def linear_scan_vjp(
     why = f"batch shape {lay.batch} of a, then H={lay.hidden}"
 
     def backward(d_hs: Array | None = None, d_h_last: Array | None = None) -> Any:
-        d_hs = _cotangent(fn, "d_hs", d_hs, xs=a, expected=hs_shape, why="the shape of hs")
-        d_h_last = _cotangent(fn, "d_h_last", d_h_last, xs=a, expected=state, why=why)
+        d_hs = cotangent(fn, "d_hs", d_hs, xs=a, expected=hs_shape, why="the shape of hs")
+        d_h_last = cotangent(fn, "d_h_last", d_h_last, xs=a, expected=state, why=why)
         dy = move_time(xp, d_hs, nb, time_major, inverse=False)
         d_a, d_b, d_h0 = _linear.linear_backward(
             adapter, a_tm, hs_tm, h0, dy, d_h_last, reverse=reverse, method=method

@@ -26,18 +26,14 @@ MinLSTMParams   3  ``(D, 3H)``  ``(3H,)``  ``(f, i, h̃)``: forget, input, candi
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
-from . import _linear, _validate
-from ._compat import Array, Namespace, device, is_array_api_obj
-from ._recurrence import flat2d, move_time, outer, project, step_mask
-from .backends import Adapter, get_adapter
-from .cells import sigmoid
-from .linear import check_method, resolve_method
-from .params import init_uniform
-from .vjp import _cotangent
+from . import _bptt, _prologue, _validate
+from ._compat import Array
+from ._prologue import one_state
+from .cells import MIN_GRU, MIN_LSTM, sigmoid
+from .params import GATES, MinGRUParams, MinLSTMParams, init_uniform
 
 __all__ = [
     "MinGRUParams",
@@ -51,28 +47,6 @@ __all__ = [
     "min_lstm_scan",
     "min_lstm_scan_vjp",
 ]
-
-
-class MinGRUParams(NamedTuple):
-    """minGRU weights, gates ``(z, h̃)`` stacked along the last axis."""
-
-    w_x: Array
-    """Input weights, ``(D, 2H)``: columns ``[0, H)`` the update gate, ``[H, 2H)`` the candidate."""
-    b_x: Array
-    """Bias, ``(2H,)``, in the same order."""
-
-
-class MinLSTMParams(NamedTuple):
-    """minLSTM weights, gates ``(f, i, h̃)`` stacked along the last axis."""
-
-    w_x: Array
-    """Input weights, ``(D, 3H)``: forget gate, input gate, candidate, ``H`` columns each."""
-    b_x: Array
-    """Bias, ``(3H,)``, in the same order."""
-
-
-GATES: dict[type, int] = {MinGRUParams: 2, MinLSTMParams: 3}
-"""Number of gate blocks G of each container: ``w_x`` is ``(D, G*H)``."""
 
 
 # --- initialisation -----------------------------------------------------------------------------
@@ -171,89 +145,6 @@ def init_min_lstm(
     )
 
 
-# --- validation ---------------------------------------------------------------------------------
-
-
-def _named(p: Any) -> dict[str, Any]:
-    if isinstance(p, tuple | list) and len(p) == 2:
-        return {"params.w_x": p[0], "params.b_x": p[1]}
-    return {}
-
-
-def _params(fn: str, p: Any, cls: type, n_in: int, xp: Namespace, dtype: Any) -> tuple[Any, int]:
-    """``p`` as a ``cls`` with consistent shapes; returns it and the hidden size H."""
-    if isinstance(p, tuple) and type(p) is not tuple and not isinstance(p, cls):
-        raise TypeError(f"{fn}: params must be {cls.__name__}, got {type(p).__name__}")
-    if not isinstance(p, tuple | list) or len(p) != 2:
-        raise TypeError(
-            f"{fn}: params must be {cls.__name__}(w_x, b_x), got {type(p).__module__}."
-            f"{type(p).__qualname__}"
-        )
-    p = cls(*p)
-    g = GATES[cls]
-    for name, a in zip(p._fields, p, strict=True):
-        if not is_array_api_obj(a):
-            raise TypeError(f"{fn}: params.{name} must be an array, got {type(a).__name__}")
-        _validate.floating(fn, f"params.{name}", a, xp, dtype)
-    w = p.w_x
-    if w.ndim != 2 or w.shape[0] != n_in or w.shape[1] % g or w.shape[1] == 0:
-        raise ValueError(
-            f"{fn}: params.w_x must have shape (D, {g}*H) with D={n_in} from the input, "
-            f"got {tuple(w.shape)}"
-        )
-    n_h = w.shape[1] // g
-    _validate.shape(fn, "params.b_x", p.b_x, (g * n_h,), f"H={n_h}")
-    return p, n_h
-
-
-def _scan_inputs(
-    fn: str, xs: Any, p: Any, cls: type, h0: Any, time_major: bool, method: Any, lengths: Any
-) -> tuple[_validate.ScanLayout, Adapter, Any]:
-    check_method(fn, method)
-    xp = _validate.namespace(fn, {"xs": xs, "h0": h0, **_named(p)})
-    steps, batch = _validate.sequence(fn, xs, xp, time_major)
-    p, n_h = _params(fn, p, cls, xs.shape[-1], xp, xs.dtype)
-    if h0 is not None:
-        _validate.floating(fn, "h0", h0, xp, xs.dtype)
-        _validate.shape(fn, "h0", h0, (*batch, n_h), f"batch shape {batch} of xs, then H={n_h}")
-    lay = _validate.ScanLayout(xp, p, steps, batch, n_h)
-    adapter = get_adapter(xp)
-    if lengths is not None:
-        lengths = _validate.lengths(fn, lengths, lay, xs, adapter.concrete(xs))
-    return lay, adapter, lengths
-
-
-def _prepare(
-    fn: str,
-    xs: Any,
-    p: Any,
-    cls: type,
-    h0: Any,
-    time_major: bool,
-    method: Any,
-    lengths: Any,
-) -> tuple[_validate.ScanLayout, Adapter, Array, Array, Array | None, str]:
-    """Validate; return the layout, adapter, time-major ``xs``, ``h0``, lengths and method."""
-    lay, adapter, lengths = _scan_inputs(fn, xs, p, cls, h0, time_major, method, lengths)
-    xp = lay.xp
-    if h0 is None:
-        h0 = xp.zeros((*lay.batch, lay.hidden), dtype=xs.dtype, device=device(xs))
-    xs_tm = move_time(xp, xs, len(lay.batch), time_major, inverse=False)
-    width = lay.hidden * math.prod(lay.batch)
-    return lay, adapter, xs_tm, h0, lengths, resolve_method(adapter, method, xs, lay.steps, width)
-
-
-def _step_inputs(fn: str, p: Any, cls: type, h: Any, x: Any) -> tuple[Namespace, Any, int]:
-    xp = _validate.namespace(fn, {"x": x, "h": h, **_named(p)})
-    _validate.floating(fn, "x", x, xp)
-    if x.ndim < 1:
-        raise ValueError(f"{fn}: x must have shape (..., D), got a 0-d array")
-    p, n_h = _params(fn, p, cls, x.shape[-1], xp, x.dtype)
-    _validate.floating(fn, "h", h, xp, x.dtype, "x")
-    _validate.shape(fn, "h", h, (*x.shape[:-1], n_h), "the batch shape of x, then H")
-    return xp, p, n_h
-
-
 # --- cells --------------------------------------------------------------------------------------
 
 
@@ -292,9 +183,8 @@ def min_gru_cell(params: MinGRUParams, h: Array, x: Array) -> Array:
     >>> polyrnn.min_gru_cell(p, np.zeros(2), np.ones(3)).round(4)
     array([ 0.1623, -0.6751])
     """
-    xp, p, n_h = _step_inputs("min_gru_cell", params, MinGRUParams, h, x)
-    a, b, _ = _linear.min_gru_gates(xp, x @ p.w_x + p.b_x, n_h)
-    return a * h + b
+    xp, p = _validate.step_inputs("min_gru_cell", params, MinGRUParams, x, h=h)
+    return MIN_GRU.step(xp, p, sigmoid)((h,), x @ p.w_x + p.b_x)[0]
 
 
 def min_lstm_cell(params: MinLSTMParams, h: Array, x: Array) -> Array:
@@ -332,31 +222,11 @@ def min_lstm_cell(params: MinLSTMParams, h: Array, x: Array) -> Array:
     >>> polyrnn.min_lstm_cell(p, np.ones(2), np.ones(3)).round(4)
     array([1.1172, 0.5952])
     """
-    xp, p, n_h = _step_inputs("min_lstm_cell", params, MinLSTMParams, h, x)
-    a, b = _linear.min_lstm_gates(xp, x @ p.w_x + p.b_x, n_h)[:2]
-    return a * h + b
+    xp, p = _validate.step_inputs("min_lstm_cell", params, MinLSTMParams, x, h=h)
+    return MIN_LSTM.step(xp, p, sigmoid)((h,), x @ p.w_x + p.b_x)[0]
 
 
 # --- scans --------------------------------------------------------------------------------------
-
-
-def _scan(
-    fn: str,
-    cls: type,
-    xs: Array,
-    params: Any,
-    h0: Array | None,
-    time_major: bool,
-    reverse: bool,
-    lengths: Array | None,
-    method: str,
-) -> tuple[Array, Array]:
-    lay, adapter, xs_tm, h0, lengths, method = _prepare(
-        fn, xs, params, cls, h0, time_major, method, lengths
-    )
-    run = adapter.min_gru_scan if cls is MinGRUParams else adapter.min_lstm_scan
-    hs, h_last = run(xs_tm, lay.params, h0, lengths=lengths, reverse=bool(reverse), method=method)
-    return move_time(lay.xp, hs, len(lay.batch), time_major, inverse=True), h_last
 
 
 def min_gru_scan(
@@ -430,7 +300,11 @@ def min_gru_scan(
     True
     """
     _validate.flags("min_gru_scan", time_major=time_major, reverse=reverse)
-    return _scan("min_gru_scan", MinGRUParams, xs, params, h0, time_major, reverse, lengths, method)
+    options = {"method": method}
+    hs, (h,) = _prologue.scan(
+        "min_gru_scan", MIN_GRU, xs, params, h0, time_major, reverse, lengths, options
+    )
+    return hs, h
 
 
 def min_lstm_scan(
@@ -478,69 +352,14 @@ def min_lstm_scan(
     ((4, 2), True)
     """
     _validate.flags("min_lstm_scan", time_major=time_major, reverse=reverse)
-    return _scan(
-        "min_lstm_scan", MinLSTMParams, xs, params, h0, time_major, reverse, lengths, method
+    options = {"method": method}
+    hs, (h,) = _prologue.scan(
+        "min_lstm_scan", MIN_LSTM, xs, params, h0, time_major, reverse, lengths, options
     )
+    return hs, h
 
 
 # --- hand-written gradients ---------------------------------------------------------------------
-
-
-def _scan_vjp(
-    fn: str,
-    cls: type,
-    xs: Array,
-    params: Any,
-    h0: Array | None,
-    time_major: bool,
-    reverse: bool,
-    lengths: Array | None,
-    method: str,
-) -> tuple[tuple[Array, Array], Callable[..., tuple[Array, Any, Array]]]:
-    lay, adapter, xs_tm, h0, lengths, method = _prepare(
-        fn, xs, params, cls, h0, time_major, method, lengths
-    )
-    xp, p, n_h, nb = lay.xp, lay.params, lay.hidden, len(lay.batch)
-    reverse = bool(reverse)
-    gx = project(xp, xs_tm, p.w_x, p.b_x)  # (T, ..., G*H)
-    if cls is MinGRUParams:
-        a, b, z = _linear.min_gru_gates(xp, gx, n_h)
-    else:
-        a, b, f, i = _linear.min_lstm_gates(xp, gx, n_h)
-    mask = step_mask(xp, lengths, lay.steps) if lay.steps else None
-    a_m, b_m = _linear.mask_coefficients(xp, a, b, mask)
-    hs_raw, h_last = adapter.linear_scan(a_m, b_m, h0, reverse=reverse, method=method)
-    hs_tm = hs_raw if mask is None else xp.where(mask, hs_raw, xp.zeros_like(hs_raw))
-    hs = move_time(xp, hs_tm, nb, time_major, inverse=True)
-    hs_shape, state = tuple(hs.shape), (*lay.batch, n_h)
-    why = f"batch shape {lay.batch} of xs, then H={n_h}"
-
-    def backward(d_hs: Array | None = None, d_h_last: Array | None = None) -> Any:
-        d_hs = _cotangent(fn, "d_hs", d_hs, xs=xs, expected=hs_shape, why="the shape of hs")
-        d_h_last = _cotangent(fn, "d_h_last", d_h_last, xs=xs, expected=state, why=why)
-        dy = move_time(xp, d_hs, nb, time_major, inverse=False)
-        if mask is not None:
-            dy = xp.where(mask, dy, xp.zeros_like(dy))
-        d_a, d_b, d_h0 = _linear.linear_backward(
-            adapter, a_m, hs_raw, h0, dy, d_h_last, reverse=reverse, method=method
-        )
-        if mask is not None:  # a = 1, b = 0 at masked steps: no gradient reaches the gates
-            d_a = xp.where(mask, d_a, xp.zeros_like(d_a))
-            d_b = xp.where(mask, d_b, xp.zeros_like(d_b))
-        cand = gx[..., -n_h:]
-        if cls is MinGRUParams:  # a = σ(-k), b = σ(k) h̃: da/dk = -z a, dz/dk = z a
-            d_k = (d_b * cand - d_a) * (z * a)
-            d_gx = xp.concat([d_k, d_b * z], axis=-1)
-        else:  # a = σ(d), b = σ(-d) h̃, d = softplus(-k_i) - softplus(-k_f)
-            d_d = (d_a - d_b * cand) * (f * i)
-            d_kf = d_d * sigmoid(xp, -gx[..., :n_h])
-            d_ki = -(d_d * sigmoid(xp, -gx[..., n_h : 2 * n_h]))
-            d_gx = xp.concat([d_kf, d_ki, d_b * i], axis=-1)
-        d_xs = project(xp, d_gx, p.w_x.T, xp.zeros_like(p.w_x[:, 0]))
-        d_params = cls(outer(xp, xs_tm, d_gx), xp.sum(flat2d(xp, d_gx), axis=0))
-        return move_time(xp, d_xs, nb, time_major, inverse=True), d_params, d_h0
-
-    return (hs, h_last), backward
 
 
 def min_gru_scan_vjp(
@@ -596,8 +415,9 @@ def min_gru_scan_vjp(
     True
     """
     _validate.flags("min_gru_scan_vjp", time_major=time_major, reverse=reverse)
-    return _scan_vjp(
-        "min_gru_scan_vjp", MinGRUParams, xs, params, h0, time_major, reverse, lengths, method
+    fn, options = "min_gru_scan_vjp", {"method": method}
+    return one_state(
+        *_bptt.scan_vjp(fn, MIN_GRU, xs, params, h0, time_major, reverse, lengths, options)
     )
 
 
@@ -637,6 +457,7 @@ def min_lstm_scan_vjp(
     ((2, 4, 3), (6,), (2, 2))
     """
     _validate.flags("min_lstm_scan_vjp", time_major=time_major, reverse=reverse)
-    return _scan_vjp(
-        "min_lstm_scan_vjp", MinLSTMParams, xs, params, h0, time_major, reverse, lengths, method
+    fn, options = "min_lstm_scan_vjp", {"method": method}
+    return one_state(
+        *_bptt.scan_vjp(fn, MIN_LSTM, xs, params, h0, time_major, reverse, lengths, options)
     )

@@ -1,6 +1,6 @@
 """Parameter containers and their initialisers.
 
-Every container is a :class:`typing.NamedTuple` of four arrays, so it is a JAX pytree,
+Every container is a :class:`typing.NamedTuple` of arrays, so it is a JAX pytree,
 a tuple PyTorch optimisers can iterate, and a plain record everywhere else.  Weights
 use the row-vector convention ``y = x @ w`` with the gates stacked along the last axis
 in the order of :class:`torch.nn.GRU` / :class:`torch.nn.LSTM`:
@@ -12,6 +12,10 @@ RNNParams     1   ``(D, H)``       ``(H, H)``       ``(H,)``
 GRUParams     3   ``(D, 3H)``      ``(H, 3H)``      ``(3H,)``, gates (r, z, n)
 LSTMParams    4   ``(D, 4H)``      ``(H, 4H)``      ``(4H,)``, gates (i, f, g, o)
 =========== ===== ================ ================ ==========================
+
+The linear cells of :mod:`polyrnn.minrnn` have no recurrent weights: :class:`MinGRUParams`
+(G = 2, gates ``(z, h̃)``) and :class:`MinLSTMParams` (G = 3, gates ``(f, i, h̃)``) hold
+``w_x (D, G H)`` and ``b_x (G H,)`` only.
 """
 
 from __future__ import annotations
@@ -24,7 +28,16 @@ import numpy as np
 
 from ._compat import Array, Namespace, array_namespace
 
-__all__ = ["GRUParams", "LSTMParams", "RNNParams", "init_gru", "init_lstm", "init_rnn"]
+__all__ = [
+    "GRUParams",
+    "LSTMParams",
+    "MinGRUParams",
+    "MinLSTMParams",
+    "RNNParams",
+    "init_gru",
+    "init_lstm",
+    "init_rnn",
+]
 
 
 class RNNParams(NamedTuple):
@@ -66,7 +79,31 @@ class LSTMParams(NamedTuple):
     """Recurrent bias, ``(4H,)``."""
 
 
-GATES: dict[type, int] = {RNNParams: 1, GRUParams: 3, LSTMParams: 4}
+class MinGRUParams(NamedTuple):
+    """minGRU weights, gates ``(z, h̃)`` stacked along the last axis."""
+
+    w_x: Array
+    """Input weights, ``(D, 2H)``: columns ``[0, H)`` the update gate, ``[H, 2H)`` the candidate."""
+    b_x: Array
+    """Bias, ``(2H,)``, in the same order."""
+
+
+class MinLSTMParams(NamedTuple):
+    """minLSTM weights, gates ``(f, i, h̃)`` stacked along the last axis."""
+
+    w_x: Array
+    """Input weights, ``(D, 3H)``: forget gate, input gate, candidate, ``H`` columns each."""
+    b_x: Array
+    """Bias, ``(3H,)``, in the same order."""
+
+
+GATES: dict[type, int] = {
+    RNNParams: 1,
+    GRUParams: 3,
+    LSTMParams: 4,
+    MinGRUParams: 2,
+    MinLSTMParams: 3,
+}
 """Number of gates G of each container: ``w_x`` is ``(D, G*H)``."""
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import _tree, _validate
+from . import _prologue, _tree, _validate
 from ._cell import Cell
 from ._compat import Array
 from .backends import get_adapter
@@ -89,42 +89,6 @@ def _leaf_names(what: str, tree: Any, leaves: list[Any]) -> dict[str, Any]:
     return {f"{what} leaf {i}": a for i, a in enumerate(leaves)}
 
 
-def _check(
-    fn: str,
-    xs: Any,
-    params: Any,
-    cell: Cell,
-    states: dict[str, Any],
-    time_major: bool,
-    lengths: Any,
-) -> tuple[Any, _validate.ScanLayout, Array | None]:
-    """The one prologue of every cell's scan and VJP: the checks, the adapter, and
-    ``lengths`` checked where its values can be read."""
-    lay = _validate.scan_inputs(
-        fn, xs, params, cell.params, states, time_major=time_major, gates=cell.gates
-    )
-    adapter = get_adapter(lay.xp)
-    if lengths is not None:
-        lengths = _validate.lengths(fn, lengths, lay, xs, adapter.concrete(xs))
-    return adapter, lay, lengths
-
-
-def state_names(fn: str, cell: Cell, state0: Any) -> dict[str, Any]:
-    """The initial states by the names messages give them: ``h0`` for a one-state cell,
-    ``state0[i]`` for the parts of a tuple; ``None`` entries are zeros."""
-    if len(cell.states) == 1:
-        return {"h0": state0}
-    if state0 is None:
-        state0 = (None,) * len(cell.states)
-    if not isinstance(state0, tuple | list) or len(state0) != len(cell.states):
-        parts = ", ".join(f"{n}0" for n in cell.states)
-        raise TypeError(
-            f"{fn}: state0 must be a {'pair' if len(cell.states) == 2 else 'tuple'} "
-            f"({parts}) or None, got {state0!r}"
-        )
-    return {f"state0[{i}]": a for i, a in enumerate(state0)}
-
-
 def cell_scan(
     cell: Cell,
     xs: Array,
@@ -142,27 +106,9 @@ def cell_scan(
     same arguments; ``state0`` is ``h0`` for a one-state cell, else a tuple (or ``None``),
     and ``options`` are the cell's (e.g. ``reset_after``).
     """
-    return _cell_scan("cell_scan", cell, xs, params, state0, time_major, reverse, lengths, options)
-
-
-def _cell_scan(
-    fn: str,
-    cell: Cell,
-    xs: Any,
-    params: Any,
-    state0: Any,
-    time_major: bool,
-    reverse: bool,
-    lengths: Any,
-    options: dict[str, Any],
-) -> tuple[Array, tuple[Array, ...]]:
-    states = state_names(fn, cell, state0)
-    adapter, lay, lengths = _check(fn, xs, params, cell, states, time_major, lengths)
-    hs, last = adapter.layout_scan(
-        cell, xs, lay.params, tuple(states.values()), time_major=bool(time_major),
-        batch_ndim=len(lay.batch), lengths=lengths, reverse=bool(reverse), **options,
-    )  # fmt: skip
-    return hs, tuple(last)
+    return _prologue.scan(
+        "cell_scan", cell, xs, params, state0, time_major, reverse, lengths, options
+    )
 
 
 def rnn_scan(
@@ -232,7 +178,9 @@ def rnn_scan(
     _validate.flags("rnn_scan", time_major=time_major, reverse=reverse)
     _validate.choice("rnn_scan", "activation", activation, ACTIVATIONS)
     options = {"activation": activation}
-    hs, (h,) = _cell_scan("rnn_scan", RNN, xs, params, h0, time_major, reverse, lengths, options)
+    hs, (h,) = _prologue.scan(
+        "rnn_scan", RNN, xs, params, h0, time_major, reverse, lengths, options
+    )
     return hs, h
 
 
@@ -285,7 +233,9 @@ def gru_scan(
     """
     _validate.flags("gru_scan", reset_after=reset_after, time_major=time_major, reverse=reverse)
     options = {"reset_after": bool(reset_after)}
-    hs, (h,) = _cell_scan("gru_scan", GRU, xs, params, h0, time_major, reverse, lengths, options)
+    hs, (h,) = _prologue.scan(
+        "gru_scan", GRU, xs, params, h0, time_major, reverse, lengths, options
+    )
     return hs, h
 
 
@@ -329,5 +279,7 @@ def lstm_scan(
     ((4, 2), (2,))
     """
     _validate.flags("lstm_scan", time_major=time_major, reverse=reverse)
-    hs, (h, c) = _cell_scan("lstm_scan", LSTM, xs, params, state0, time_major, reverse, lengths, {})
+    hs, (h, c) = _prologue.scan(
+        "lstm_scan", LSTM, xs, params, state0, time_major, reverse, lengths, {}
+    )
     return hs, (h, c)

@@ -26,155 +26,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import _validate
-from ._cell import Back, Carry, Cell, Finish, ResidualStep
-from ._compat import Array, Namespace, array_namespace, device
-from ._recurrence import flat2d, initial, move_time, outer, project, step_mask
+from . import _bptt, _validate
+from ._cell import Carry, Cell
+from ._compat import Array
+from ._prologue import one_state
 from .cells import ACTIVATIONS, GRU, LSTM, RNN
 from .params import GRUParams, LSTMParams, RNNParams
-from .scans import _check, state_names
 
 __all__ = ["gru_scan_vjp", "lstm_scan_vjp", "rnn_scan_vjp"]
-
-
-def _where_zero(xp: Namespace, m: Array, a: Array, keep: bool) -> Array:
-    """``a`` where ``m`` is ``keep``, zero elsewhere."""
-    zero = xp.zeros_like(a)
-    return xp.where(m, a, zero) if keep else xp.where(m, zero, a)
-
-
-def _forward(
-    adapter: Any, step: ResidualStep, carry: Carry, gx: Array, mask: Array | None
-) -> tuple[Array, Carry, tuple[Array, ...]]:
-    """The masked recurrence of :func:`polyrnn._recurrence.recurrence`, in processing order,
-    also returning the stacked residuals of each step."""
-    xp = adapter.xp
-
-    def body(c: Carry, inputs: Any) -> tuple[Carry, tuple[Array, tuple[Array, ...]]]:
-        g, m = (inputs, None) if mask is None else inputs
-        new, res = step(c, g)
-        h = new[0]
-        if m is not None:
-            new = tuple(xp.where(m, n, o) for n, o in zip(new, c, strict=True))
-            h = _where_zero(xp, m, h, keep=True)
-        return new, (h, res)
-
-    last, (hs, res) = adapter.scan(body, carry, gx if mask is None else (gx, mask))
-    return hs, last, res
-
-
-def _backward(
-    adapter: Any,
-    back: Back,
-    d_last: Carry,
-    d_hs: Array,
-    *,
-    res: tuple[Array, ...],
-    mask: Array | None,
-) -> tuple[Carry, tuple[Array, ...]]:
-    """Reverse-mode of :func:`_forward`: a scan from the last processed step to the first."""
-    xp = adapter.xp
-
-    def body(d: Carry, inputs: Any) -> tuple[Carry, tuple[Array, ...]]:
-        r, dy, m = inputs if mask is not None else (*inputs, None)
-        d_new = (d[0] + dy, *d[1:])
-        if m is None:
-            return back(r, d_new)
-        # new = where(m, step(c), c); y = where(m, step(c)[0], 0)
-        d_new = tuple(_where_zero(xp, m, a, keep=True) for a in d_new)
-        d_prev, grads = back(r, d_new)
-        kept = tuple(a + _where_zero(xp, m, b, keep=False) for a, b in zip(d_prev, d, strict=True))
-        return kept, grads
-
-    inputs = (res, d_hs) if mask is None else (res, d_hs, mask)
-    return adapter.scan(body, d_last, inputs, reverse=True)  # type: ignore[no-any-return]
-
-
-def _cotangent(
-    fn: str, name: str, a: Any, *, xs: Array, expected: tuple[int, ...], why: str
-) -> Array:
-    """The cotangent ``a`` checked against its primal (zeros for ``None``)."""
-    if a is None:
-        xp = array_namespace(xs)
-        return xp.zeros(expected, dtype=xs.dtype, device=device(xs))
-    xp = _validate.namespace(fn, {"xs": xs, name: a})
-    _validate.floating(fn, name, a, xp, xs.dtype)
-    _validate.shape(fn, name, a, expected, why)
-    return a
-
-
-def _bptt(
-    fn: str,
-    adapter: Any,
-    lay: _validate.ScanLayout,
-    xs: Array,
-    xs_tm: Array,
-    *,
-    lengths: Array | None,
-    time_major: bool,
-    reverse: bool,
-    carry0: Carry,
-    gx: Array,
-    step: ResidualStep,
-    back: Back,
-    finish: Finish,
-    names: tuple[str, ...],
-) -> tuple[Array, Carry, Callable[[Any, tuple[Any, ...]], tuple[Array, Any, Carry]]]:
-    """Forward pass and the ``backward`` closure shared by the three cells.
-
-    ``gx`` is the hoisted projection in time-major, original order; ``names`` name the
-    cotangents of the parts of the final carry in error messages.
-    """
-    xp = adapter.xp
-    params = lay.params
-    batch_nd = len(lay.batch)
-    steps = lay.steps
-    why_h = f"batch shape {lay.batch} of xs, then H={lay.hidden}"
-
-    if steps == 0:
-        h = carry0[0]
-        hs_tm = xp.zeros((0, *h.shape), dtype=h.dtype, device=device(h))
-        hs = move_time(xp, hs_tm, batch_nd, time_major, inverse=True)
-        last = carry0
-    else:
-        mask = step_mask(xp, lengths, steps)
-        if reverse:
-            gx = xp.flip(gx, axis=0)
-            mask = None if mask is None else xp.flip(mask, axis=0)
-        hs_tm, last, res = _forward(adapter, step, carry0, gx, mask)
-        if reverse:
-            hs_tm = xp.flip(hs_tm, axis=0)
-        hs = move_time(xp, hs_tm, batch_nd, time_major, inverse=True)
-    hs_shape = tuple(hs.shape)
-    state_shape = (*lay.batch, lay.hidden)
-
-    def backward(d_hs: Any, d_last: tuple[Any, ...]) -> tuple[Array, Any, Carry]:
-        d_hs = _cotangent(fn, "d_hs", d_hs, xs=xs, expected=hs_shape, why="the shape of hs")
-        d_carry = tuple(
-            _cotangent(fn, name, a, xs=xs, expected=state_shape, why=why_h)
-            for name, a in zip(names, d_last, strict=True)
-        )
-        if steps == 0:
-            zeros = type(params)(*(xp.zeros_like(a) for a in params))
-            return xp.zeros_like(xs), zeros, d_carry
-        dy = move_time(xp, d_hs, batch_nd, time_major, inverse=False)
-        if reverse:
-            dy = xp.flip(dy, axis=0)
-        d_carry0, grads = _backward(adapter, back, d_carry, dy, res=res, mask=mask)
-        dgx = grads[0]  # processing order, (T, ..., G*H)
-        db_x = xp.sum(flat2d(xp, dgx), axis=0)
-        dw_h, db_h = finish(res, grads, db_x)
-        if reverse:
-            dgx = xp.flip(dgx, axis=0)
-        d_xs = project(xp, dgx, params.w_x.T, xp.zeros_like(params.w_x[:, 0]))
-        d_xs = move_time(xp, d_xs, batch_nd, time_major, inverse=True)
-        d_params = type(params)(outer(xp, xs_tm, dgx), dw_h, db_x, db_h)
-        return d_xs, d_params, d_carry0
-
-    return hs, last, backward
-
-
-# --- the engine of every cell ---
 
 
 def cell_scan_vjp(
@@ -196,7 +55,7 @@ def cell_scan_vjp(
     or ``None`` for all, are zeros).
     """
     fn = "cell_scan_vjp"
-    hs, last, bwd = _cell_scan_vjp(
+    hs, last, bwd = _bptt.scan_vjp(
         fn, cell, xs, params, state0, time_major, reverse, lengths, options
     )
 
@@ -211,43 +70,6 @@ def cell_scan_vjp(
         return bwd(d_hs, tuple(d_last))
 
     return (hs, last), backward
-
-
-def _cell_scan_vjp(
-    fn: str,
-    cell: Cell,
-    xs: Any,
-    params: Any,
-    state0: Any,
-    time_major: bool,
-    reverse: bool,
-    lengths: Any,
-    options: dict[str, Any],
-) -> tuple[Array, Carry, Callable[[Any, tuple[Any, ...]], tuple[Array, Any, Carry]]]:
-    """The forward pass and the ``backward(d_hs, d_last)`` closure of any cell's scan."""
-    states = state_names(fn, cell, state0)
-    adapter, lay, lengths = _check(fn, xs, params, cell, states, time_major, lengths)
-    xp, p = lay.xp, lay.params
-    xs_tm = move_time(xp, xs, len(lay.batch), time_major, inverse=False)
-    carry0 = tuple(initial(xp, xs_tm, lay.hidden, s) for s in states.values())
-    gx = project(xp, xs_tm, p.w_x, cell.bias(xp, p, **options))
-    step, back, finish = cell.vjp(xp, p, adapter.sigmoid, **options)
-    return _bptt(
-        fn,
-        adapter,
-        lay,
-        xs,
-        xs_tm,
-        lengths=lengths,
-        time_major=bool(time_major),
-        reverse=bool(reverse),
-        carry0=carry0,
-        gx=gx,
-        step=step,
-        back=back,
-        finish=finish,
-        names=tuple(f"d_{name}_last" for name in cell.states),
-    )
 
 
 # --- public functions ---
@@ -307,15 +129,9 @@ def rnn_scan_vjp(
     fn = "rnn_scan_vjp"
     _validate.choice("rnn_scan_vjp", "activation", activation, ACTIVATIONS)
     options = {"activation": activation}
-    hs, (h_last,), bwd = _cell_scan_vjp(
-        fn, RNN, xs, params, h0, time_major, reverse, lengths, options
+    return one_state(
+        *_bptt.scan_vjp(fn, RNN, xs, params, h0, time_major, reverse, lengths, options)
     )
-
-    def backward(d_hs: Array | None = None, d_h_last: Array | None = None) -> Any:
-        d_xs, d_p, (d_h0,) = bwd(d_hs, (d_h_last,))
-        return d_xs, d_p, d_h0
-
-    return (hs, h_last), backward
 
 
 def gru_scan_vjp(
@@ -377,15 +193,9 @@ def gru_scan_vjp(
     _validate.flags("gru_scan_vjp", reset_after=reset_after, time_major=time_major, reverse=reverse)
     fn = "gru_scan_vjp"
     options = {"reset_after": bool(reset_after)}
-    hs, (h_last,), bwd = _cell_scan_vjp(
-        fn, GRU, xs, params, h0, time_major, reverse, lengths, options
+    return one_state(
+        *_bptt.scan_vjp(fn, GRU, xs, params, h0, time_major, reverse, lengths, options)
     )
-
-    def backward(d_hs: Array | None = None, d_h_last: Array | None = None) -> Any:
-        d_xs, d_p, (d_h0,) = bwd(d_hs, (d_h_last,))
-        return d_xs, d_p, d_h0
-
-    return (hs, h_last), backward
 
 
 def lstm_scan_vjp(
@@ -432,7 +242,7 @@ def lstm_scan_vjp(
     """
     _validate.flags("lstm_scan_vjp", time_major=time_major, reverse=reverse)
     fn = "lstm_scan_vjp"
-    hs, (h_last, c_last), bwd = _cell_scan_vjp(
+    hs, (h_last, c_last), bwd = _bptt.scan_vjp(
         fn, LSTM, xs, params, state0, time_major, reverse, lengths, {}
     )
 

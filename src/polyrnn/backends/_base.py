@@ -21,10 +21,10 @@ class Adapter:
     subclass overrides what its framework does faster (a compiled scan, a fused kernel)
     and must give the same numbers; the cross-backend tests hold it to that.
 
-    Inputs of the ``*_scan`` methods arrive validated and time-major: ``xs (T, ..., D)``,
-    the initial carry a tuple of states ``(..., H)``, each ``None`` for zeros
+    Inputs of :meth:`cell_scan` arrive validated and time-major: ``xs (T, ..., D)``, the
+    initial carry a tuple of states ``(..., H)``, each ``None`` for zeros
     (``polyrnn._recurrence.initial`` makes them), ``lengths`` an integer array of the
-    batch shape or ``None``; they return ``hs (T, ..., H)`` and the last carry, a tuple.
+    batch shape or ``None``; it returns ``hs (T, ..., H)`` and the last carry, a tuple.
     """
 
     name: ClassVar[str] = "array-api"
@@ -63,6 +63,11 @@ class Adapter:
         ``polyrnn.cells.sigmoid`` here; a backend with a primitive of its own (faster,
         and with a cheaper derivative) overrides it."""
         return cells.sigmoid(xp, x)
+
+    @staticmethod
+    def softplus(xp: Namespace, x: Array) -> Array:
+        """``log(1 + e^x)`` of the linear cells' gates: ``polyrnn.cells.softplus`` here."""
+        return cells.softplus(xp, x)
 
     def concrete(self, x: Array) -> bool:
         """Whether ``x`` holds values now (``False`` for a tracer inside a JIT)."""
@@ -111,15 +116,13 @@ class Adapter:
         reverse: bool,
         **options: Any,
     ) -> tuple[Array, tuple[Array, ...]]:
-        """``(hs, last carry)`` of any cell's scan: this adapter's method for a built-in
-        cell (:meth:`rnn_scan`, :meth:`gru_scan`, :meth:`lstm_scan`, which a subclass may
-        replace by a fused kernel), else the reference, ``polyrnn._recurrence.run``."""
-        if cells.BUILTIN.get(cell.name) is cell:
-            method = getattr(self, f"{cell.name}_scan")
-            return method(xs, params, state0, lengths=lengths, reverse=reverse, **options)  # type: ignore[no-any-return]
-        return _recurrence.run(
-            cell, self, xs, params, state0, lengths=lengths, reverse=reverse, **options
-        )
+        """``(hs, last carry)`` of any cell's scan; ``options`` are the cell's
+        (:attr:`~polyrnn._cell.Cell.keywords`).  Here the reference engine of the cell's
+        kind: ``polyrnn._recurrence.run``, or ``polyrnn._linear.run`` for a linear cell.  A
+        backend overrides it to send the built-in cells it has kernels for to them
+        (:func:`polyrnn.cells.builtin`) and the rest here."""
+        engine: Any = _linear.run if cell.linear is not None else _recurrence.run
+        return engine(cell, self, xs, params, state0, lengths=lengths, reverse=reverse, **options)  # type: ignore[no-any-return]
 
     def layout_scan(
         self,
@@ -143,53 +146,7 @@ class Adapter:
         )
         return _recurrence.move_time(self.xp, hs, batch_ndim, time_major, inverse=True), last
 
-    def rnn_scan(
-        self,
-        xs: Array,
-        params: Any,
-        state0: tuple[Array | None],
-        *,
-        lengths: Array | None,
-        reverse: bool,
-        activation: str,
-    ) -> tuple[Array, tuple[Array]]:
-        """The RNN's scan; ``state0`` is ``(h0,)``, the carry returned ``(h,)``."""
-        return _recurrence.run(  # type: ignore[return-value]
-            cells.RNN, self, xs, params, state0, lengths=lengths, reverse=reverse,
-            activation=activation,
-        )  # fmt: skip
-
-    def gru_scan(
-        self,
-        xs: Array,
-        params: Any,
-        state0: tuple[Array | None],
-        *,
-        lengths: Array | None,
-        reverse: bool,
-        reset_after: bool,
-    ) -> tuple[Array, tuple[Array]]:
-        """The GRU's scan; ``state0`` is ``(h0,)``, the carry returned ``(h,)``."""
-        return _recurrence.run(  # type: ignore[return-value]
-            cells.GRU, self, xs, params, state0, lengths=lengths, reverse=reverse,
-            reset_after=reset_after,
-        )  # fmt: skip
-
-    def lstm_scan(
-        self,
-        xs: Array,
-        params: Any,
-        state0: tuple[Array | None, Array | None],
-        *,
-        lengths: Array | None,
-        reverse: bool,
-    ) -> tuple[Array, tuple[Array, Array]]:
-        """The LSTM's scan; ``state0`` is ``(h0, c0)``, the carry returned ``(h, c)``."""
-        return _recurrence.run(  # type: ignore[return-value]
-            cells.LSTM, self, xs, params, state0, lengths=lengths, reverse=reverse
-        )
-
-    # --- linear recurrences: polyrnn.linear_scan, associative_scan, min_gru/min_lstm ---------
+    # --- linear recurrences: polyrnn.linear_scan, associative_scan, linear cells -------------
 
     def associative_scan(
         self, fn: Callable[[Any, Any], Any], elems: Any, *, reverse: bool = False, axis: int = 0
@@ -223,41 +180,11 @@ class Adapter:
         """
         return _linear.linear(self, a, b, h0, reverse=reverse, method=method)
 
-    def min_gru_gates(self, gx: Array, n_h: int) -> tuple[Array, Array]:
-        """minGRU's ``(a, b) = (σ(-k), σ(k) h̃)`` for all steps from ``gx = (k, h̃)``, ``(..., 2H)``."""
-        return _linear.min_gru_gates(self.xp, gx, n_h)[:2]
-
-    def min_lstm_gates(self, gx: Array, n_h: int) -> tuple[Array, Array]:
-        """minLSTM's ``(a, b) = (f', i' h̃)`` for all steps from ``gx = (k_f, k_i, h̃)``, ``(..., 3H)``."""
-        return _linear.min_lstm_gates(self.xp, gx, n_h)[:2]
-
-    def min_gru_scan(
-        self,
-        xs: Array,
-        params: Any,
-        h0: Array,
-        *,
-        lengths: Array | None,
-        reverse: bool,
-        method: str,
-    ) -> tuple[Array, Array]:
-        return _linear.min_rnn(
-            self, xs, params, h0, kind="gru", lengths=lengths, reverse=reverse, method=method
-        )
-
-    def min_lstm_scan(
-        self,
-        xs: Array,
-        params: Any,
-        h0: Array,
-        *,
-        lengths: Array | None,
-        reverse: bool,
-        method: str,
-    ) -> tuple[Array, Array]:
-        return _linear.min_rnn(
-            self, xs, params, h0, kind="lstm", lengths=lengths, reverse=reverse, method=method
-        )
+    def coefficients(self, cell: Cell, gx: Array, n_h: int) -> tuple[Array, Array]:
+        """``(a, b)`` of every step of a linear cell from its projected inputs ``gx (T, ...,
+        G H)``: the cell's linear form with this adapter's :meth:`sigmoid` and :meth:`softplus`."""
+        assert cell.linear is not None
+        return cell.linear(self.xp, gx, n_h, (self.sigmoid, self.softplus))[:2]
 
 
 def _on_cpu(x: Array) -> bool:

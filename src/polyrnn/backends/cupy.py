@@ -15,9 +15,10 @@ from typing import Any
 
 import cupy
 
+from .._cell import Cell
 from .._compat import Array
 from .._recurrence import initial, project
-from ..cells import fused_bias
+from ..cells import builtin, fused_bias
 from ._base import Adapter
 
 _PREAMBLE = """
@@ -167,20 +168,17 @@ class CupyAdapter(Adapter):
         flat = [cupy.array(s.reshape(n, -1), order="C") for s in states]  # state buffers
         return gx, mask, hs, flat, n
 
-    def rnn_scan(
-        self,
-        xs: Array,
-        params: Any,
-        state0: tuple[Array | None],
-        *,
-        lengths: Array | None,
-        reverse: bool,
-        activation: str,
-    ) -> tuple[Array, tuple[Array]]:
-        if not self._supported(xs):
-            return super().rnn_scan(
-                xs, params, state0, lengths=lengths, reverse=reverse, activation=activation
-            )
+    def cell_scan(self, cell: Cell, xs: Array, params: Any, state0: Any, **options: Any) -> Any:
+        """The built-in RNN, GRU and LSTM by the fused kernels below (float32 and float64);
+        the rest by the reference."""
+        if not self._supported(xs) or cell.linear is not None or not builtin(cell):
+            return super().cell_scan(cell, xs, params, state0, **options)
+        kernel: Any = {"rnn": self._rnn, "gru": self._gru, "lstm": self._lstm}[cell.name]
+        return kernel(xs, params, state0, **options)
+
+    def _rnn(
+        self, xs: Array, params: Any, state0: Any, *, lengths: Any, reverse: bool, activation: str
+    ) -> Any:
         bias = fused_bias(self.xp, params)
         gx, mask, hs, (h,), n = self._setup(xs, params, bias, list(state0), lengths)
         hid = params.w_h.shape[0]
@@ -192,20 +190,9 @@ class CupyAdapter(Adapter):
             kernel(gx[t], gh, h, mask[t], hid, h, hs[t])
         return hs.reshape(*xs.shape[:-1], hid), (h.reshape(*xs.shape[1:-1], hid),)
 
-    def gru_scan(
-        self,
-        xs: Array,
-        params: Any,
-        state0: tuple[Array | None],
-        *,
-        lengths: Array | None,
-        reverse: bool,
-        reset_after: bool,
-    ) -> tuple[Array, tuple[Array]]:
-        if not self._supported(xs):
-            return super().gru_scan(
-                xs, params, state0, lengths=lengths, reverse=reverse, reset_after=reset_after
-            )
+    def _gru(
+        self, xs: Array, params: Any, state0: Any, *, lengths: Any, reverse: bool, reset_after: bool
+    ) -> Any:
         bias = fused_bias(self.xp, params, reset_after)
         gx, mask, hs, (h,), n = self._setup(xs, params, bias, list(state0), lengths)
         hid = params.w_h.shape[0]
@@ -228,17 +215,7 @@ class CupyAdapter(Adapter):
                 _GRU_BEFORE_STATE(gx[t], a, z, h, mask[t], hid, h, hs[t])
         return hs.reshape(*xs.shape[:-1], hid), (h.reshape(*xs.shape[1:-1], hid),)
 
-    def lstm_scan(
-        self,
-        xs: Array,
-        params: Any,
-        state0: tuple[Array | None, Array | None],
-        *,
-        lengths: Array | None,
-        reverse: bool,
-    ) -> tuple[Array, tuple[Array, Array]]:
-        if not self._supported(xs):
-            return super().lstm_scan(xs, params, state0, lengths=lengths, reverse=reverse)
+    def _lstm(self, xs: Array, params: Any, state0: Any, *, lengths: Any, reverse: bool) -> Any:
         bias = fused_bias(self.xp, params)
         gx, mask, hs, (h, c), n = self._setup(xs, params, bias, list(state0), lengths)
         hid = h.shape[-1]

@@ -15,7 +15,7 @@ from typing import Any
 
 import jax
 
-from .. import _linear, _recurrence, cells
+from .. import _linear
 from .._cell import Cell
 from .._compat import Array, Namespace
 from ._base import Adapter
@@ -46,6 +46,13 @@ class JaxAdapter(Adapter):
         measured 1.3-1.6x faster than through the reference's ``where`` of two branches."""
         return jax.nn.sigmoid(x)
 
+    @staticmethod
+    def softplus(xp: Namespace, x: Array) -> Array:
+        """:func:`jax.nn.softplus`; with :meth:`sigmoid`, the linear cells' derivatives stay
+        finite where ``e^{±k}`` overflows (that of ``1 / (1 + e^k)`` is ``inf / inf``
+        there, and trained a minGRU language model to NaN)."""
+        return jax.nn.softplus(x)
+
     def concrete(self, x: Array) -> bool:
         return not isinstance(x, jax.core.Tracer)
 
@@ -64,8 +71,8 @@ class JaxAdapter(Adapter):
         compiled = self._compiled.get(cell)
         if compiled is None:
             compiled = self._compiled[cell] = jax.jit(
-                functools.partial(_recurrence.run, cell, self),
-                static_argnames=("reverse", *cell.options),
+                functools.partial(Adapter.cell_scan, self, cell),
+                static_argnames=("reverse", *cell.keywords),
             )
         return compiled(xs, params, state0, **options)
 
@@ -76,18 +83,9 @@ class JaxAdapter(Adapter):
         if compiled is None:
             compiled = self._compiled_layout[cell] = jax.jit(
                 functools.partial(Adapter.layout_scan, self, cell),
-                static_argnames=("time_major", "batch_ndim", "reverse", *cell.options),
+                static_argnames=("time_major", "batch_ndim", "reverse", *cell.keywords),
             )
         return compiled(xs, params, state0, **options)
-
-    def rnn_scan(self, xs: Array, params: Any, state0: Any, **options: Any) -> Any:
-        return self.cell_scan(cells.RNN, xs, params, state0, **options)
-
-    def gru_scan(self, xs: Array, params: Any, state0: Any, **options: Any) -> Any:
-        return self.cell_scan(cells.GRU, xs, params, state0, **options)
-
-    def lstm_scan(self, xs: Array, params: Any, state0: Any, **options: Any) -> Any:
-        return self.cell_scan(cells.LSTM, xs, params, state0, **options)
 
     # --- linear recurrences ------------------------------------------------------------------
 
@@ -95,13 +93,6 @@ class JaxAdapter(Adapter):
     def _linear_jit(self) -> Callable[..., Any]:
         return jax.jit(
             functools.partial(_linear.linear, self), static_argnames=("reverse", "method")
-        )
-
-    @functools.cached_property
-    def _min_rnn_jit(self) -> Callable[..., Any]:
-        return jax.jit(
-            functools.partial(_linear.min_rnn, self),
-            static_argnames=("kind", "reverse", "method"),
         )
 
     def associative_scan(
@@ -128,46 +119,6 @@ class JaxAdapter(Adapter):
         self, a: Array, b: Array, h0: Array, *, reverse: bool, method: str
     ) -> tuple[Array, Array]:
         return self._linear_jit(a, b, h0, reverse=reverse, method=method)  # type: ignore[no-any-return]
-
-    def min_gru_gates(self, gx: Array, n_h: int) -> tuple[Array, Array]:
-        """``a = σ(-k)``, ``b = σ(k) h̃`` with :func:`jax.nn.sigmoid`, whose derivative
-        ``σ(1 - σ)`` stays finite where ``e^{±k}`` overflows (that of ``1 / (1 + e^k)``
-        is ``inf / inf`` there, and trained a minGRU language model to NaN)."""
-        k = gx[..., :n_h]
-        return jax.nn.sigmoid(-k), jax.nn.sigmoid(k) * gx[..., n_h:]
-
-    def min_lstm_gates(self, gx: Array, n_h: int) -> tuple[Array, Array]:
-        """``f' = σ(d)``, ``i' = σ(-d)``, ``d = softplus(-k_i) - softplus(-k_f)``, with jax.nn."""
-        d = jax.nn.softplus(-gx[..., n_h : 2 * n_h]) - jax.nn.softplus(-gx[..., :n_h])
-        return jax.nn.sigmoid(d), jax.nn.sigmoid(-d) * gx[..., 2 * n_h :]
-
-    def min_gru_scan(
-        self,
-        xs: Array,
-        params: Any,
-        h0: Array,
-        *,
-        lengths: Array | None,
-        reverse: bool,
-        method: str,
-    ) -> tuple[Array, Array]:
-        return self._min_rnn_jit(  # type: ignore[no-any-return]
-            xs, params, h0, kind="gru", lengths=lengths, reverse=reverse, method=method
-        )
-
-    def min_lstm_scan(
-        self,
-        xs: Array,
-        params: Any,
-        h0: Array,
-        *,
-        lengths: Array | None,
-        reverse: bool,
-        method: str,
-    ) -> tuple[Array, Array]:
-        return self._min_rnn_jit(  # type: ignore[no-any-return]
-            xs, params, h0, kind="lstm", lengths=lengths, reverse=reverse, method=method
-        )
 
 
 @functools.lru_cache(maxsize=64)

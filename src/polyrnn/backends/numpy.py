@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from .._cell import Cell
 from .._compat import Array
 from .._recurrence import initial, project, step_mask
-from ..cells import fused_bias
+from ..cells import MIN_GRU, builtin, fused_bias
 from ._base import Adapter
 
 Step = Callable[[np.ndarray, list[np.ndarray], list[np.ndarray]], None]
@@ -66,23 +67,14 @@ class NumpyAdapter(Adapter):
     name = "numpy"
     specialisations = ("in-place ufuncs over preallocated buffers, no per-step allocation",)
 
-    def rnn_scan(self, xs: Array, params: Any, state0: Any, **options: Any) -> Any:
-        if xs.size == 0:
-            return super().rnn_scan(xs, params, state0, **options)
-        hs, h = self._rnn(xs, params, initial(self.xp, xs, params.w_h.shape[0], *state0), **options)
-        return hs, (h,)
-
-    def gru_scan(self, xs: Array, params: Any, state0: Any, **options: Any) -> Any:
-        if xs.size == 0:
-            return super().gru_scan(xs, params, state0, **options)
-        hs, h = self._gru(xs, params, initial(self.xp, xs, params.w_h.shape[0], *state0), **options)
-        return hs, (h,)
-
-    def lstm_scan(self, xs: Array, params: Any, state0: Any, **options: Any) -> Any:
-        if xs.size == 0:
-            return super().lstm_scan(xs, params, state0, **options)
+    def cell_scan(self, cell: Cell, xs: Array, params: Any, state0: Any, **options: Any) -> Any:
+        """The built-in RNN, GRU and LSTM by the in-place loops below; the rest by the
+        reference."""
+        if xs.size == 0 or cell.linear is not None or not builtin(cell):
+            return super().cell_scan(cell, xs, params, state0, **options)
         state = tuple(initial(self.xp, xs, params.w_h.shape[0], s) for s in state0)
-        return self._lstm(xs, params, state, **options)
+        kernel: Any = {"rnn": self._rnn, "gru": self._gru, "lstm": self._lstm}[cell.name]
+        return kernel(xs, params, state, **options)
 
     def linear_method(self, x: Array, *, steps: int, width: int) -> str:
         """Always sequential: NumPy runs on one core, where the loop of two in-place ufuncs per
@@ -99,9 +91,11 @@ class NumpyAdapter(Adapter):
         hs = linear_loop(a, b, h0, reverse)
         return hs, (hs[0] if reverse else hs[-1]).copy()
 
-    def min_gru_gates(self, gx: Array, n_h: int) -> tuple[Array, Array]:
-        """Six in-place ufuncs: :func:`min_gru_coefficients`."""
-        return min_gru_coefficients(gx, n_h)
+    def coefficients(self, cell: Cell, gx: Array, n_h: int) -> tuple[Array, Array]:
+        """minGRU's with six in-place ufuncs (:func:`min_gru_coefficients`)."""
+        if cell is MIN_GRU:
+            return min_gru_coefficients(gx, n_h)
+        return super().coefficients(cell, gx, n_h)
 
     def _flat(self, xs: Array, params: Any, bias: Array, h0: Array) -> tuple[np.ndarray, int]:
         gx = project(self.xp, xs, params.w_x, bias)
@@ -109,15 +103,9 @@ class NumpyAdapter(Adapter):
         return np.ascontiguousarray(gx.reshape(xs.shape[0], n, -1)), n
 
     def _rnn(
-        self,
-        xs: Array,
-        params: Any,
-        h0: Array,
-        *,
-        lengths: Array | None,
-        reverse: bool,
-        activation: str,
-    ) -> tuple[Array, Array]:
+        self, xs: Array, params: Any, state0: Any, *, lengths: Any, reverse: bool, activation: str
+    ) -> Any:
+        (h0,) = state0
         gx, n = self._flat(xs, params, fused_bias(self.xp, params), h0)
         w_h = params.w_h
         if activation == "sigmoid":
@@ -136,18 +124,12 @@ class NumpyAdapter(Adapter):
                 _sigmoid_from_half(h)
 
         hs, (h,) = _run(gx, [h0.reshape(n, -1)], step, _flat_lengths(lengths), reverse)
-        return hs.reshape(*xs.shape[:-1], -1), h.reshape(h0.shape)
+        return hs.reshape(*xs.shape[:-1], -1), (h.reshape(h0.shape),)
 
     def _gru(
-        self,
-        xs: Array,
-        params: Any,
-        h0: Array,
-        *,
-        lengths: Array | None,
-        reverse: bool,
-        reset_after: bool,
-    ) -> tuple[Array, Array]:
+        self, xs: Array, params: Any, state0: Any, *, lengths: Any, reverse: bool, reset_after: bool
+    ) -> Any:
+        (h0,) = state0
         gx, n = self._flat(xs, params, fused_bias(self.xp, params, reset_after), h0)
         hid = h0.shape[-1]
         gx[..., : 2 * hid] *= 0.5
@@ -181,17 +163,9 @@ class NumpyAdapter(Adapter):
             np.add(a_n, tmp, out=h_new)
 
         hs, (h,) = _run(gx, [h0.reshape(n, -1)], step, _flat_lengths(lengths), reverse)
-        return hs.reshape(*xs.shape[:-1], -1), h.reshape(h0.shape)
+        return hs.reshape(*xs.shape[:-1], -1), (h.reshape(h0.shape),)
 
-    def _lstm(
-        self,
-        xs: Array,
-        params: Any,
-        state0: tuple[Array, Array],
-        *,
-        lengths: Array | None,
-        reverse: bool,
-    ) -> tuple[Array, tuple[Array, Array]]:
+    def _lstm(self, xs: Array, params: Any, state0: Any, *, lengths: Any, reverse: bool) -> Any:
         h0, c0 = state0
         hid = h0.shape[-1]
         # Reorder the gates (i, f, g, o) -> (i, f, o, g) so the three sigmoids are contiguous.

@@ -21,9 +21,10 @@ from torch.autograd.function import once_differentiable
 from torch.nn.utils import rnn as rnn_utils
 
 from .. import _linear
+from .._cell import Cell
 from .._compat import Array, array_namespace
 from .._recurrence import initial, project, step_mask
-from ..cells import fused_bias
+from ..cells import GRU, builtin, fused_bias
 from ._base import Adapter
 from ._registry import get_adapter
 from .numpy import linear_loop
@@ -204,7 +205,8 @@ class TorchAdapter(Adapter):
 
     @staticmethod
     def sigmoid(xp: Any, x: Array) -> Array:
-        """:func:`torch.sigmoid`, for the paths that fall back to the reference recurrences."""
+        """:func:`torch.sigmoid` (one fused kernel, accurate in both tails), for the paths
+        that fall back to the reference recurrences and for the linear cells."""
         return torch.sigmoid(x)
 
     @staticmethod
@@ -220,63 +222,38 @@ class TorchAdapter(Adapter):
             None if lengths is None else lengths.reshape(n),
         )
 
-    def rnn_scan(
+    def cell_scan(
         self,
+        cell: Cell,
         xs: Array,
         params: Any,
-        state0: tuple[Array | None],
+        state0: Any,
         *,
-        lengths: Array | None,
+        lengths: Any,
         reverse: bool,
-        activation: str,
-    ) -> tuple[Array, tuple[Array]]:
-        if activation not in _KERNELS or xs.numel() == 0 or not self._packable(lengths):
-            return super().rnn_scan(
-                xs, params, state0, lengths=lengths, reverse=reverse, activation=activation
+        **options: Any,
+    ) -> Any:
+        """aten's kernel of the built-in cell where it has one (the RNN's is named by its
+        activation) and ``lengths`` can be packed; the GRU otherwise by :func:`_gru_loop`;
+        the rest by the reference."""
+        kind = options.get("activation", cell.name)
+        packable = self._packable(lengths)
+        loop = cell is GRU and not (options["reset_after"] and packable)
+        fused = kind in _KERNELS and packable and not loop and builtin(cell)
+        if xs.numel() == 0 or not (fused or loop):
+            return super().cell_scan(
+                cell, xs, params, state0, lengths=lengths, reverse=reverse, **options
             )
-        h0 = initial(self.xp, xs, params.w_h.shape[0], *state0)
-        flat_xs, (flat_h,), flat_len = self._flat(xs, [h0], lengths)
-        hs, (h,) = _fused(activation, flat_xs, params, [flat_h], flat_len, reverse)
-        return hs.reshape(*xs.shape[:-1], -1), (h.reshape(h0.shape),)
-
-    def gru_scan(
-        self,
-        xs: Array,
-        params: Any,
-        state0: tuple[Array | None],
-        *,
-        lengths: Array | None,
-        reverse: bool,
-        reset_after: bool,
-    ) -> tuple[Array, tuple[Array]]:
-        if xs.numel() == 0:
-            return super().gru_scan(
-                xs, params, state0, lengths=lengths, reverse=reverse, reset_after=reset_after
-            )
-        h0 = initial(self.xp, xs, params.w_h.shape[0], *state0)
-        flat_xs, (flat_h,), flat_len = self._flat(xs, [h0], lengths)
-        if reset_after and self._packable(lengths):
-            hs, (h,) = _fused("gru", flat_xs, params, [flat_h], flat_len, reverse)
-        else:
-            hs, h = _gru_loop(self.xp, flat_xs, params, flat_h, flat_len, reverse, reset_after)
-        return hs.reshape(*xs.shape[:-1], -1), (h.reshape(h0.shape),)
-
-    def lstm_scan(
-        self,
-        xs: Array,
-        params: Any,
-        state0: tuple[Array | None, Array | None],
-        *,
-        lengths: Array | None,
-        reverse: bool,
-    ) -> tuple[Array, tuple[Array, Array]]:
-        if xs.numel() == 0 or not self._packable(lengths):
-            return super().lstm_scan(xs, params, state0, lengths=lengths, reverse=reverse)
         state = [initial(self.xp, xs, params.w_h.shape[0], s) for s in state0]
         flat_xs, flat_states, flat_len = self._flat(xs, state, lengths)
-        hs, (h, c) = _fused("lstm", flat_xs, params, flat_states, flat_len, reverse)
-        shape = state[0].shape
-        return hs.reshape(*xs.shape[:-1], -1), (h.reshape(shape), c.reshape(shape))
+        if loop:
+            hs, h = _gru_loop(
+                self.xp, flat_xs, params, flat_states[0], flat_len, reverse, options["reset_after"]
+            )
+            last = [h]
+        else:
+            hs, last = _fused(kind, flat_xs, params, flat_states, flat_len, reverse)
+        return hs.reshape(*xs.shape[:-1], -1), tuple(s.reshape(state[0].shape) for s in last)
 
     def linear_method(self, x: Array, *, steps: int, width: int) -> str:
         """Sequential on the CPU (the NumPy loop below, measured 2.8-4.7x faster than the
@@ -302,13 +279,7 @@ class TorchAdapter(Adapter):
             hs = _torch_linear_loop(a, b, h0, reverse)
         return hs, (hs[0] if reverse else hs[-1]).clone()
 
-    def min_gru_gates(self, gx: Array, n_h: int) -> tuple[Array, Array]:
-        """With ``torch.sigmoid`` (one fused kernel, accurate in both tails)."""
-        k = gx[..., :n_h]
-        return torch.sigmoid(-k), torch.sigmoid(k) * gx[..., n_h:]
-
-    def min_lstm_gates(self, gx: Array, n_h: int) -> tuple[Array, Array]:
-        """``f' = σ(d)``, ``i' = σ(-d)``, ``d = softplus(-k_i) - softplus(-k_f)``, in torch ops."""
-        softplus = torch.nn.functional.softplus
-        d = softplus(-gx[..., n_h : 2 * n_h]) - softplus(-gx[..., :n_h])
-        return torch.sigmoid(d), torch.sigmoid(-d) * gx[..., 2 * n_h :]
+    @staticmethod
+    def softplus(xp: Any, x: Array) -> Array:
+        """:func:`torch.nn.functional.softplus` (one fused kernel)."""
+        return torch.nn.functional.softplus(x)
