@@ -5,7 +5,7 @@ for about a minute), ``train``, ``eval``, ``sample`` and ``check``.  Every failu
 user can cause prints one line, ``polyrnn: error: ...``, on stderr: a malformed option
 exits with status 2, anything else (a missing text, an uninstalled backend, a corrupt
 model file, a diverged run) with 1.  ``train --out`` saves the parameters with the lowest
-validation loss of the run (:attr:`polyrnn.lm.Trainer.best`), not the last ones; an
+validation loss of the run (``polyrnn.lm.Trainer.best``), not the last ones; an
 interrupted or diverged run saves them too (the last parameters when it had validated
 none) before it exits, with 130 when interrupted.  The command never writes over its
 inputs: ``--out``, ``--history`` and ``--text`` must be three different files, and the
@@ -288,7 +288,7 @@ class _Run:
 
 def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
     """Train; the report is ``None`` when interrupted.  ``run.out`` gets the parameters
-    with the lowest validation loss (:attr:`~polyrnn.lm.Trainer.best`), also when
+    with the lowest validation loss (``Trainer.best``), also when
     interrupted or diverged (:class:`~polyrnn.lm.DivergedError`, re-raised), and then the
     last, finite, parameters when none were validated."""
     m, c = run.model, run.config

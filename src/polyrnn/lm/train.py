@@ -12,7 +12,7 @@ learning rate warms up linearly over the first steps and then follows a cosine f
 by time, in training seconds.
 
 Every validation (:meth:`Trainer.validate`) that beats the lowest validation loss so far
-keeps a host copy of the parameters, :attr:`Trainer.best` (a :class:`Checkpoint`), so the
+keeps a host copy of the parameters, ``Trainer.best`` (a :class:`Checkpoint`), so the
 model to keep is the best one seen, not the last one: training longer never makes it worse.
 """
 
@@ -135,12 +135,12 @@ class TrainReport:
     since the previous evaluation, ``None`` at step 0), ``val_loss``, ``val_perplexity``."""
     val: Metrics | None = None
     """Validation metrics at the end (``None`` when the run had no evaluation); the
-    lowest are in :attr:`best` and :attr:`Trainer.best`."""
+    lowest are in :attr:`best` and ``Trainer.best``."""
 
     @property
     def best(self) -> dict[str, Any] | None:
         """The record of :attr:`history` with the lowest ``val_loss`` (the first of equal
-        ones), ``None`` without evaluations.  Its parameters are :attr:`Trainer.best`'s,
+        ones), ``None`` without evaluations.  Its parameters are ``Trainer.best``'s,
         unless an earlier call of :meth:`Trainer.run` had validated lower."""
         if not self.history:
             return None
@@ -181,7 +181,7 @@ def _train_step(
 @dataclass(frozen=True)
 class Checkpoint:
     """The parameters of a :class:`Trainer` at one validation, with its metrics: what
-    :attr:`Trainer.best` holds."""
+    ``Trainer.best`` holds."""
 
     params: LMParams
     """Host copies of the parameters: NumPy arrays in the backend's dtype, owned by the
@@ -189,9 +189,9 @@ class Checkpoint:
     metrics: Metrics
     """Their validation metrics."""
     step: int
-    """:attr:`Trainer.steps_done` when they were validated."""
+    """``Trainer.steps_done`` when they were validated."""
     seconds: float
-    """:attr:`Trainer.seconds` when they were validated."""
+    """``Trainer.seconds`` when they were validated."""
 
     @property
     def loss(self) -> float:
@@ -332,9 +332,9 @@ class Trainer:
         )
 
     def validate(self) -> Metrics:
-        """:meth:`evaluate`, keeping the parameters in :attr:`best` when their loss is the
+        """:meth:`evaluate`, keeping the parameters in ``best`` when their loss is the
         lowest so far; raises :class:`~polyrnn.lm.DivergedError` when the validation loss
-        is not finite (the parameters, all finite, and :attr:`best` are left as they are).
+        is not finite (the parameters, all finite, and ``best`` are left as they are).
 
         Keeping them costs one copy of the parameters to host memory, a small fraction
         of the validation pass itself (measured on the documentation's Training page).
@@ -353,14 +353,14 @@ class Trainer:
         return metrics
 
     def best_model(self) -> LanguageModel:
-        """A model of the :attr:`best` parameters, on the trainer's backend, with a copy
-        of :attr:`lm`'s ``info``; a new one each call, sharing no array with :attr:`lm`
-        or :attr:`best`.
+        """A model of the ``best`` parameters, on the trainer's backend, with a copy
+        of ``lm``'s ``info``; a new one each call, sharing no array with ``lm``
+        or ``best``.
 
         Raises
         ------
         ValueError
-            Before the first validation (:attr:`best` is ``None``).
+            Before the first validation (``best`` is ``None``).
         """
         if self.best is None:
             raise ValueError("no validation yet: best_model needs one (see Trainer.validate)")
@@ -394,7 +394,7 @@ class Trainer:
         seconds : float, optional
             Training time (evaluations excluded, the first step's compilation included).
         evals : int
-            Validate (:meth:`validate`, which keeps the best parameters in :attr:`best`)
+            Validate (:meth:`validate`, which keeps the best parameters in ``best``)
             before the first step and ``evals`` times evenly over the run (the last at
             the end); 0 never evaluates.
         on_step, on_eval : callable, optional
