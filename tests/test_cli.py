@@ -11,6 +11,7 @@ import importlib
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -71,7 +72,9 @@ def test_train_json_eval_and_sample(capsys, tmp_path, text_file):
     steps = [r["step"] for r in curve["history"]]
     assert steps == [0, 20, 40]
     assert curve["history"][0]["val_loss"] > curve["history"][-1]["val_loss"] + 0.5
-    assert curve["history"][-1]["val_loss"] == result["val_loss"]
+    # val_loss is the best validation's (the saved model's), final_val_loss the last's
+    assert min(r["val_loss"] for r in curve["history"]) == result["val_loss"]
+    assert curve["history"][-1]["val_loss"] == result["final_val_loss"]
     assert curve["final"] == result
 
     loaded = lm.load(model)
@@ -89,6 +92,58 @@ def test_train_json_eval_and_sample(capsys, tmp_path, text_file):
     assert sampled == "All:" + lm.sample(loaded, "All:", 50, temperature=0.8, seed=3) + "\n"
     assert cli.main(args) == 0
     assert capsys.readouterr().out == sampled  # seeded
+
+
+class _Stop(Exception):
+    """Ends a run at a chosen step, raised from ``on_step``."""
+
+
+def test_out_keeps_the_lowest_validation_loss(backend, capsys, tmp_path, text_file):
+    """A constant learning rate too high for TEXT: the validation loss falls for about 20
+    steps, then rises.  --out holds the parameters of the lowest validation, exactly those
+    of a library run of the same seed stopped at that step; --json's val_loss is the
+    history's lowest, final_val_loss its last."""
+    if backend.name == "cupy":
+        pytest.skip("covered by the CUDA run")
+    model, history = str(tmp_path / "m.npz"), str(tmp_path / "h.json")
+    argv = [*SMALL, "--final-lr", "1", "--steps", "60", "--evals", "6", "--dtype", "float64"]
+    argv[argv.index("--lr") + 1] = "0.1"
+    code, out, err = _train(
+        capsys, text_file, *argv, "--backend", backend.name, "--out", model, "--history", history
+    )
+    assert code == 0, err
+    result = json.loads(out)
+    with open(history, encoding="utf-8") as f:
+        records = json.load(f)["history"]
+    losses = [r["val_loss"] for r in records]
+    assert [r["step"] for r in records] == [0, 10, 20, 30, 40, 50, 60]  # every validation
+    k = losses.index(min(losses))
+    assert 0 < k < len(losses) - 1 and losses[-1] > losses[k] + 0.3  # down, then up
+    assert result["val_loss"] == losses[k]
+    assert result["final_val_loss"] == losses[-1]
+    assert result["best_step"] == records[k]["step"]
+    assert result["best_seconds"] == round(records[k]["seconds"], 3)
+    assert result["val_perplexity"] == pytest.approx(math.exp(losses[k]), rel=1e-12)
+    assert f"saved the model of step {records[k]['step']}, the lowest validation loss" in err
+
+    config = lm.TrainConfig(batch=4, seq_len=16, lr=0.1, warmup=0, final_lr=1.0)
+    reference = lm.Trainer(
+        TEXT, model=lm.ModelConfig(8, 32), config=config, backend=backend.name, dtype="float64"
+    )
+
+    def stop(progress):
+        if progress.step == result["best_step"]:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        reference.run(steps=60, evals=0, on_step=stop)
+    expected = [reference.lm.backend.to_numpy(a) for a in _tree.flatten(reference.lm.params)[0]]
+    saved = lm.load(model)
+    for a, e in zip(_tree.flatten(saved.params)[0], expected, strict=True):
+        np.testing.assert_array_equal(a, e)
+    assert saved.info["val_loss"] == result["val_loss"]
+    val_text = lm.split_text(TEXT, 0.1)[1]
+    assert lm.evaluate(saved, val_text).loss == pytest.approx(result["val_loss"], rel=1e-12)
 
 
 def test_subprocess_python_m_polyrnn_train(tmp_path, text_file):
@@ -136,9 +191,13 @@ def test_ctrl_c_saves_the_last_parameters(tmp_path, text_file):
             proc.communicate()
     assert proc.returncode == 130, err
     assert "Traceback" not in err
-    assert f"saved the last parameters to {model}" in err
     steps = int(err.split("interrupted after ")[1].split()[0])
     assert steps >= 5
+    # the parameters of the best validation (every 5 steps), the last ones when it was
+    # at the step the interruption stopped at
+    saved = re.search(rf"saved the (last parameters|parameters of step (\d+)) to {model}, ", err)
+    assert saved is not None, err
+    assert saved[2] is None or (int(saved[2]) % 5 == 0 and int(saved[2]) < steps)
     loaded = lm.load(model)
     untrained = lm.Trainer(TEXT, model=loaded.config, config=lm.TrainConfig(batch=4, seq_len=16))
     assert lm.evaluate(loaded, TEXT).loss < untrained.evaluate().loss  # trained parameters
@@ -200,7 +259,8 @@ def test_divergence_stops_with_one_line_and_keeps_the_last_finite_parameters(
 
 def test_a_diverged_validation_stops_the_run(capsys, tmp_path, text_file, monkeypatch):
     """A validation loss that is not finite (here an explicit inf at the second
-    evaluation) stops the run as a diverged step does; the finite parameters are saved."""
+    evaluation) stops the run as a diverged step does; the best finite parameters, those
+    of the one finite validation at step 0, are saved."""
     model, history = tmp_path / "m.npz", tmp_path / "h.json"
     real, calls = lm.Trainer.evaluate, []
 
@@ -222,7 +282,7 @@ def test_a_diverged_validation_stops_the_run(capsys, tmp_path, text_file, monkey
         str(history),
     )
     assert (code, out) == (1, "")
-    assert f"stopped after 2 steps; saved the last parameters to {model}" in err
+    assert f"stopped after 2 steps; saved the parameters of step 0 to {model}, the best" in err
     assert (
         err.rstrip()
         .splitlines()[-1]
@@ -230,6 +290,12 @@ def test_a_diverged_validation_stops_the_run(capsys, tmp_path, text_file, monkey
     )
     assert all(np.isfinite(a).all() for a in _tree.flatten(lm.load(model).params)[0])
     assert [r["step"] for r in json.loads(history.read_text())["history"]] == [0]
+    fresh = lm.Trainer(
+        TEXT, model=lm.ModelConfig(8, 32), config=lm.TrainConfig(batch=4, seq_len=16)
+    )
+    saved = _tree.flatten(lm.load(model).params)[0]
+    for a, b in zip(saved, _tree.flatten(fresh.lm.params)[0], strict=True):
+        np.testing.assert_array_equal(a, b)  # step 0's: the initial parameters
 
 
 def test_demo_trains_on_pythons_docs(capsys, monkeypatch):

@@ -96,6 +96,47 @@ def test_a_non_finite_validation_loss_stops_the_run(monkeypatch):
     assert all(np.isfinite(a).all() for a in _host(trainer))
 
 
+class _Stop(Exception):
+    """Ends a run at a chosen step, raised from ``on_step``."""
+
+
+def test_a_diverged_run_keeps_the_best_finite_parameters(backend, monkeypatch):
+    """Validations of 3, 2, 2.5 and then NaN at steps 0, 2, 4 and 6: the run stops at the
+    NaN, and ``best`` holds step 2's parameters (the lowest finite loss, not the last
+    finite one), those of a run of the same seed stopped at step 2, while ``lm`` keeps
+    step 6's."""
+    if backend.name == "cupy":
+        pytest.skip("covered by the CUDA run")
+    script = [3.0, 2.0, 2.5, math.nan]
+
+    def evaluate(self):
+        loss = script.pop(0)
+        return lm.Metrics(loss, math.exp(loss), 5)
+
+    monkeypatch.setattr(lm.Trainer, "evaluate", evaluate)
+    trainer = _trainer(backend)
+    with pytest.raises(lm.DivergedError, match=r"the validation loss after step 6 is nan"):
+        trainer.run(steps=8, evals=4)
+    assert trainer.steps_done == 6
+    assert (trainer.best.step, trainer.best.loss) == (2, 2.0)
+
+    reference = _trainer(backend)
+
+    def stop(progress):
+        if progress.step == 2:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        reference.run(steps=8, evals=0, on_step=stop)
+    expected = _host(reference)
+    for a, b in zip(_tree.flatten(trainer.best.params)[0], expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+    best = trainer.best_model()
+    for a, b in zip(_tree.flatten(best.params)[0], expected, strict=True):
+        np.testing.assert_array_equal(backend.to_numpy(a), b)
+    assert not all(np.array_equal(a, b) for a, b in zip(_host(trainer), expected, strict=True))
+
+
 def test_perplexity_of_a_huge_loss_is_inf(backend):
     """A model that gives every character but the first a log-probability near -2000: the
     loss, by hand from the character counts, is far above log(max float) ~ 709.78."""

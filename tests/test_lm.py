@@ -418,6 +418,111 @@ def test_smoke_training_learns():
     assert report.val.loss == report.history[-1]["val_loss"] < 0.8 * log_v
 
 
+OVERSHOOT_TEXT = (
+    "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
+    "All:\nSpeak, speak.\n\n"
+    "First Citizen:\nYou are all resolved rather to die than to famish?\n\n"
+) * 12
+OVERSHOOT = lm.TrainConfig(batch=4, seq_len=16, lr=0.1, warmup=0, final_lr=1.0)
+"""A constant learning rate too high for ``OVERSHOOT_TEXT`` and ``ModelConfig(8, 32)``:
+in float64 the validation loss falls from 3.55 to 1.33 at step 20, then rises to 1.98 at
+step 60 (the same on NumPy, JAX and PyTorch)."""
+
+
+class _Stop(Exception):
+    """Ends a run at a chosen step, raised from ``on_step``."""
+
+
+def _params_at(step, steps, *, backend, text, model, config, dtype="float64"):
+    """Host copies of the parameters after ``step`` steps of a ``steps``-step run, from
+    a run of its own (same seed) stopped there: the same learning-rate schedule and
+    batches, no validations."""
+    trainer = lm.Trainer(text, model=model, config=config, backend=backend, dtype=dtype)
+
+    def stop(progress):
+        if progress.step == step:
+            raise _Stop
+
+    if step:
+        with pytest.raises(_Stop):
+            trainer.run(steps=steps, evals=0, on_step=stop)
+    assert trainer.steps_done == step
+    return [
+        np.array(trainer.lm.backend.to_numpy(a))
+        for a in polyrnn._tree.flatten(trainer.lm.params)[0]
+    ]
+
+
+def test_best_checkpoint_is_the_lowest_validation(backend, tmp_path):
+    """A run whose validation loss falls, then rises: ``Trainer.best`` holds exactly the
+    parameters a run of the same seed stopped at the lowest validation has, saves and
+    loads to them, and scores the recorded loss."""
+    if backend.name == "cupy":
+        pytest.skip("covered by the CUDA run")
+    model = lm.ModelConfig(8, 32)
+    trainer = lm.Trainer(
+        OVERSHOOT_TEXT, model=model, config=OVERSHOOT, backend=backend.name, dtype="float64"
+    )
+    report = trainer.run(steps=60, evals=6)
+    losses = [r["val_loss"] for r in report.history]
+    k = losses.index(min(losses))
+    assert 0 < k < len(losses) - 1 and losses[-1] > losses[k] + 0.3  # down, then up
+    best = trainer.best
+    assert best is not None and best.loss == losses[k] == report.best["val_loss"]
+    assert (best.step, best.seconds) == (report.history[k]["step"], report.history[k]["seconds"])
+    assert best.metrics == report.val._replace(loss=losses[k], perplexity=math.exp(losses[k]))
+    assert report.val.loss == losses[-1]  # the report's val stays the last validation's
+
+    expected = _params_at(
+        best.step, 60, backend=backend.name, text=OVERSHOOT_TEXT, model=model, config=OVERSHOOT
+    )
+    kept = polyrnn._tree.flatten(best.params)[0]
+    for a, e in zip(kept, expected, strict=True):
+        assert isinstance(a, np.ndarray) and a.dtype == np.float64
+        np.testing.assert_array_equal(a, e)
+    last = [backend.to_numpy(a) for a in polyrnn._tree.flatten(trainer.lm.params)[0]]
+    assert not all(np.array_equal(a, e) for a, e in zip(last, expected, strict=True))
+
+    path = tmp_path / "best.npz"
+    lm.save(trainer.best_model(), path)
+    loaded = lm.load(path, backend=backend.name)
+    for a, e in zip(polyrnn._tree.flatten(loaded.params)[0], expected, strict=True):
+        np.testing.assert_array_equal(backend.to_numpy(a), e)
+    val_text = lm.split_text(OVERSHOOT_TEXT, OVERSHOOT.val_fraction)[1]
+    assert lm.evaluate(loaded, val_text).loss == pytest.approx(best.loss, rel=1e-12)
+
+
+class _Scripted(lm.Trainer):
+    """A trainer whose validations report the losses of ``script`` in turn."""
+
+    def __init__(self, *args, script, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.script = list(script)
+
+    def evaluate(self):
+        loss = self.script.pop(0)
+        return lm.Metrics(loss, math.exp(loss), 10)
+
+
+def test_best_changes_only_on_a_strictly_lower_loss():
+    """Validations of 3, 2, 2, 2.5 at steps 0, 1, 2, 3: the best is step 1's (the first of
+    equal losses), its parameters those of a run stopped at step 1."""
+    trainer = _Scripted(TEXT, model=TINY, config=RUN, dtype="float64", script=[3, 2, 2, 2.5])
+    assert trainer.best is None
+    with pytest.raises(ValueError, match="no validation yet"):
+        trainer.best_model()
+    report = trainer.run(steps=3, evals=3)
+    assert [r["val_loss"] for r in report.history] == [3, 2, 2, 2.5]
+    assert (trainer.best.step, trainer.best.loss) == (1, 2)
+    assert report.best == report.history[1]
+    expected = _params_at(1, 3, backend="numpy", text=TEXT, model=TINY, config=RUN)
+    for a, e in zip(polyrnn._tree.flatten(trainer.best.params)[0], expected, strict=True):
+        np.testing.assert_array_equal(a, e)
+    model = trainer.best_model()
+    assert model is not trainer.lm and model.params.embed is not trainer.best.params.embed
+    assert lm.Trainer(TEXT, model=TINY, config=RUN).run(steps=1, evals=0).best is None
+
+
 def test_a_non_finite_loss_stops_training_without_applying_the_step():
     trainer = lm.Trainer(TEXT, model=TINY, config=RUN)
     trainer.train_step(1e-2)

@@ -4,10 +4,12 @@ Subcommands: ``demo`` (the default: train a small model on Python's own document
 for about a minute), ``train``, ``eval``, ``sample`` and ``check``.  Every failure the
 user can cause prints one line, ``polyrnn: error: ...``, on stderr: a malformed option
 exits with status 2, anything else (a missing text, an uninstalled backend, a corrupt
-model file, a diverged run) with 1.  An interrupted run exits with 130 after saving the
-last parameters when ``--out`` is given.  The command never writes over its inputs:
-``--out``, ``--history`` and ``--text`` must be three different files, and the output
-paths are checked before training starts.
+model file, a diverged run) with 1.  ``train --out`` saves the parameters with the lowest
+validation loss of the run (``polyrnn.lm.Trainer.best``), not the last ones; an
+interrupted or diverged run saves them too (the last parameters when it had validated
+none) before it exits, with 130 when interrupted.  The command never writes over its
+inputs: ``--out``, ``--history`` and ``--text`` must be three different files, and the
+output paths are checked before training starts.
 """
 
 from __future__ import annotations
@@ -285,9 +287,10 @@ class _Run:
 
 
 def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
-    """Train; the report is ``None`` when interrupted.  Interrupted or diverged
-    (:class:`~polyrnn.lm.DivergedError`, re-raised), it first saves the last finite
-    parameters to ``run.out``."""
+    """Train; the report is ``None`` when interrupted.  ``run.out`` gets the parameters
+    with the lowest validation loss (``Trainer.best``), also when
+    interrupted or diverged (:class:`~polyrnn.lm.DivergedError`, re-raised), and then the
+    last, finite, parameters when none were validated."""
     m, c = run.model, run.config
     trainer = lm.Trainer(text, model=m, config=c, backend=run.backend, dtype=run.dtype)
     seconds = None if run.steps is not None else 60.0 * run.minutes
@@ -335,9 +338,21 @@ def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
         n = trainer.steps_done
         done = f"{why} after {n} step{'' if n == 1 else 's'}"
         if run.out:
-            with _despite_ctrl_c(f"saving the last parameters to {run.out}"):
-                lm.save(trainer.lm, run.out)
-            print(f"{done}; saved the last parameters to {run.out}", file=sys.stderr)
+            best = trainer.best
+            if best is None:
+                what, model = "the last parameters", trainer.lm
+                where = f"to {run.out} (none were validated)"
+            else:
+                what = (
+                    "the last parameters"
+                    if best.step == n
+                    else f"the parameters of step {best.step}"
+                )
+                model = trainer.best_model()
+                where = f"to {run.out}, the best validated (loss {_shown(best.loss, 4)})"
+            with _despite_ctrl_c(f"saving {what} to {run.out}"):
+                lm.save(model, run.out)
+            print(f"{done}; saved {what} {where}", file=sys.stderr)
         else:
             print(f"{done}; nothing saved (no --out)", file=sys.stderr)
         if isinstance(e, lm.DivergedError):
@@ -348,8 +363,12 @@ def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
     trainer.lm.info = {"text": run.source, "train": c.to_dict(), **summary}
     with _despite_ctrl_c("saving the results"):
         if run.out:
-            lm.save(trainer.lm, run.out)
-            print(f"saved the model to {run.out}", file=sys.stderr)
+            lm.save(trainer.best_model(), run.out)  # with trainer.lm's info
+            print(
+                f"saved the model of step {summary['best_step']}, the lowest validation "
+                f"loss ({_shown(summary['val_loss'], 4)}), to {run.out}",
+                file=sys.stderr,
+            )
         if run.history is not None:
             document["final"] = summary
             _write_json(run.history, document)
@@ -357,8 +376,13 @@ def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
 
 
 def _summary(trainer: lm.Trainer, report: lm.TrainReport) -> dict[str, Any]:
-    """The final metrics: what ``--json`` prints."""
+    """The final metrics: what ``--json`` prints.  ``val_loss``, ``val_perplexity`` and
+    ``val_bits_per_char`` are those of the best validation (the parameters ``--out``
+    saves), seen at ``best_step`` after ``best_seconds`` of training; ``final_val_loss``
+    is the last validation's."""
     assert report.val is not None
+    assert trainer.best is not None
+    best = trainer.best
     return {
         "backend": trainer.lm.backend.name,
         "dtype": trainer.lm.backend.dtype_name,
@@ -367,9 +391,12 @@ def _summary(trainer: lm.Trainer, report: lm.TrainReport) -> dict[str, Any]:
         "seconds": round(report.seconds, 3),
         "tokens_per_s": round(report.tokens_per_s, 1),
         "train_loss": report.train_loss,
-        "val_loss": report.val.loss,
-        "val_perplexity": report.val.perplexity,
-        "val_bits_per_char": report.val.bits_per_char,
+        "val_loss": best.loss,
+        "val_perplexity": best.metrics.perplexity,
+        "val_bits_per_char": best.metrics.bits_per_char,
+        "best_step": best.step,
+        "best_seconds": round(best.seconds, 3),
+        "final_val_loss": report.val.loss,
         "vocab_size": len(trainer.lm.vocab),
         "parameters": trainer.lm.params.size(),
     }
@@ -410,7 +437,8 @@ def train(args: argparse.Namespace) -> int:
         print(
             f"{report.steps} steps in {report.seconds:.1f} s ({report.tokens_per_s:,.0f} tok/s): "
             f"train loss {_shown(report.train_loss, 4)}, "
-            f"val loss {_shown(summary['val_loss'], 4)} nats/char, "
+            f"best val loss {_shown(summary['val_loss'], 4)} nats/char at step "
+            f"{summary['best_step']} (final {_shown(summary['final_val_loss'], 4)}), "
             f"val perplexity {_shown(summary['val_perplexity'], 3)} "
             f"(uniform over the vocabulary: {summary['vocab_size']})"
         )
@@ -600,9 +628,18 @@ def _parser() -> argparse.ArgumentParser:
         "--seed", type=_number(int, 0), default=t.seed, help="seed of the initial weights"
     )
     p.add_argument("--dtype", default="float32", choices=lm.backend.DTYPES, help=DTYPE_HELP)
-    p.add_argument("--out", type=_file_path, help="save the model here (.npz), also on Ctrl-C")
+    p.add_argument(
+        "--out",
+        type=_file_path,
+        help="save the model with the lowest validation loss here (.npz), also on Ctrl-C",
+    )
     p.add_argument("--history", type=_file_path, help="write the learning curve here (.json)")
-    p.add_argument("--json", action="store_true", help="print one line of final metrics as JSON")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one line of final metrics as JSON (val_loss: the lowest validation "
+        "loss, that of --out; final_val_loss: the last)",
+    )
     p.set_defaults(run=train)
 
     p = sub_parser("eval", help=_one_line(evaluate), description=_one_line(evaluate))

@@ -44,7 +44,7 @@ from .model import (
 )
 from .optim import Adam, AdamState
 from .sampling import sample
-from .train import Progress, TrainConfig, Trainer, TrainReport
+from .train import Checkpoint, Progress, TrainConfig, Trainer, TrainReport
 
 __all__ = [
     "BACKENDS",
@@ -54,6 +54,7 @@ __all__ = [
     "Backend",
     "BackendUnavailableError",
     "CellSpec",
+    "Checkpoint",
     "DataError",
     "DivergedError",
     "LMError",

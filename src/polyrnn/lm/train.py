@@ -10,6 +10,10 @@ where ``value_and_grad`` is JAX's, PyTorch autograd's or the hand-written one
 learning rate warms up linearly over the first steps and then follows a cosine from
 ``lr`` down to ``final_lr * lr`` over the run, measured in steps or, for a run bounded
 by time, in training seconds.
+
+Every validation (:meth:`Trainer.validate`) that beats the lowest validation loss so far
+keeps a host copy of the parameters, ``Trainer.best`` (a :class:`Checkpoint`), so the
+model to keep is the best one seen, not the last one: training longer never makes it worse.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from .grad import value_and_grad
 from .model import LanguageModel, LMParams, ModelConfig, State, init_params, zero_state
 from .optim import Adam, AdamState
 
-__all__ = ["Progress", "TrainConfig", "TrainReport", "Trainer"]
+__all__ = ["Checkpoint", "Progress", "TrainConfig", "TrainReport", "Trainer"]
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,17 @@ class TrainReport:
     """One record per evaluation: ``step``, ``seconds``, ``tokens``, ``train_loss`` (mean
     since the previous evaluation, ``None`` at step 0), ``val_loss``, ``val_perplexity``."""
     val: Metrics | None = None
-    """Validation metrics at the end (``None`` when the run had no evaluation)."""
+    """Validation metrics at the end (``None`` when the run had no evaluation); the
+    lowest are in :attr:`best` and ``Trainer.best``."""
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        """The record of :attr:`history` with the lowest ``val_loss`` (the first of equal
+        ones), ``None`` without evaluations.  Its parameters are ``Trainer.best``'s,
+        unless an earlier call of :meth:`Trainer.run` had validated lower."""
+        if not self.history:
+            return None
+        return min(self.history, key=lambda record: record["val_loss"])
 
     @property
     def train_loss(self) -> float:
@@ -164,6 +178,27 @@ def _train_step(
     return params, opt_state, state, value, norm, finite
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """The parameters of a :class:`Trainer` at one validation, with its metrics: what
+    ``Trainer.best`` holds."""
+
+    params: LMParams
+    """Host copies of the parameters: NumPy arrays in the backend's dtype, owned by the
+    checkpoint (training on does not change them)."""
+    metrics: Metrics
+    """Their validation metrics."""
+    step: int
+    """``Trainer.steps_done`` when they were validated."""
+    seconds: float
+    """``Trainer.seconds`` when they were validated."""
+
+    @property
+    def loss(self) -> float:
+        """The validation loss, nats per character."""
+        return self.metrics.loss
+
+
 class Trainer:
     """Trains a character-level language model on a text.
 
@@ -187,7 +222,16 @@ class Trainer:
     ----------
     lm : LanguageModel
         The model, holding the parameters of the last completed step (so an interrupted
-        run can still be saved).
+        run can still be saved, and training goes on from them).
+    best : Checkpoint or None
+        The parameters with the lowest validation loss :meth:`validate` has seen, on
+        host, with that loss, step and time (the first of equal losses); ``None`` before
+        the first validation.  :meth:`best_model` makes a model of them.  A step that
+        diverges or a validation loss that is not finite never replaces them.
+    steps_done : int
+        Steps applied, over every call of :meth:`run` and :meth:`train_step`.
+    seconds : float
+        Their training time, evaluations excluded.
 
     Raises
     ------
@@ -207,6 +251,9 @@ class Trainer:
     >>> report = trainer.run(steps=30, evals=1)
     >>> bool(report.val.loss < np.log(len(trainer.lm.vocab)))  # better than uniform
     True
+    >>> trainer.best.loss == min(r["val_loss"] for r in report.history)
+    True
+    >>> best = trainer.best_model()  # the parameters of that validation, to save or sample
     """
 
     def __init__(
@@ -240,6 +287,8 @@ class Trainer:
         self.opt_state = self.optimizer.init(params)
         self.state = zero_state(arch, b, config.batch)
         self.steps_done = 0
+        self.seconds = 0.0
+        self.best: Checkpoint | None = None
         self._step = b.jit(
             functools.partial(
                 _train_step, grad_fn=value_and_grad(b, arch.cell), optimizer=self.optimizer
@@ -255,6 +304,7 @@ class Trainer:
         is not finite (NaN or infinite).
         """
         _checks.real("lr", lr, finite=False)  # inf and NaN: refused below, as diverged
+        start = time.perf_counter()
         b, lm = self.lm.backend, self.lm
         k = self.steps_done % len(self.batches)
         if k == 0:  # a new epoch: the streams start over
@@ -274,6 +324,7 @@ class Trainer:
         else:
             lm.params, self.opt_state, self.state = params, opt_state, state
             self.steps_done += 1
+            self.seconds += time.perf_counter() - start
             return loss
         raise DivergedError(
             f"training diverged at step {self.steps_done + 1}: {what}; the parameters are "
@@ -281,8 +332,13 @@ class Trainer:
         )
 
     def validate(self) -> Metrics:
-        """:meth:`evaluate`, raising :class:`~polyrnn.lm.DivergedError` when the validation
-        loss is not finite (the parameters, all finite, are left as they are)."""
+        """:meth:`evaluate`, keeping the parameters in ``best`` when their loss is the
+        lowest so far; raises :class:`~polyrnn.lm.DivergedError` when the validation loss
+        is not finite (the parameters, all finite, and ``best`` are left as they are).
+
+        Keeping them costs one copy of the parameters to host memory, a small fraction
+        of the validation pass itself (measured on the documentation's Training page).
+        """
         metrics = self.evaluate()
         if not math.isfinite(metrics.loss):
             raise DivergedError(
@@ -290,7 +346,27 @@ class Trainer:
                 f"{metrics.loss:.4g}; the parameters are those of that step (a lower learning "
                 "rate or gradient-norm clip may help)"
             )
+        if self.best is None or metrics.loss < self.best.loss:
+            to_numpy = self.lm.backend.to_numpy
+            params = _tree.map_(lambda a: np.array(to_numpy(a), copy=True), self.lm.params)
+            self.best = Checkpoint(params, metrics, self.steps_done, self.seconds)
         return metrics
+
+    def best_model(self) -> LanguageModel:
+        """A model of the ``best`` parameters, on the trainer's backend, with a copy
+        of ``lm``'s ``info``; a new one each call, sharing no array with ``lm``
+        or ``best``.
+
+        Raises
+        ------
+        ValueError
+            Before the first validation (``best`` is ``None``).
+        """
+        if self.best is None:
+            raise ValueError("no validation yet: best_model needs one (see Trainer.validate)")
+        b = self.lm.backend
+        params = _tree.map_(lambda a: b.asarray(a.copy()), self.best.params)  # unshared
+        return LanguageModel(self.lm.config, self.lm.vocab, params, b, dict(self.lm.info))
 
     def evaluate(self) -> Metrics:
         """:class:`~polyrnn.lm.Metrics` on the held-out validation text."""
@@ -318,8 +394,9 @@ class Trainer:
         seconds : float, optional
             Training time (evaluations excluded, the first step's compilation included).
         evals : int
-            Evaluate on the validation text before the first step and ``evals`` times
-            evenly over the run (the last at the end); 0 never evaluates.
+            Validate (:meth:`validate`, which keeps the best parameters in ``best``)
+            before the first step and ``evals`` times evenly over the run (the last at
+            the end); 0 never evaluates.
         on_step, on_eval : callable, optional
             Called with a :class:`Progress` after every step, and with each history
             record after each evaluation.
@@ -345,6 +422,7 @@ class Trainer:
         tokens_per_step = self.config.batch * self.config.seq_len
         losses: list[float] = []
         history: list[dict[str, Any]] = []
+        seconds0 = self.seconds  # the run's time: what train_step adds to it
         elapsed = 0.0
         since_eval: list[float] = []
         val: Metrics | None = None
@@ -375,9 +453,8 @@ class Trainer:
         next_eval = 1
         while progress() < 1.0:
             lr = self.config.lr_at(len(losses), progress())
-            start = time.perf_counter()
             value = self.train_step(lr)
-            elapsed += time.perf_counter() - start
+            elapsed = self.seconds - seconds0
             losses.append(value)
             since_eval.append(value)
             done = progress()
