@@ -215,9 +215,7 @@ def _torch_layer(module: Any, suffix: str) -> RNNParams | GRUParams | LSTMParams
     return _TORCH_MODES[module.mode](w_ih.T, w_hh.T, b_ih, b_hh)  # type: ignore[no-any-return]
 
 
-def from_torch_layers(
-    module: Any,
-) -> list[RNNParams] | list[GRUParams] | list[LSTMParams] | list[tuple[Any, Any]]:
+def from_torch_layers(module: Any) -> list[Any]:
     r"""The weights of a multi-layer (or bidirectional) ``torch.nn.GRU``, ``LSTM`` or ``RNN``.
 
     Each layer and direction is converted as :func:`from_torch` converts the single layer
