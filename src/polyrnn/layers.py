@@ -333,7 +333,7 @@ def _state(plan: _Plan, kind: _Kind, idx: int) -> Any:
     """The initial state of layer-direction ``idx``: ``h0`` or ``(h0, c0)`` (or ``None``)."""
     parts = tuple(None if s is None else s[idx, ...] for s in plan.states)
     if kind.pair:
-        return None if parts == (None, None) else parts
+        return None if all(s is None for s in parts) else parts
     return parts[0]
 
 
@@ -449,7 +449,7 @@ def _layers_vjp(
             for name, a in zip(state_names, d_last, strict=True)
         ]
         d_layers: list[Any] = [None] * len(plan.entries)
-        d_state0: list[list[Any]] = [[None] * len(last[0]) for _ in state_names]
+        d_state0: list[list[Any]] = [[None] * int(last[0].shape[0]) for _ in state_names]
         for i in range(len(plan.entries) - 1, -1, -1):
             if plan.masks is not None and i < len(plan.entries) - 1:
                 d_y = d_y * plan.masks[i]
