@@ -303,7 +303,7 @@ def test_torch_converter_errors(torch) -> None:
     n_layers=st.integers(1, 3),
     bidi=st.booleans(),
     batch=st.sampled_from([(), (3,), (2, 2)]),
-    T=st.sampled_from([1, 4]),
+    T=st.sampled_from([0, 1, 4]),
     sizes=st.sampled_from([(2, 3), (3, 1)]),
     with_state=st.booleans(),
     with_lengths=st.booleans(),
