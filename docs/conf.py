@@ -234,6 +234,7 @@ GROUP_TITLES = {
     "polyrnn.params": "Parameters",
     "polyrnn.cells": "Cells: one step",
     "polyrnn.scans": "Scans: a whole sequence",
+    "polyrnn.layers": "Layers: stacked and bidirectional",
     "polyrnn.vjp": "Gradients without autodiff (BPTT)",
     "polyrnn.metrics": "Language-model metrics",
 }

@@ -20,6 +20,8 @@ _NAMES: dict[str, str] = {
     "associative_scan": "linear",
     "cross_entropy": "metrics",
     "gru_cell": "cells",
+    "gru_layers": "layers",
+    "gru_layers_vjp": "layers",
     "gru_scan": "scans",
     "gru_scan_vjp": "vjp",
     "init_gru": "params",
@@ -33,6 +35,8 @@ _NAMES: dict[str, str] = {
     "log_softmax": "metrics",
     "logsumexp": "metrics",
     "lstm_cell": "cells",
+    "lstm_layers": "layers",
+    "lstm_layers_vjp": "layers",
     "lstm_scan": "scans",
     "lstm_scan_vjp": "vjp",
     "min_gru_cell": "minrnn",
@@ -43,6 +47,8 @@ _NAMES: dict[str, str] = {
     "min_lstm_scan_vjp": "minrnn",
     "perplexity": "metrics",
     "rnn_cell": "cells",
+    "rnn_layers": "layers",
+    "rnn_layers_vjp": "layers",
     "rnn_scan": "scans",
     "rnn_scan_vjp": "vjp",
     "scan": "scans",
@@ -51,7 +57,7 @@ _NAMES: dict[str, str] = {
 Scientific Python SPEC 1, lazy loading; the ``TYPE_CHECKING`` imports below repeat it for
 type checkers, and a test holds the two equal)."""
 
-_SUBMODULES = ("backends", "cli", "interop", "linear", "lm", "metrics", "vjp")
+_SUBMODULES = ("backends", "cli", "interop", "layers", "linear", "lm", "metrics", "vjp")
 """Public submodules, attributes of the package too: ``polyrnn.lm.Trainer`` works after
 ``import polyrnn`` alone.  ``__all__`` is the table's names and the submodules whose names
 are not also functions of the package (``backends``, ``interop``, ``metrics``)."""
@@ -66,6 +72,8 @@ __all__ = [
     "backends",
     "cross_entropy",
     "gru_cell",
+    "gru_layers",
+    "gru_layers_vjp",
     "gru_scan",
     "gru_scan_vjp",
     "init_gru",
@@ -80,6 +88,8 @@ __all__ = [
     "log_softmax",
     "logsumexp",
     "lstm_cell",
+    "lstm_layers",
+    "lstm_layers_vjp",
     "lstm_scan",
     "lstm_scan_vjp",
     "metrics",
@@ -91,6 +101,8 @@ __all__ = [
     "min_lstm_scan_vjp",
     "perplexity",
     "rnn_cell",
+    "rnn_layers",
+    "rnn_layers_vjp",
     "rnn_scan",
     "rnn_scan_vjp",
     "scan",
@@ -117,10 +129,19 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # what __getattr__ provides, spelled out for type checkers
     from . import backends, interop, metrics
     from . import cli as cli  # submodules that are attributes but not in __all__
+    from . import layers as layers
     from . import linear as linear
     from . import lm as lm
     from . import vjp as vjp
     from .cells import gru_cell, lstm_cell, rnn_cell
+    from .layers import (
+        gru_layers,
+        gru_layers_vjp,
+        lstm_layers,
+        lstm_layers_vjp,
+        rnn_layers,
+        rnn_layers_vjp,
+    )
     from .linear import associative_scan, linear_scan, linear_scan_vjp
     from .metrics import cross_entropy, log_perplexity, log_softmax, logsumexp, perplexity
     from .minrnn import (

@@ -23,6 +23,7 @@ and the GRU update is ``h' = (1 - z) * n + z * h`` with
 other side                          to polyrnn                     from polyrnn
 =================================== ============================== =====================
 ``torch.nn.GRU/LSTM/RNN``           :func:`from_torch`             :func:`to_torch`
+``num_layers``, ``bidirectional``   :func:`from_torch_layers`      :func:`to_torch_layers`
 Keras 3 ``GRU`` / ``GRUCell``       :func:`from_keras_gru`         :func:`to_keras_gru`
 ``flax.linen.GRUCell``              :func:`from_flax_gru`          :func:`to_flax_gru`
 seed notebook, column vectors       :func:`from_seed_rnn`,         :func:`to_seed_rnn`,
@@ -46,6 +47,7 @@ import numpy as np
 
 from . import _validate, backends
 from ._compat import Array, Namespace, array_namespace, device, is_array_api_obj
+from .layers import check_layers
 from .params import GRUParams, LSTMParams, RNNParams, resolve_namespace
 
 __all__ = [
@@ -55,12 +57,14 @@ __all__ = [
     "from_seed_readout",
     "from_seed_rnn",
     "from_torch",
+    "from_torch_layers",
     "to_flax_gru",
     "to_keras_gru",
     "to_seed_gru",
     "to_seed_readout",
     "to_seed_rnn",
     "to_torch",
+    "to_torch_layers",
 ]
 
 
@@ -168,6 +172,22 @@ def from_torch(module: Any) -> RNNParams | GRUParams | LSTMParams:
     True
     """
     fn = "from_torch"
+    name = _torch_module_check(fn, module)
+    if module.num_layers != 1:
+        raise ValueError(
+            f"{fn}: module must have num_layers=1, got {name} with num_layers="
+            f"{module.num_layers}; use from_torch_layers for a stack"
+        )
+    if module.bidirectional:
+        raise ValueError(
+            f"{fn}: module must be unidirectional, got {name} with bidirectional=True; "
+            "use from_torch_layers"
+        )
+    return _torch_layer(module, "l0")
+
+
+def _torch_module_check(fn: str, module: Any) -> str:
+    """``module`` is a ``torch.nn.RNN``, ``GRU`` or ``LSTM`` without projections; its class name."""
     mode = getattr(module, "mode", None)
     if mode not in _TORCH_MODES or not hasattr(module, "weight_ih_l0"):
         raise TypeError(
@@ -175,25 +195,77 @@ def from_torch(module: Any) -> RNNParams | GRUParams | LSTMParams:
             f"got {_validate._describe(module)}"
         )
     name = type(module).__name__
-    if module.num_layers != 1:
-        raise ValueError(
-            f"{fn}: module must have num_layers=1, got {name} with num_layers="
-            f"{module.num_layers}; convert one layer at a time"
-        )
-    if module.bidirectional:
-        raise ValueError(f"{fn}: module must be unidirectional, got {name} with bidirectional=True")
     if getattr(module, "proj_size", 0):
         raise ValueError(
             f"{fn}: module must have proj_size=0 (polyrnn's LSTM has no projection), got "
             f"{name} with proj_size={module.proj_size}"
         )
-    w_ih, w_hh = module.weight_ih_l0, module.weight_hh_l0
+    return name
+
+
+def _torch_layer(module: Any, suffix: str) -> RNNParams | GRUParams | LSTMParams:
+    """The params of one layer and direction of a torch module: ``suffix`` is ``"l0"``,
+    ``"l1_reverse"``, ..., as in its parameter names."""
+    w_ih, w_hh = getattr(module, f"weight_ih_{suffix}"), getattr(module, f"weight_hh_{suffix}")
     if module.bias:
-        b_ih, b_hh = module.bias_ih_l0, module.bias_hh_l0
+        b_ih, b_hh = getattr(module, f"bias_ih_{suffix}"), getattr(module, f"bias_hh_{suffix}")
     else:
         b_ih = w_ih.new_zeros(w_ih.shape[0])
         b_hh = w_ih.new_zeros(w_ih.shape[0])
-    return _TORCH_MODES[mode](w_ih.T, w_hh.T, b_ih, b_hh)  # type: ignore[no-any-return]
+    return _TORCH_MODES[module.mode](w_ih.T, w_hh.T, b_ih, b_hh)  # type: ignore[no-any-return]
+
+
+def from_torch_layers(module: Any) -> list[Any]:
+    r"""The weights of a multi-layer (or bidirectional) ``torch.nn.GRU``, ``LSTM`` or ``RNN``.
+
+    Each layer and direction is converted as :func:`from_torch` converts the single layer
+    (``weight_ih_l{k}`` and ``weight_ih_l{k}_reverse``, transposed): the ``layers``
+    argument of :func:`polyrnn.gru_layers` (and :func:`~polyrnn.lstm_layers`,
+    :func:`~polyrnn.rnn_layers`), which then computes what the module computes with
+    ``bidirectional=module.bidirectional`` (and ``reset_after=True`` for a GRU,
+    ``activation=module.nonlinearity`` for an RNN).
+
+    Parameters
+    ----------
+    module : torch.nn.GRU, torch.nn.LSTM or torch.nn.RNN
+        Any ``num_layers``, either direction, without ``proj_size``.  Its ``dropout`` is
+        not a weight: pass it to the layers function.
+
+    Returns
+    -------
+    list
+        ``num_layers`` params (GRUParams, LSTMParams or RNNParams), or with
+        ``bidirectional`` ``num_layers`` pairs ``(forward, backward)``: views of the
+        module's parameters, connected to autograd, as :func:`from_torch` returns.
+
+    Raises
+    ------
+    TypeError
+        ``module`` is not one of the three recurrent modules.
+    ValueError
+        ``proj_size > 0``.
+
+    Examples
+    --------
+    >>> import pytest
+    >>> torch = pytest.importorskip("torch")  # this example needs PyTorch
+    >>> m = torch.nn.GRU(3, 2, num_layers=2, bidirectional=True, batch_first=True)
+    >>> layers = polyrnn.interop.from_torch_layers(m)
+    >>> len(layers), layers[1][0].w_x.shape  # layer 1 reads both directions: 2H = 4
+    (2, torch.Size([4, 6]))
+    >>> xs = torch.randn(5, 7, 3)
+    >>> hs, h_n = polyrnn.gru_layers(xs, layers, bidirectional=True, reset_after=True)
+    >>> ref, ref_h_n = m(xs)
+    >>> bool(torch.allclose(hs, ref, atol=1e-6)), bool(torch.allclose(h_n, ref_h_n, atol=1e-6))
+    (True, True)
+    """
+    _torch_module_check("from_torch_layers", module)
+    if module.bidirectional:
+        return [
+            (_torch_layer(module, f"l{k}"), _torch_layer(module, f"l{k}_reverse"))
+            for k in range(module.num_layers)
+        ]
+    return [_torch_layer(module, f"l{k}") for k in range(module.num_layers)]
 
 
 def to_torch(
@@ -248,23 +320,9 @@ def to_torch(
 
     fn = "to_torch"
     params, _, n_h = _check_params(fn, params, (RNNParams, GRUParams, LSTMParams))
-    if isinstance(params, RNNParams):
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(
-                f"{fn}: nonlinearity must be 'tanh' or 'relu' (torch.nn.RNN), got {nonlinearity!r}"
-            )
-        kwargs: dict[str, Any] = {"nonlinearity": nonlinearity}
-        cls: Any = torch.nn.RNN
-    else:
-        if nonlinearity != "tanh":
-            raise ValueError(
-                f"{fn}: nonlinearity applies to RNNParams only, got {nonlinearity!r} with "
-                f"{type(params).__name__}"
-            )
-        kwargs = {}
-        cls = torch.nn.GRU if isinstance(params, GRUParams) else torch.nn.LSTM
+    cls, kwargs = _torch_class(torch, fn, type(params), nonlinearity)
+    host = _torch_host(torch, fn, params, "params")
     dev = params.w_x.device if isinstance(params.w_x, torch.Tensor) else torch.device("cpu")
-    host = [_torch_tensor(torch, fn, f"params.{f}", a) for f, a in params._asdict().items()]
     module: Any = cls(
         host[0].shape[0],
         n_h,
@@ -275,11 +333,123 @@ def to_torch(
         dtype=host[0].dtype,
         **kwargs,
     )
+    _torch_fill(torch, module, "l0", host)
+    return module
+
+
+def _torch_class(torch: Any, fn: str, kind: type, nonlinearity: str) -> tuple[Any, dict[str, Any]]:
+    """The torch module class of params ``kind``, and its ``nonlinearity`` keyword."""
+    if kind is RNNParams:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(
+                f"{fn}: nonlinearity must be 'tanh' or 'relu' (torch.nn.RNN), got {nonlinearity!r}"
+            )
+        return torch.nn.RNN, {"nonlinearity": nonlinearity}
+    if nonlinearity != "tanh":
+        raise ValueError(
+            f"{fn}: nonlinearity applies to RNNParams only, got {nonlinearity!r} with "
+            f"{kind.__name__}"
+        )
+    return (torch.nn.GRU if kind is GRUParams else torch.nn.LSTM), {}
+
+
+def _torch_host(torch: Any, fn: str, params: Any, name: str) -> list[Any]:
+    """The four arrays of ``params`` as torch tensors (named ``name.w_x`` ... in errors)."""
+    return [_torch_tensor(torch, fn, f"{name}.{f}", a) for f, a in params._asdict().items()]
+
+
+def _torch_fill(torch: Any, module: Any, suffix: str, host: list[Any]) -> None:
+    """Copy one layer and direction's tensors into ``module`` (``suffix`` as ``"l0"``)."""
     with torch.no_grad():
-        module.weight_ih_l0.copy_(host[0].T)
-        module.weight_hh_l0.copy_(host[1].T)
-        module.bias_ih_l0.copy_(host[2])
-        module.bias_hh_l0.copy_(host[3])
+        getattr(module, f"weight_ih_{suffix}").copy_(host[0].T)
+        getattr(module, f"weight_hh_{suffix}").copy_(host[1].T)
+        getattr(module, f"bias_ih_{suffix}").copy_(host[2])
+        getattr(module, f"bias_hh_{suffix}").copy_(host[3])
+
+
+def to_torch_layers(
+    layers: Sequence[Any],
+    *,
+    bidirectional: bool = False,
+    nonlinearity: str = "tanh",
+    batch_first: bool = False,
+    dropout: float = 0.0,
+) -> Any:
+    r"""A new multi-layer ``torch.nn.RNN``, ``torch.nn.GRU`` or ``torch.nn.LSTM`` holding ``layers``.
+
+    The inverse of :func:`from_torch_layers`; each layer and direction is copied as
+    :func:`to_torch` copies its single layer.  The module computes what
+    :func:`polyrnn.gru_layers` (``reset_after=True``), :func:`~polyrnn.lstm_layers` and
+    :func:`~polyrnn.rnn_layers` (``activation=nonlinearity``) compute with ``layers``.
+
+    Parameters
+    ----------
+    layers : list of RNNParams, GRUParams or LSTMParams
+        ``num_layers`` params of one class, or ``(forward, backward)`` pairs with
+        ``bidirectional``, chained as :func:`polyrnn.gru_layers` requires; arrays of any
+        library (copied through the host).
+    bidirectional : bool
+        Whether ``layers`` holds pairs; passed to the module.
+    nonlinearity : {"tanh", "relu"}
+        Of a ``torch.nn.RNN``; GRU and LSTM accept only the default.
+    batch_first : bool
+        Passed to the module.
+    dropout : float
+        Passed to the module (torch's own dropout between layers, drawn by torch's
+        generator in training mode).
+
+    Returns
+    -------
+    torch.nn.Module
+        With ``num_layers = len(layers)``, biases, and ``layers``' dtype; on the device of
+        the arrays when they are torch tensors, else on the CPU.  Its parameters are new
+        tensors.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`polyrnn.gru_layers` for the list of layers, and as :func:`to_torch`.
+
+    Examples
+    --------
+    >>> import pytest
+    >>> torch = pytest.importorskip("torch")  # this example needs PyTorch
+    >>> layers = [polyrnn.init_lstm(3, 2, seed=0), polyrnn.init_lstm(2, 2, seed=1)]
+    >>> polyrnn.interop.to_torch_layers(layers, batch_first=True)
+    LSTM(3, 2, num_layers=2, batch_first=True)
+    """
+    fn = "to_torch_layers"
+    _validate.flags(fn, bidirectional=bidirectional, batch_first=batch_first)
+    import torch
+
+    entries, kind, n_h, n_in, _ = check_layers(
+        fn, layers, (RNNParams, GRUParams, LSTMParams), bidirectional
+    )
+    cls, kwargs = _torch_class(torch, fn, kind, nonlinearity)
+    first = entries[0][0]
+    dev = first.w_x.device if isinstance(first.w_x, torch.Tensor) else torch.device("cpu")
+    hosts = [
+        [
+            _torch_host(torch, fn, p, f"layers[{k}]" + (f"[{d}]" if bidirectional else ""))
+            for d, p in enumerate(entry)
+        ]
+        for k, entry in enumerate(entries)
+    ]
+    module: Any = cls(
+        n_in,
+        n_h,
+        num_layers=len(entries),
+        bias=True,
+        batch_first=batch_first,
+        dropout=dropout,
+        bidirectional=bidirectional,
+        device=dev,
+        dtype=hosts[0][0][0].dtype,
+        **kwargs,
+    )
+    for k, per_direction in enumerate(hosts):
+        for d, host in enumerate(per_direction):
+            _torch_fill(torch, module, f"l{k}" + ("_reverse" if d else ""), host)
     return module
 
 

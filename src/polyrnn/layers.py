@@ -1,0 +1,892 @@
+r"""Stacked and bidirectional RNN, GRU and LSTM layers with dropout: ``torch.nn.GRU``'s semantics.
+
+:func:`gru_layers` (and :func:`rnn_layers`, :func:`lstm_layers`) runs ``L`` layers, each
+the public scan of its cell, layer ``l > 0`` reading the output of layer ``l - 1``:
+
+.. code-block:: python
+
+    x = xs
+    for l, p in enumerate(layers):
+        if bidirectional:
+            fwd, _ = gru_scan(x, p[0], h0[2 * l], lengths=lengths)
+            bwd, _ = gru_scan(x, p[1], h0[2 * l + 1], lengths=lengths, reverse=True)
+            x = concat([fwd, bwd], axis=-1)           # (..., T, 2H), torch's order
+        else:
+            x, _ = gru_scan(x, p, h0[l], lengths=lengths)
+        if l < L - 1:
+            x = x * mask[l] / (1 - dropout)           # mask[l]: True keeps
+    return x, stack(last states)                      # (L * directions, ..., H)
+
+So every backend runs its scans' fast path (aten's fused kernels on PyTorch,
+``jax.lax.scan`` on JAX), and the frameworks differentiate through it.  The
+``*_layers_vjp`` functions are the hand-written vector-Jacobian products, chained from
+the scans' (:func:`polyrnn.gru_scan_vjp`), for libraries without autodiff.
+
+Dropout masks come from one of two places:
+
+- ``seed``: drawn on the host, ``rng = numpy.random.default_rng(seed)`` and, for
+  ``l = 0, ..., L - 2`` in turn, ``keep = rng.random((*batch, T, W)) >= dropout`` (``W``
+  the layer's output width, batch-first whatever ``time_major``), then moved to the
+  library and device of ``xs``: the same seed gives the same masks on every backend.
+- ``masks``: ``L - 1`` boolean arrays of the layout of the layers' outputs, made by the
+  caller (e.g. with :func:`jax.random.bernoulli` inside :func:`jax.jit`, where a host
+  draw would be a constant of the compiled function).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from . import _validate
+from ._compat import Array, Namespace, device
+from .backends import get_adapter
+from .cells import ACTIVATIONS
+from .params import GATES, GRUParams, LSTMParams, RNNParams
+from .scans import gru_scan, lstm_scan, rnn_scan
+from .vjp import gru_scan_vjp, lstm_scan_vjp, rnn_scan_vjp
+
+__all__ = [
+    "gru_layers",
+    "gru_layers_vjp",
+    "lstm_layers",
+    "lstm_layers_vjp",
+    "rnn_layers",
+    "rnn_layers_vjp",
+]
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """What the engine needs of a cell: its parameters, public scan and scan VJP, and
+    whether its state is a pair ``(h, c)``."""
+
+    params: type
+    scan: Callable[..., Any]
+    scan_vjp: Callable[..., Any]
+    pair: bool
+
+
+_RNN = _Kind(RNNParams, rnn_scan, rnn_scan_vjp, pair=False)
+_GRU = _Kind(GRUParams, gru_scan, gru_scan_vjp, pair=False)
+_LSTM = _Kind(LSTMParams, lstm_scan, lstm_scan_vjp, pair=True)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _what(a: Any) -> str:
+    """A short description of a received layer entry for messages."""
+    if isinstance(a, tuple) and hasattr(a, "_fields"):
+        return type(a).__name__
+    if isinstance(a, tuple | list):
+        inner = ", ".join(_what(e) for e in a[:3]) + (", ..." if len(a) > 3 else "")
+        return f"a {type(a).__name__} of {len(a)} ({inner})"
+    return _validate._describe(a)
+
+
+def check_layers(
+    fn: str,
+    layers: Any,
+    classes: tuple[type, ...],
+    bidirectional: bool,
+    *,
+    n_in: int | None = None,
+    dtype: Any = None,
+    arrays: dict[str, Any] | None = None,
+) -> tuple[list[tuple[Any, ...]], type, int, int, Namespace]:
+    """The layer list checked: each entry one params of a class of ``classes`` (the class of
+    the first for every layer), or a ``(forward, backward)`` pair of them with
+    ``bidirectional``; one library, floating dtypes (``dtype``, of ``xs``, when given), the
+    ``H`` of the first layer everywhere, and layer ``l``'s input size ``n_in`` (``D`` of the
+    input, read from the first ``w_x`` when ``None``) for ``l = 0``, else the previous
+    layer's output width.  ``arrays`` (named) join the one-library check.
+
+    Returns the entries as tuples of one or two params, the class, ``H``, ``D`` and the
+    namespace.  Also used by :func:`polyrnn.interop.to_torch_layers`.
+    """
+    names = " or ".join(c.__name__ for c in classes)
+    if isinstance(layers, tuple) and hasattr(layers, "_fields"):
+        raise TypeError(
+            f"{fn}: layers must be a list of {type(layers).__name__} (one per layer), got a "
+            f"single {type(layers).__name__}; pass [params] for one layer"
+        )
+    if not isinstance(layers, Sequence) or isinstance(layers, str) or len(layers) == 0:
+        raise TypeError(
+            f"{fn}: layers must be a non-empty list of {names} (one per layer), got {_what(layers)}"
+        )
+    first = layers[0][0] if bidirectional and isinstance(layers[0], tuple | list) else layers[0]
+    cls = type(first) if isinstance(first, classes) else classes[0]
+    entries: list[tuple[Any, ...]] = []
+    for i, entry in enumerate(layers):
+        if bidirectional:
+            ok = (
+                isinstance(entry, tuple | list)
+                and not hasattr(entry, "_fields")
+                and len(entry) == 2
+                and all(type(p) is cls for p in entry)
+            )
+            if not ok:
+                raise TypeError(
+                    f"{fn}: layers[{i}] must be a (forward, backward) pair of {cls.__name__} "
+                    f"with bidirectional=True, got {_what(entry)}"
+                )
+            entries.append(tuple(entry))
+        else:
+            if type(entry) is not cls:
+                hint = ""
+                if isinstance(entry, tuple | list) and not hasattr(entry, "_fields"):
+                    hint = " (pairs (forward, backward) need bidirectional=True)"
+                raise TypeError(
+                    f"{fn}: layers[{i}] must be {cls.__name__} with bidirectional=False, "
+                    f"got {_what(entry)}{hint}"
+                )
+            entries.append((entry,))
+    dirs = 2 if bidirectional else 1
+
+    def label(i: int, d: int) -> str:
+        return f"layers[{i}][{d}]" if bidirectional else f"layers[{i}]"
+
+    named = dict(arrays or {})
+    for i, entry in enumerate(entries):
+        for d, p in enumerate(entry):
+            named |= {f"{label(i, d)}.{f}": a for f, a in zip(p._fields, p, strict=True)}
+    xp = _validate.namespace(fn, named)
+    dtype_of = "xs" if dtype is not None else f"{label(0, 0)}.w_x"
+    dtype = entries[0][0].w_x.dtype if dtype is None else dtype
+    for i, entry in enumerate(entries):
+        for d, p in enumerate(entry):
+            for f, a in zip(p._fields, p, strict=True):
+                _validate.floating(fn, f"{label(i, d)}.{f}", a, xp, dtype, dtype_of)
+    g = GATES[cls]
+    w_h0 = entries[0][0].w_h
+    if w_h0.ndim != 2 or w_h0.shape[1] != g * w_h0.shape[0]:
+        raise ValueError(
+            f"{fn}: {label(0, 0)}.w_h must have shape (H, {g}*H), got {tuple(w_h0.shape)}"
+        )
+    n_h = int(w_h0.shape[0])
+    if n_in is None:
+        w_x0 = entries[0][0].w_x
+        if w_x0.ndim != 2:
+            raise ValueError(
+                f"{fn}: {label(0, 0)}.w_x must have shape (D, {g * n_h}), got {tuple(w_x0.shape)}"
+            )
+        n_in, from_where = int(w_x0.shape[0]), f"D={w_x0.shape[0]} from {label(0, 0)}.w_x"
+    else:
+        from_where = f"D={n_in} from xs"
+    width = dirs * n_h
+    for i, entry in enumerate(entries):
+        d_in = n_in if i == 0 else width
+        if i == 0:
+            why_x = f"{from_where}, H={n_h}"
+        else:
+            wide = f"{dirs}H={width}" if bidirectional else f"H={n_h}"
+            why_x = f"the output width of layers[{i - 1}], {wide}"
+        for d, p in enumerate(entry):
+            where = label(i, d)
+            same_h = f"every layer has the H={n_h} of {label(0, 0)}"
+            _validate.shape(fn, f"{where}.w_h", p.w_h, (n_h, g * n_h), same_h)
+            _validate.shape(fn, f"{where}.w_x", p.w_x, (d_in, g * n_h), why_x)
+            _validate.shape(fn, f"{where}.b_x", p.b_x, (g * n_h,), f"H={n_h}")
+            _validate.shape(fn, f"{where}.b_h", p.b_h, (g * n_h,), f"H={n_h}")
+    return entries, cls, n_h, n_in, xp
+
+
+def _dropout_rate(fn: str, dropout: Any) -> float:
+    if (
+        isinstance(dropout, bool | np.bool_)
+        or not isinstance(dropout, int | float | np.integer | np.floating)
+        or not 0.0 <= float(dropout) < 1.0
+    ):
+        raise ValueError(f"{fn}: dropout must be a number in [0, 1), got {dropout!r}")
+    return float(dropout)
+
+
+class _Plan(NamedTuple):
+    """The checked call: what the engine runs."""
+
+    xp: Namespace
+    entries: list[tuple[Any, ...]]
+    hidden: int
+    batch: tuple[int, ...]
+    states: tuple[Array | None, ...]  # (L * dirs, ..., H) each, or None for zeros
+    lengths: Array | None
+    masks: list[Array] | None  # L - 1 multipliers, 0 or 1/(1 - dropout), of xs' dtype
+
+
+def _check(
+    fn: str,
+    kind: _Kind,
+    xs: Any,
+    layers: Any,
+    state0: Any,
+    *,
+    bidirectional: bool,
+    dropout: Any,
+    seed: Any,
+    masks: Any,
+    time_major: bool,
+    lengths: Any,
+) -> _Plan:
+    """The prologue of every layers function: every check, named after ``fn``'s arguments."""
+    _validate.flags(fn, bidirectional=bidirectional, time_major=time_major)
+    rate = _dropout_rate(fn, dropout)
+    if seed is not None and masks is not None:
+        raise ValueError(f"{fn}: give seed or masks, not both")
+    if masks is not None and rate == 0.0:
+        raise ValueError(
+            f"{fn}: masks were given with dropout=0; pass the dropout probability they were "
+            "drawn with (kept values are scaled by 1/(1 - dropout))"
+        )
+    if rate > 0.0 and seed is None and masks is None:
+        raise ValueError(
+            f"{fn}: dropout={rate} needs seed= (an int: masks drawn with NumPy on the host) "
+            "or masks= (L - 1 boolean arrays, e.g. drawn with jax.random inside jax.jit)"
+        )
+    if seed is not None and (
+        isinstance(seed, bool | np.bool_) or not isinstance(seed, int | np.integer) or seed < 0
+    ):
+        raise ValueError(f"{fn}: seed must be a non-negative integer, got {seed!r}")
+    # the states, by the names messages give them
+    if kind.pair:
+        if state0 is None:
+            state0 = (None, None)
+        if not isinstance(state0, tuple | list) or len(state0) != 2:
+            raise TypeError(f"{fn}: state0 must be a pair (h0, c0) or None, got {_what(state0)}")
+        states = {"state0[0]": state0[0], "state0[1]": state0[1]}
+    else:
+        states = {"h0": state0}
+    if masks is not None:
+        if not isinstance(masks, Sequence) or isinstance(masks, str):
+            raise TypeError(
+                f"{fn}: masks must be a list of L - 1 boolean arrays, got {_what(masks)}"
+            )
+        masks = list(masks)
+    named_masks = {} if masks is None else {f"masks[{i}]": m for i, m in enumerate(masks)}
+    xp = _validate.namespace(fn, {"xs": xs, **states, **named_masks})
+    steps, batch = _validate.sequence(fn, xs, xp, time_major)
+    entries, _, n_h, _, _ = check_layers(
+        fn,
+        layers,
+        (kind.params,),
+        bidirectional,
+        n_in=int(xs.shape[-1]),
+        dtype=xs.dtype,
+        arrays={"xs": xs, **states, **named_masks},
+    )
+    dirs = 2 if bidirectional else 1
+    n_layers = len(entries)
+    expected = (n_layers * dirs, *batch, n_h)
+    why = f"L * directions = {n_layers} * {dirs}, then the batch shape {batch} of xs, then H={n_h}"
+    for name, s in states.items():
+        if s is not None:
+            _validate.floating(fn, name, s, xp, xs.dtype)
+            _validate.shape(fn, name, s, expected, why)
+    adapter = get_adapter(xp)
+    if lengths is not None:
+        layout = _validate.ScanLayout(xp, None, steps, batch, n_h)
+        lengths = _validate.lengths(fn, lengths, layout, xs, adapter.concrete(xs))
+    width = dirs * n_h
+    out_shape = (steps, *batch, width) if time_major else (*batch, steps, width)
+    mults: list[Array] | None = None
+    if masks is not None:
+        if len(masks) != n_layers - 1:
+            raise ValueError(
+                f"{fn}: masks must hold L - 1 = {n_layers - 1} arrays (dropout follows every "
+                f"layer but the last), got {len(masks)}"
+            )
+        mults = []
+        for i, m in enumerate(masks):
+            if m.dtype != xp.bool:
+                raise TypeError(
+                    f"{fn}: masks[{i}] must be a boolean array (True keeps), got dtype {m.dtype}"
+                )
+            _validate.shape(fn, f"masks[{i}]", m, out_shape, f"the layout of layers[{i}]'s output")
+            mults.append(xp.astype(m, xs.dtype) * (1.0 / (1.0 - rate)))
+    elif seed is not None and rate > 0.0:
+        mults = _host_masks(xp, xs, int(seed), rate, n_layers - 1, (*batch, steps, width))
+        if time_major:
+            mults = [xp.moveaxis(m, -2, 0) for m in mults]
+    return _Plan(xp, entries, n_h, batch, tuple(states.values()), lengths, mults)
+
+
+def _host_masks(
+    xp: Namespace, xs: Array, seed: int, rate: float, count: int, shape: tuple[int, ...]
+) -> list[Array]:
+    """``count`` dropout multipliers of the batch-first ``shape``, drawn on the host."""
+    rng = np.random.default_rng(seed)
+    scale = 1.0 / (1.0 - rate)
+    out = []
+    for _ in range(count):
+        host = np.where(rng.random(shape) >= rate, scale, 0.0)
+        out.append(xp.asarray(xp.asarray(host), dtype=xs.dtype, device=device(xs)))
+    return out
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+def _state(plan: _Plan, kind: _Kind, idx: int) -> Any:
+    """The initial state of layer-direction ``idx``: ``h0`` or ``(h0, c0)`` (or ``None``)."""
+    parts = tuple(None if s is None else s[idx, ...] for s in plan.states)
+    if kind.pair:
+        return None if all(s is None for s in parts) else parts
+    return parts[0]
+
+
+def _run(
+    kind: _Kind,
+    plan: _Plan,
+    xs: Array,
+    options: dict[str, Any],
+    *,
+    time_major: bool,
+    vjp: bool,
+) -> tuple[Array, tuple[Array, ...], list[list[Any]]]:
+    """The stack: ``(hs, last states (L * dirs, ..., H) each, backward closures)``."""
+    xp = plan.xp
+    x = xs
+    lasts: list[tuple[Array, ...]] = []
+    backs: list[list[Any]] = []
+    scan = kind.scan_vjp if vjp else kind.scan
+    dirs = len(plan.entries[0])
+    for i, entry in enumerate(plan.entries):
+        outs, layer_backs = [], []
+        for d, p in enumerate(entry):
+            result = scan(
+                x,
+                p,
+                _state(plan, kind, i * dirs + d),
+                time_major=time_major,
+                reverse=d == 1,
+                lengths=plan.lengths,
+                **options,
+            )
+            if vjp:
+                result, back = result
+                layer_backs.append(back)
+            hs, last = result
+            outs.append(hs)
+            lasts.append(tuple(last) if kind.pair else (last,))
+        x = outs[0] if dirs == 1 else xp.concat(outs, axis=-1)
+        if plan.masks is not None and i < len(plan.entries) - 1:
+            x = x * plan.masks[i]
+        backs.append(layer_backs)
+    n_states = 2 if kind.pair else 1
+    stacked = tuple(xp.stack([last[k] for last in lasts], axis=0) for k in range(n_states))
+    return x, stacked, backs
+
+
+def _layers(
+    fn: str,
+    kind: _Kind,
+    xs: Any,
+    layers: Any,
+    state0: Any,
+    options: dict[str, Any],
+    *,
+    bidirectional: bool,
+    dropout: Any,
+    seed: Any,
+    masks: Any,
+    time_major: bool,
+    lengths: Any,
+) -> tuple[Array, tuple[Array, ...]]:
+    plan = _check(
+        fn, kind, xs, layers, state0, bidirectional=bidirectional, dropout=dropout, seed=seed,
+        masks=masks, time_major=time_major, lengths=lengths,
+    )  # fmt: skip
+    hs, last, _ = _run(kind, plan, xs, options, time_major=bool(time_major), vjp=False)
+    return hs, last
+
+
+def _cotangent(fn: str, name: str, a: Any, xs: Array, shape: tuple[int, ...], why: str) -> Array:
+    """A cotangent checked against its primal's shape and the dtype of ``xs``; zeros for
+    ``None``."""
+    xp = _validate.namespace(fn, {"xs": xs, name: a})
+    if a is None:
+        return xp.zeros(shape, dtype=xs.dtype, device=device(xs))
+    _validate.floating(fn, name, a, xp, xs.dtype)
+    _validate.shape(fn, name, a, shape, why)
+    return a
+
+
+def _layers_vjp(
+    fn: str,
+    kind: _Kind,
+    xs: Any,
+    layers: Any,
+    state0: Any,
+    options: dict[str, Any],
+    *,
+    bidirectional: bool,
+    dropout: Any,
+    seed: Any,
+    masks: Any,
+    time_major: bool,
+    lengths: Any,
+) -> tuple[Array, tuple[Array, ...], Callable[[Any, tuple[Any, ...]], Any]]:
+    """The forward pass and ``backward(d_hs, d_last parts) -> (d_xs, d_layers, d_state0
+    parts)``, chained from the scans' VJPs in reverse layer order."""
+    plan = _check(
+        fn, kind, xs, layers, state0, bidirectional=bidirectional, dropout=dropout, seed=seed,
+        masks=masks, time_major=bool(time_major), lengths=lengths,
+    )  # fmt: skip
+    hs, last, backs = _run(kind, plan, xs, options, time_major=bool(time_major), vjp=True)
+    xp, n_h = plan.xp, plan.hidden
+    dirs = len(plan.entries[0])
+    hs_shape, state_shape = tuple(hs.shape), tuple(last[0].shape)
+    why_state = f"(L * directions, ..., H) = {state_shape}, the shape of the final state"
+    state_names = ("d_h_n", "d_c_n") if kind.pair else ("d_h_n",)
+
+    def backward(d_hs: Any, d_last: tuple[Any, ...]) -> Any:
+        d_y = _cotangent(fn, "d_hs", d_hs, xs, hs_shape, "the shape of hs")
+        d_states = [
+            _cotangent(fn, name, a, xs, state_shape, why_state)
+            for name, a in zip(state_names, d_last, strict=True)
+        ]
+        d_layers: list[Any] = [None] * len(plan.entries)
+        d_state0: list[list[Any]] = [[None] * int(last[0].shape[0]) for _ in state_names]
+        for i in range(len(plan.entries) - 1, -1, -1):
+            if plan.masks is not None and i < len(plan.entries) - 1:
+                d_y = d_y * plan.masks[i]
+            d_x, grads, d_s0 = None, [], []
+            for d, back in enumerate(backs[i]):
+                part = d_y if dirs == 1 else d_y[..., d * n_h : (d + 1) * n_h]
+                d_end = tuple(s[i * dirs + d, ...] for s in d_states)
+                d_in, d_p, d_s = back(part, d_end if kind.pair else d_end[0])
+                d_x = d_in if d_x is None else d_x + d_in
+                grads.append(d_p)
+                d_s0.append(tuple(d_s) if kind.pair else (d_s,))
+            d_layers[i] = grads[0] if dirs == 1 else tuple(grads)
+            for k in range(len(state_names)):
+                for d, s in enumerate(d_s0):
+                    d_state0[k][i * dirs + d] = s[k]
+            d_y = d_x
+        return d_y, d_layers, tuple(xp.stack(parts, axis=0) for parts in d_state0)
+
+    return hs, last, backward
+
+
+# --------------------------------------------------------------------------- public
+
+
+def rnn_layers(
+    xs: Array,
+    layers: Sequence[Any],
+    h0: Array | None = None,
+    *,
+    activation: str = "tanh",
+    bidirectional: bool = False,
+    dropout: float = 0.0,
+    seed: int | None = None,
+    masks: Sequence[Array] | None = None,
+    time_major: bool = False,
+    lengths: Array | None = None,
+) -> tuple[Array, Array]:
+    """Stacked (and bidirectional) vanilla RNN layers: :class:`torch.nn.RNN` with ``num_layers``.
+
+    Each layer is :func:`~polyrnn.rnn_scan` (with ``activation``) over the previous layer's
+    output; see :mod:`polyrnn.layers` for the loop and the dropout masks.
+
+    Parameters
+    ----------
+    xs : array, shape ``(..., T, D)``, or ``(T, ..., D)`` with ``time_major``
+        Input sequence of any leading batch shape (none for ``(T, D)``).
+    layers : list of RNNParams
+        ``L >= 1`` layers; with ``bidirectional``, ``L`` pairs ``(forward, backward)``.
+        Layer 0's ``w_x`` is ``(D, H)``; layer ``l > 0`` reads the previous layer's output,
+        so its ``w_x`` is ``(H, H)``, or ``(2H, H)`` with ``bidirectional``.  Every layer has
+        the same ``H``.
+    h0 : array, shape ``(L * directions, ..., H)``, optional
+        Initial state of each layer and direction in torch's order (layer-major, forward
+        before backward); zeros by default.
+    activation : {"tanh", "sigmoid", "relu"}
+        Nonlinearity of every layer (``torch.nn.RNN``'s ``nonlinearity``).
+    bidirectional : bool
+        Also run each layer backwards over each sequence, from its last valid step (the
+        scans' ``reverse``, which is what torch does for a packed sequence), and
+        concatenate the two outputs on the last axis, forward first.
+    dropout : float in ``[0, 1)``
+        Probability of zeroing each output of every layer but the last (torch's rule); the
+        kept values are scaled by ``1 / (1 - dropout)``.  Needs ``seed`` or ``masks``.
+    seed : int, optional
+        Seed of the host generator the masks are drawn from (:mod:`polyrnn.layers` says
+        how): the same masks on every library.  Ignored when ``dropout`` is 0.
+    masks : list of ``L - 1`` boolean arrays, optional
+        The masks themselves (``True`` keeps), instead of ``seed``: each of the shape of a
+        layer's output, ``(..., T, W)`` (``(T, ..., W)`` with ``time_major``), ``W`` being
+        ``H`` or ``2H``; e.g. drawn with :func:`jax.random.bernoulli` inside
+        :func:`jax.jit`.
+    time_major : bool
+        Whether time is the leading axis of ``xs`` and ``hs``.
+    lengths : integer array, shape ``(...)``, optional
+        Valid length of each sequence, in ``[0, T]``, as in :func:`~polyrnn.rnn_scan`:
+        every layer's outputs past it are zero, and the final states are those after each
+        sequence's last valid step (forward) or its first (backward).
+
+    Returns
+    -------
+    hs : array, shape ``(..., T, H)``, or ``(..., T, 2H)`` with ``bidirectional``
+        The last layer's output (``(T, ..., ·)`` with ``time_major``); forward then backward
+        halves on the last axis.
+    h_n : array, shape ``(L * directions, ..., H)``
+        Each layer and direction's final state, in the order of ``h0``.
+
+    Raises
+    ------
+    TypeError
+        A layer that is not an :class:`~polyrnn.RNNParams` (or a pair of them with
+        ``bidirectional``), arrays of two libraries, non-floating or mixed dtypes, masks
+        that are not boolean.
+    ValueError
+        Shapes that do not chain, ``dropout`` outside ``[0, 1)`` or without ``seed`` or
+        ``masks``, ``lengths`` outside ``[0, T]``.
+
+    Examples
+    --------
+    Two layers of ``H = 4`` over ``D = 3`` inputs:
+
+    >>> layers = [polyrnn.init_rnn(3, 4, seed=0), polyrnn.init_rnn(4, 4, seed=1)]
+    >>> hs, h_n = polyrnn.rnn_layers(np.ones((2, 5, 3)), layers)
+    >>> hs.shape, h_n.shape, bool((h_n[1] == hs[:, -1]).all())
+    ((2, 5, 4), (2, 2, 4), True)
+    """
+    fn = "rnn_layers"
+    _validate.choice(fn, "activation", activation, ACTIVATIONS)
+    hs, (h_n,) = _layers(
+        fn, _RNN, xs, layers, h0, {"activation": activation}, bidirectional=bidirectional,
+        dropout=dropout, seed=seed, masks=masks, time_major=time_major, lengths=lengths,
+    )  # fmt: skip
+    return hs, h_n
+
+
+def gru_layers(
+    xs: Array,
+    layers: Sequence[Any],
+    h0: Array | None = None,
+    *,
+    reset_after: bool = False,
+    bidirectional: bool = False,
+    dropout: float = 0.0,
+    seed: int | None = None,
+    masks: Sequence[Array] | None = None,
+    time_major: bool = False,
+    lengths: Array | None = None,
+) -> tuple[Array, Array]:
+    """Stacked (and bidirectional) GRU layers: :class:`torch.nn.GRU` with ``num_layers``.
+
+    Each layer is :func:`~polyrnn.gru_scan` over the previous layer's output; see
+    :mod:`polyrnn.layers` for the loop and the dropout masks.  ``torch.nn.GRU`` is the
+    ``reset_after=True`` GRU.
+
+    Parameters
+    ----------
+    xs : array, shape ``(..., T, D)``, or ``(T, ..., D)`` with ``time_major``
+        Input sequence.
+    layers : list of GRUParams
+        ``L >= 1`` layers, or ``(forward, backward)`` pairs with ``bidirectional``:
+        ``w_x (D, 3H)`` for layer 0, ``(H, 3H)`` (``(2H, 3H)`` bidirectional) after it.
+    h0 : array, shape ``(L * directions, ..., H)``, optional
+        Initial states, as in :func:`rnn_layers`.
+    reset_after : bool
+        The GRU variant of every layer, as in :func:`~polyrnn.gru_scan`.
+    bidirectional, dropout, seed, masks, time_major, lengths
+        As in :func:`rnn_layers`.
+
+    Returns
+    -------
+    hs : array, shape ``(..., T, H)``, or ``(..., T, 2H)`` with ``bidirectional``
+        The last layer's output (``(T, ..., ·)`` with ``time_major``); forward then backward
+        halves on the last axis.
+    h_n : array, shape ``(L * directions, ..., H)``
+        Each layer and direction's final state, in the order of ``h0``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`rnn_layers`.
+
+    Examples
+    --------
+    Two bidirectional layers, dropout between them, and sequences of lengths 5 and 2:
+
+    >>> D, H = 3, 4
+    >>> layers = [(polyrnn.init_gru(D, H, seed=0), polyrnn.init_gru(D, H, seed=1)),
+    ...           (polyrnn.init_gru(2 * H, H, seed=2), polyrnn.init_gru(2 * H, H, seed=3))]
+    >>> xs = np.ones((2, 5, D))
+    >>> hs, h_n = polyrnn.gru_layers(xs, layers, bidirectional=True, dropout=0.25, seed=7,
+    ...                              lengths=np.array([5, 2]), reset_after=True)
+    >>> hs.shape, h_n.shape
+    ((2, 5, 8), (4, 2, 4))
+    >>> float(abs(hs[1, 2:]).max())          # past the second sequence's length
+    0.0
+    >>> bool((h_n[3, 1] == hs[1, 0, H:]).all())  # backward direction ends at step 0
+    True
+    """
+    fn = "gru_layers"
+    _validate.flags(fn, reset_after=reset_after)
+    hs, (h_n,) = _layers(
+        fn, _GRU, xs, layers, h0, {"reset_after": bool(reset_after)},
+        bidirectional=bidirectional, dropout=dropout, seed=seed, masks=masks,
+        time_major=time_major, lengths=lengths,
+    )  # fmt: skip
+    return hs, h_n
+
+
+def lstm_layers(
+    xs: Array,
+    layers: Sequence[Any],
+    state0: tuple[Array | None, Array | None] | None = None,
+    *,
+    bidirectional: bool = False,
+    dropout: float = 0.0,
+    seed: int | None = None,
+    masks: Sequence[Array] | None = None,
+    time_major: bool = False,
+    lengths: Array | None = None,
+) -> tuple[Array, tuple[Array, Array]]:
+    """Stacked (and bidirectional) LSTM layers: :class:`torch.nn.LSTM` with ``num_layers``.
+
+    Each layer is :func:`~polyrnn.lstm_scan` over the previous layer's output; see
+    :mod:`polyrnn.layers` for the loop and the dropout masks.
+
+    Parameters
+    ----------
+    xs : array, shape ``(..., T, D)``, or ``(T, ..., D)`` with ``time_major``
+        Input sequence.
+    layers : list of LSTMParams
+        ``L >= 1`` layers, or ``(forward, backward)`` pairs with ``bidirectional``:
+        ``w_x (D, 4H)`` for layer 0, ``(H, 4H)`` (``(2H, 4H)`` bidirectional) after it.
+    state0 : (array, array), each ``(L * directions, ..., H)``, optional
+        Initial ``(h0, c0)`` in torch's order (as ``h0`` in :func:`rnn_layers`); zeros by
+        default, and either may be ``None``.
+    bidirectional, dropout, seed, masks, time_major, lengths
+        As in :func:`rnn_layers`.
+
+    Returns
+    -------
+    hs : array, shape ``(..., T, H)``, or ``(..., T, 2H)`` with ``bidirectional``
+        The last layer's output (``(T, ..., ·)`` with ``time_major``).
+    (h_n, c_n) : arrays, shape ``(L * directions, ..., H)``
+        Each layer and direction's final state, in the order of ``state0``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`rnn_layers`; ``state0`` that is not a pair.
+
+    Examples
+    --------
+    >>> layers = [polyrnn.init_lstm(3, 2, seed=0), polyrnn.init_lstm(2, 2, seed=1)]
+    >>> hs, (h_n, c_n) = polyrnn.lstm_layers(np.ones((6, 3)), layers)
+    >>> hs.shape, h_n.shape, c_n.shape
+    ((6, 2), (2, 2), (2, 2))
+    """
+    fn = "lstm_layers"
+    hs, (h_n, c_n) = _layers(
+        fn, _LSTM, xs, layers, state0, {}, bidirectional=bidirectional, dropout=dropout,
+        seed=seed, masks=masks, time_major=time_major, lengths=lengths,
+    )  # fmt: skip
+    return hs, (h_n, c_n)
+
+
+def rnn_layers_vjp(
+    xs: Array,
+    layers: Sequence[Any],
+    h0: Array | None = None,
+    *,
+    activation: str = "tanh",
+    bidirectional: bool = False,
+    dropout: float = 0.0,
+    seed: int | None = None,
+    masks: Sequence[Array] | None = None,
+    time_major: bool = False,
+    lengths: Array | None = None,
+) -> tuple[tuple[Array, Array], Callable[..., tuple[Array, list[Any], Array]]]:
+    """:func:`~polyrnn.rnn_layers` and its vector-Jacobian product, by backpropagation
+    through every layer's scan (:func:`~polyrnn.rnn_scan_vjp`).
+
+    Takes exactly the arguments of :func:`~polyrnn.rnn_layers`; ``backward`` reuses the
+    forward pass's dropout masks.
+
+    Returns
+    -------
+    outputs : (hs, h_n)
+        What :func:`~polyrnn.rnn_layers` returns.
+    backward : callable ``(d_hs=None, d_h_n=None) -> (d_xs, d_layers, d_h0)``
+        Maps cotangents of the outputs (arrays of their shapes and of the dtype of ``xs``;
+        ``None`` means zeros) to those of the inputs: ``d_xs`` of the shape and layout of
+        ``xs``, ``d_layers`` a list of the structure of ``layers`` (a
+        :class:`~polyrnn.RNNParams` per layer, or a pair of them), and ``d_h0`` of shape
+        ``(L * directions, ..., H)`` (also when the initial state was ``None``).  It may
+        be called any number of times.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`~polyrnn.rnn_layers`; ``backward`` raises :class:`ValueError` for a
+        cotangent of the wrong shape and :class:`TypeError` for one of another dtype or
+        library.
+
+    Examples
+    --------
+    The gradient of ``sum(hs)`` with respect to an input agrees with a finite difference:
+
+    >>> layers = [polyrnn.init_rnn(3, 2, seed=0), polyrnn.init_rnn(2, 2, seed=1)]
+    >>> xs = np.linspace(-1.0, 1.0, 12).reshape(4, 3)
+    >>> (hs, h_n), backward = polyrnn.rnn_layers_vjp(xs, layers)
+    >>> d_xs, d_layers, d_h0 = backward(np.ones_like(hs), None)
+    >>> d_xs.shape, len(d_layers), d_layers[1].w_x.shape, d_h0.shape
+    ((4, 3), 2, (2, 2), (2, 2))
+    >>> eps = 1e-6
+    >>> bumped = xs.copy()
+    >>> bumped[0, 0] += eps
+    >>> fd = (polyrnn.rnn_layers(bumped, layers)[0].sum() - hs.sum()) / eps
+    >>> bool(abs(fd - d_xs[0, 0]) < 1e-5)
+    True
+    """
+    fn = "rnn_layers_vjp"
+    _validate.choice(fn, "activation", activation, ACTIVATIONS)
+    hs, (h_n,), bwd = _layers_vjp(
+        fn, _RNN, xs, layers, h0, {"activation": activation}, bidirectional=bidirectional,
+        dropout=dropout, seed=seed, masks=masks, time_major=time_major, lengths=lengths,
+    )  # fmt: skip
+
+    def backward(d_hs: Array | None = None, d_h_n: Array | None = None) -> Any:
+        d_xs, d_layers, (d_h0,) = bwd(d_hs, (d_h_n,))
+        return d_xs, d_layers, d_h0
+
+    return (hs, h_n), backward
+
+
+def gru_layers_vjp(
+    xs: Array,
+    layers: Sequence[Any],
+    h0: Array | None = None,
+    *,
+    reset_after: bool = False,
+    bidirectional: bool = False,
+    dropout: float = 0.0,
+    seed: int | None = None,
+    masks: Sequence[Array] | None = None,
+    time_major: bool = False,
+    lengths: Array | None = None,
+) -> tuple[tuple[Array, Array], Callable[..., tuple[Array, list[Any], Array]]]:
+    """:func:`~polyrnn.gru_layers` and its vector-Jacobian product, by backpropagation
+    through every layer's scan (:func:`~polyrnn.gru_scan_vjp`).
+
+    Takes exactly the arguments of :func:`~polyrnn.gru_layers`; ``backward`` reuses the
+    forward pass's dropout masks.
+
+    Returns
+    -------
+    outputs : (hs, h_n)
+        What :func:`~polyrnn.gru_layers` returns.
+    backward : callable ``(d_hs=None, d_h_n=None) -> (d_xs, d_layers, d_h0)``
+        Maps cotangents of the outputs (arrays of their shapes and of the dtype of ``xs``;
+        ``None`` means zeros) to those of the inputs: ``d_xs`` of the shape and layout of
+        ``xs``, ``d_layers`` a list of the structure of ``layers`` (a
+        :class:`~polyrnn.GRUParams` per layer, or a pair of them), and ``d_h0`` of shape
+        ``(L * directions, ..., H)`` (also when the initial state was ``None``).  It may
+        be called any number of times.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`~polyrnn.gru_layers`; ``backward`` raises :class:`ValueError` for a
+        cotangent of the wrong shape and :class:`TypeError` for one of another dtype or
+        library.
+
+    Examples
+    --------
+    >>> layers = [(polyrnn.init_gru(3, 2, seed=0), polyrnn.init_gru(3, 2, seed=1))]
+    >>> (hs, h_n), backward = polyrnn.gru_layers_vjp(np.ones((5, 3)), layers,
+    ...                                              bidirectional=True)
+    >>> d_xs, d_layers, d_h0 = backward(None, np.ones_like(h_n))  # d sum(h_n)
+    >>> hs.shape, d_xs.shape, d_layers[0][1].w_h.shape, d_h0.shape
+    ((5, 4), (5, 3), (2, 6), (2, 2))
+    """
+    fn = "gru_layers_vjp"
+    _validate.flags(fn, reset_after=reset_after)
+    hs, (h_n,), bwd = _layers_vjp(
+        fn, _GRU, xs, layers, h0, {"reset_after": bool(reset_after)},
+        bidirectional=bidirectional, dropout=dropout, seed=seed, masks=masks,
+        time_major=time_major, lengths=lengths,
+    )  # fmt: skip
+
+    def backward(d_hs: Array | None = None, d_h_n: Array | None = None) -> Any:
+        d_xs, d_layers, (d_h0,) = bwd(d_hs, (d_h_n,))
+        return d_xs, d_layers, d_h0
+
+    return (hs, h_n), backward
+
+
+def lstm_layers_vjp(
+    xs: Array,
+    layers: Sequence[Any],
+    state0: tuple[Array | None, Array | None] | None = None,
+    *,
+    bidirectional: bool = False,
+    dropout: float = 0.0,
+    seed: int | None = None,
+    masks: Sequence[Array] | None = None,
+    time_major: bool = False,
+    lengths: Array | None = None,
+) -> tuple[
+    tuple[Array, tuple[Array, Array]],
+    Callable[..., tuple[Array, list[Any], tuple[Array, Array]]],
+]:
+    """:func:`~polyrnn.lstm_layers` and its vector-Jacobian product, by backpropagation
+    through every layer's scan (:func:`~polyrnn.lstm_scan_vjp`).
+
+    Takes exactly the arguments of :func:`~polyrnn.lstm_layers`; ``backward`` reuses the
+    forward pass's dropout masks.
+
+    Returns
+    -------
+    outputs : (hs, (h_n, c_n))
+        What :func:`~polyrnn.lstm_layers` returns.
+    backward : callable ``(d_hs=None, d_last=None) -> (d_xs, d_layers, (d_h0, d_c0))``
+        Maps cotangents of the outputs (arrays of their shapes and of the dtype of ``xs``;
+        ``None`` means zeros) to those of the inputs: ``d_xs`` of the shape and layout of
+        ``xs``, ``d_layers`` a list of the structure of ``layers`` (a
+        :class:`~polyrnn.LSTMParams` per layer, or a pair of them), and ``(d_h0, d_c0)``, each of shape
+        ``(L * directions, ..., H)`` (also when the initial state was ``None``).  It may
+        be called any number of times.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`~polyrnn.lstm_layers`; ``backward`` raises :class:`ValueError` for a
+        cotangent of the wrong shape and :class:`TypeError` for one of another dtype or
+        library.
+
+    Examples
+    --------
+    >>> layers = [polyrnn.init_lstm(3, 2, seed=0), polyrnn.init_lstm(2, 2, seed=1)]
+    >>> (hs, (h_n, c_n)), backward = polyrnn.lstm_layers_vjp(np.ones((4, 3)), layers)
+    >>> d_xs, d_layers, (d_h0, d_c0) = backward(None, (None, np.ones_like(c_n)))
+    >>> d_xs.shape, d_c0.shape
+    ((4, 3), (2, 2))
+    """
+    fn = "lstm_layers_vjp"
+    hs, (h_n, c_n), bwd = _layers_vjp(
+        fn, _LSTM, xs, layers, state0, {}, bidirectional=bidirectional, dropout=dropout,
+        seed=seed, masks=masks, time_major=time_major, lengths=lengths,
+    )  # fmt: skip
+
+    def backward(d_hs: Array | None = None, d_last: Any = None) -> Any:
+        if d_last is None:
+            d_last = (None, None)
+        elif not (isinstance(d_last, tuple | list) and len(d_last) == 2):
+            raise TypeError(
+                f"{fn}: d_last must be a pair (d_h_n, d_c_n) or None, got {type(d_last).__name__}"
+            )
+        d_xs, d_layers, (d_h0, d_c0) = bwd(d_hs, tuple(d_last))
+        return d_xs, d_layers, (d_h0, d_c0)
+
+    return (hs, (h_n, c_n)), backward
