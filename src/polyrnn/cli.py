@@ -5,7 +5,7 @@ for about a minute), ``train``, ``eval``, ``sample`` and ``check``.  Every failu
 user can cause prints one line, ``polyrnn: error: ...``, on stderr: a malformed option
 exits with status 2, anything else (a missing text, an uninstalled backend, a corrupt
 model file, a diverged run) with 1.  ``train --out`` saves the parameters with the lowest
-validation loss of the run (``polyrnn.lm.Trainer.best``), not the last ones; an
+validation loss of the run (the attribute ``best`` of :class:`polyrnn.lm.Trainer`), not the last ones; an
 interrupted or diverged run saves them too (the last parameters when it had validated
 none) before it exits, with 130 when interrupted.  The command never writes over its
 inputs: ``--out``, ``--history`` and ``--text`` must be three different files, and the
