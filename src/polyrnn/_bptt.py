@@ -77,9 +77,10 @@ def _projection_grads(
 ) -> tuple[Array, Any]:
     """``(d_xs, d_params)`` from the cotangent ``dgx (T, ..., G H)`` of the projection
     ``gx = xs w_x + b``, time-major and in original order: one matrix product each for
-    ``d_xs`` and ``d_w_x``; ``others`` holds the gradients of the remaining fields."""
+    ``d_xs`` and ``d_w_x``; ``others`` holds the gradients of the remaining fields (and of
+    ``b_x`` where the cell does not add it to the projection)."""
     d_xs = project(xp, dgx, params.w_x.T, xp.zeros_like(params.w_x[:, 0]))
-    return d_xs, type(params)(w_x=outer(xp, xs_tm, dgx), b_x=db_x, **others)
+    return d_xs, type(params)(**{"w_x": outer(xp, xs_tm, dgx), "b_x": db_x, **others})
 
 
 def _bptt(

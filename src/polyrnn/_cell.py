@@ -37,8 +37,10 @@ Back = Callable[[tuple[Array, ...], Carry], tuple[Carry, tuple[Array, ...]]]
 
 Finish = Callable[[tuple[Array, ...], tuple[Array, ...], Array], dict[str, Array]]
 """``(stacked residuals, stacked grads, d_b_x) -> {field: gradient}`` for every parameter
-field but ``w_x`` and ``b_x`` (which the engine computes from the projection's cotangent):
-``{"w_h": ..., "b_h": ...}`` for the built-in recurrent cells, ``{}`` for a linear one."""
+field but ``w_x`` (which the engine computes from the projection's cotangent):
+``{"w_h": ..., "b_h": ...}`` for the built-in recurrent cells, ``{}`` for a linear one.
+``d_b_x``, the sum of that cotangent, is ``b_x``'s gradient unless the dict holds another
+(a cell whose ``bias`` does not add ``b_x`` to the projection)."""
 
 Primitives = tuple[Logistic, Logistic]
 """The adapter's ``(sigmoid, softplus)``: ``(xp, x) -> array`` each."""

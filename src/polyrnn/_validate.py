@@ -257,7 +257,9 @@ def _common_scan_layout(
     shapes = [tuple(a.shape) for a in p] + [
         tuple(s.shape) for s in states.values() if s is not None
     ]
-    expected_shapes = [expected[f] for f in p._fields] + [(*batch, n_h)] * (len(shapes) - len(p))
+    expected_shapes = [expected.get(f) for f in p._fields] + [(*batch, n_h)] * (
+        len(shapes) - len(p)
+    )
     if n_h == 0 or n_h * gates != gh or shapes != expected_shapes:
         return None
     return ScanLayout(xp, p, steps, batch, n_h)
