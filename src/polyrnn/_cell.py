@@ -54,13 +54,14 @@ Coefficients = Callable[
 step from the projected inputs ``gx (..., G H)``, and ``back(d_a, d_b) -> d_gx``."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Cell:
     """One recurrent cell with parameters ``(w_x (D, G H), w_h (H, G H), b_x, b_h (G H,))``
     (``(w_x, b_x)`` for a linear cell).
 
     Each function takes the namespace ``xp``, the parameters and the cell's options (the
-    keywords named in :attr:`options`, e.g. ``reset_after``) as keywords.
+    keywords named in :attr:`options`, e.g. ``reset_after``) as keywords.  A record is
+    equal only to itself (JAX caches compiled scans by record).
     """
 
     name: str

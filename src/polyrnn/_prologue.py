@@ -14,7 +14,7 @@ from typing import Any
 
 from . import _linear, _validate
 from ._cell import Cell
-from ._compat import Array, array_namespace, device
+from ._compat import Array, array_namespace, device, namespace_of
 from .backends import Adapter, get_adapter
 
 
@@ -112,13 +112,33 @@ def scan(
     lengths: Any,
     options: dict[str, Any],
 ) -> tuple[Array, tuple[Array, ...]]:
-    """The scan of any cell behind a public function named ``fn``: ``(hs, last carry)``."""
+    """The scan of any cell behind a public function named ``fn``: ``(hs, last carry)``.
+
+    Without ``lengths`` (whose values are checked where they can be read) the adapter runs
+    the whole of it, checks included, by :meth:`~polyrnn.backends.Adapter.entry`: JAX
+    compiles it as one function, so the checks run once per shape, when it is traced.
+    """
+    if cell.linear is not None:
+        check_method(fn, options["method"])
+    xp = namespace_of(xs)
+    static = (cell, fn, bool(time_major), bool(reverse), tuple(options.items()))
+    if xp is not None and lengths is None:
+        return get_adapter(xp).entry(_checked_scan, static, xs, params, state0)  # type: ignore[no-any-return]
+    return _checked_scan(static, xs, params, state0, lengths)
+
+
+def _checked_scan(
+    static: tuple[Any, ...], xs: Any, params: Any, state0: Any, lengths: Any = None
+) -> tuple[Array, tuple[Array, ...]]:
+    """:func:`scan` after its dispatch: ``static`` is ``(cell, fn, time_major, reverse,
+    options as pairs)``."""
+    cell, fn, time_major, reverse, pairs = static
     states = state_names(fn, cell, state0)
     adapter, lay, lengths, options = check(
-        fn, xs, params, cell, states, time_major, lengths, options
+        fn, xs, params, cell, states, time_major, lengths, dict(pairs)
     )
     hs, last = adapter.layout_scan(
-        cell, xs, lay.params, tuple(states.values()), time_major=bool(time_major),
-        batch_ndim=len(lay.batch), lengths=lengths, reverse=bool(reverse), **options,
+        cell, xs, lay.params, tuple(states.values()), time_major=time_major,
+        batch_ndim=len(lay.batch), lengths=lengths, reverse=reverse, **options,
     )  # fmt: skip
     return hs, tuple(last)

@@ -69,6 +69,12 @@ class Adapter:
         """``log(1 + e^x)`` of the linear cells' gates: ``polyrnn.cells.softplus`` here."""
         return cells.softplus(xp, x)
 
+    def entry(self, body: Callable[..., Any], static: Any, *arrays: Any) -> Any:
+        """``body(static, *arrays)``: a public function's checks and computation, where
+        ``static`` (hashable) holds its options and ``arrays`` its array arguments (trees
+        of arrays and ``None``).  Here simply called; JAX compiles it as one function."""
+        return body(static, *arrays)
+
     def concrete(self, x: Array) -> bool:
         """Whether ``x`` holds values now (``False`` for a tracer inside a JIT)."""
         return True
