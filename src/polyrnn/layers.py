@@ -36,18 +36,17 @@ Dropout masks come from one of two places:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import _validate
+from . import _bptt, _prologue, _validate
+from ._cell import Cell
 from ._compat import Array, Namespace, device
+from ._prologue import cotangent
 from .backends import get_adapter
-from .cells import ACTIVATIONS
-from .params import GATES, GRUParams, LSTMParams, RNNParams
-from .scans import gru_scan, lstm_scan, rnn_scan
-from .vjp import gru_scan_vjp, lstm_scan_vjp, rnn_scan_vjp
+from .cells import ACTIVATIONS, GRU, LSTM, RNN
+from .params import GATES
 
 __all__ = [
     "gru_layers",
@@ -57,22 +56,6 @@ __all__ = [
     "rnn_layers",
     "rnn_layers_vjp",
 ]
-
-
-@dataclass(frozen=True)
-class _Kind:
-    """What the engine needs of a cell: its parameters, public scan and scan VJP, and
-    whether its state is a pair ``(h, c)``."""
-
-    params: type
-    scan: Callable[..., Any]
-    scan_vjp: Callable[..., Any]
-    pair: bool
-
-
-_RNN = _Kind(RNNParams, rnn_scan, rnn_scan_vjp, pair=False)
-_GRU = _Kind(GRUParams, gru_scan, gru_scan_vjp, pair=False)
-_LSTM = _Kind(LSTMParams, lstm_scan, lstm_scan_vjp, pair=True)
 
 
 # --------------------------------------------------------------------------- validation
@@ -162,12 +145,20 @@ def check_layers(
             for f, a in zip(p._fields, p, strict=True):
                 _validate.floating(fn, f"{label(i, d)}.{f}", a, xp, dtype, dtype_of)
     g = GATES[cls]
-    w_h0 = entries[0][0].w_h
-    if w_h0.ndim != 2 or w_h0.shape[1] != g * w_h0.shape[0]:
-        raise ValueError(
-            f"{fn}: {label(0, 0)}.w_h must have shape (H, {g}*H), got {tuple(w_h0.shape)}"
-        )
-    n_h = int(w_h0.shape[0])
+    if "w_h" in cls._fields:  # type: ignore[attr-defined]
+        w_h0 = entries[0][0].w_h
+        if w_h0.ndim != 2 or w_h0.shape[1] != g * w_h0.shape[0]:
+            raise ValueError(
+                f"{fn}: {label(0, 0)}.w_h must have shape (H, {g}*H), got {tuple(w_h0.shape)}"
+            )
+        n_h = int(w_h0.shape[0])
+    else:  # a linear cell's (w_x, b_x)
+        b_x0 = entries[0][0].b_x
+        if b_x0.ndim != 1 or b_x0.shape[0] % g or b_x0.shape[0] == 0:
+            raise ValueError(
+                f"{fn}: {label(0, 0)}.b_x must have shape ({g}*H,), got {tuple(b_x0.shape)}"
+            )
+        n_h = int(b_x0.shape[0]) // g
     if n_in is None:
         w_x0 = entries[0][0].w_x
         if w_x0.ndim != 2:
@@ -188,10 +179,15 @@ def check_layers(
         for d, p in enumerate(entry):
             where = label(i, d)
             same_h = f"every layer has the H={n_h} of {label(0, 0)}"
-            _validate.shape(fn, f"{where}.w_h", p.w_h, (n_h, g * n_h), same_h)
-            _validate.shape(fn, f"{where}.w_x", p.w_x, (d_in, g * n_h), why_x)
-            _validate.shape(fn, f"{where}.b_x", p.b_x, (g * n_h,), f"H={n_h}")
-            _validate.shape(fn, f"{where}.b_h", p.b_h, (g * n_h,), f"H={n_h}")
+            expected = {
+                "w_h": ((n_h, g * n_h), same_h),
+                "w_x": ((d_in, g * n_h), why_x),
+                "b_x": ((g * n_h,), f"H={n_h}"),
+                "b_h": ((g * n_h,), f"H={n_h}"),
+            }
+            for field, (shape, why) in expected.items():
+                if field in p._fields:  # a cell's other fields: its scans' checks
+                    _validate.shape(fn, f"{where}.{field}", getattr(p, field), shape, why)
     return entries, cls, n_h, n_in, xp
 
 
@@ -219,7 +215,7 @@ class _Plan(NamedTuple):
 
 def _check(
     fn: str,
-    kind: _Kind,
+    cell: Cell,
     xs: Any,
     layers: Any,
     state0: Any,
@@ -250,15 +246,7 @@ def _check(
         isinstance(seed, bool | np.bool_) or not isinstance(seed, int | np.integer) or seed < 0
     ):
         raise ValueError(f"{fn}: seed must be a non-negative integer, got {seed!r}")
-    # the states, by the names messages give them
-    if kind.pair:
-        if state0 is None:
-            state0 = (None, None)
-        if not isinstance(state0, tuple | list) or len(state0) != 2:
-            raise TypeError(f"{fn}: state0 must be a pair (h0, c0) or None, got {_what(state0)}")
-        states = {"state0[0]": state0[0], "state0[1]": state0[1]}
-    else:
-        states = {"h0": state0}
+    states = _prologue.state_names(fn, cell, state0)
     if masks is not None:
         if not isinstance(masks, Sequence) or isinstance(masks, str):
             raise TypeError(
@@ -271,7 +259,7 @@ def _check(
     entries, _, n_h, _, _ = check_layers(
         fn,
         layers,
-        (kind.params,),
+        (cell.params,),
         bidirectional,
         n_in=int(xs.shape[-1]),
         dtype=xs.dtype,
@@ -329,16 +317,9 @@ def _host_masks(
 # --------------------------------------------------------------------------- the engine
 
 
-def _state(plan: _Plan, kind: _Kind, idx: int) -> Any:
-    """The initial state of layer-direction ``idx``: ``h0`` or ``(h0, c0)`` (or ``None``)."""
-    parts = tuple(None if s is None else s[idx, ...] for s in plan.states)
-    if kind.pair:
-        return None if all(s is None for s in parts) else parts
-    return parts[0]
-
-
 def _run(
-    kind: _Kind,
+    fn: str,
+    cell: Cell,
     plan: _Plan,
     xs: Array,
     options: dict[str, Any],
@@ -346,43 +327,64 @@ def _run(
     time_major: bool,
     vjp: bool,
 ) -> tuple[Array, tuple[Array, ...], list[list[Any]]]:
-    """The stack: ``(hs, last states (L * dirs, ..., H) each, backward closures)``."""
+    """The stack: ``(hs, last carry (L * dirs, ..., H) each, backward closures)``; each
+    layer and direction is the cell's scan (or its VJP engine), prologue and all."""
     xp = plan.xp
     x = xs
     lasts: list[tuple[Array, ...]] = []
     backs: list[list[Any]] = []
-    scan = kind.scan_vjp if vjp else kind.scan
     dirs = len(plan.entries[0])
     for i, entry in enumerate(plan.entries):
         outs, layer_backs = [], []
         for d, p in enumerate(entry):
-            result = scan(
-                x,
-                p,
-                _state(plan, kind, i * dirs + d),
-                time_major=time_major,
-                reverse=d == 1,
-                lengths=plan.lengths,
-                **options,
-            )
+            idx = i * dirs + d
+            state = tuple(None if s is None else s[idx, ...] for s in plan.states)
+            args = (fn, cell, x, p, state if len(state) > 1 else state[0], time_major, d == 1)
             if vjp:
-                result, back = result
+                hs, last, back = _bptt.scan_vjp(*args, plan.lengths, options)
                 layer_backs.append(back)
-            hs, last = result
+            else:
+                hs, last = _prologue.scan(*args, plan.lengths, options)
             outs.append(hs)
-            lasts.append(tuple(last) if kind.pair else (last,))
+            lasts.append(last)
         x = outs[0] if dirs == 1 else xp.concat(outs, axis=-1)
         if plan.masks is not None and i < len(plan.entries) - 1:
             x = x * plan.masks[i]
         backs.append(layer_backs)
-    n_states = 2 if kind.pair else 1
-    stacked = tuple(xp.stack([last[k] for last in lasts], axis=0) for k in range(n_states))
+    stacked = tuple(xp.stack(parts, axis=0) for parts in zip(*lasts, strict=True))
     return x, stacked, backs
+
+
+def cell_layers(
+    cell: Cell,
+    xs: Array,
+    layers: Sequence[Any],
+    state0: Any = None,
+    *,
+    bidirectional: bool = False,
+    dropout: float = 0.0,
+    seed: int | None = None,
+    masks: Sequence[Array] | None = None,
+    time_major: bool = False,
+    lengths: Array | None = None,
+    **options: Any,
+) -> tuple[Array, tuple[Array, ...]]:
+    """Stacked (and bidirectional) layers of any :class:`~polyrnn._cell.Cell`: ``(hs,
+    last carry)``, each part of the carry ``(L * directions, ..., H)``.
+
+    The engine of :func:`rnn_layers`, :func:`gru_layers` and :func:`lstm_layers`, which
+    take the same arguments; ``state0`` is as the cell's scans take it, each part
+    ``(L * directions, ..., H)``, and ``options`` are the cell's (e.g. ``reset_after``).
+    """
+    return _layers(
+        "cell_layers", cell, xs, layers, state0, options, bidirectional=bidirectional,
+        dropout=dropout, seed=seed, masks=masks, time_major=time_major, lengths=lengths,
+    )  # fmt: skip
 
 
 def _layers(
     fn: str,
-    kind: _Kind,
+    cell: Cell,
     xs: Any,
     layers: Any,
     state0: Any,
@@ -396,27 +398,16 @@ def _layers(
     lengths: Any,
 ) -> tuple[Array, tuple[Array, ...]]:
     plan = _check(
-        fn, kind, xs, layers, state0, bidirectional=bidirectional, dropout=dropout, seed=seed,
+        fn, cell, xs, layers, state0, bidirectional=bidirectional, dropout=dropout, seed=seed,
         masks=masks, time_major=time_major, lengths=lengths,
     )  # fmt: skip
-    hs, last, _ = _run(kind, plan, xs, options, time_major=bool(time_major), vjp=False)
+    hs, last, _ = _run(fn, cell, plan, xs, options, time_major=bool(time_major), vjp=False)
     return hs, last
-
-
-def _cotangent(fn: str, name: str, a: Any, xs: Array, shape: tuple[int, ...], why: str) -> Array:
-    """A cotangent checked against its primal's shape and the dtype of ``xs``; zeros for
-    ``None``."""
-    xp = _validate.namespace(fn, {"xs": xs, name: a})
-    if a is None:
-        return xp.zeros(shape, dtype=xs.dtype, device=device(xs))
-    _validate.floating(fn, name, a, xp, xs.dtype)
-    _validate.shape(fn, name, a, shape, why)
-    return a
 
 
 def _layers_vjp(
     fn: str,
-    kind: _Kind,
+    cell: Cell,
     xs: Any,
     layers: Any,
     state0: Any,
@@ -432,39 +423,36 @@ def _layers_vjp(
     """The forward pass and ``backward(d_hs, d_last parts) -> (d_xs, d_layers, d_state0
     parts)``, chained from the scans' VJPs in reverse layer order."""
     plan = _check(
-        fn, kind, xs, layers, state0, bidirectional=bidirectional, dropout=dropout, seed=seed,
+        fn, cell, xs, layers, state0, bidirectional=bidirectional, dropout=dropout, seed=seed,
         masks=masks, time_major=bool(time_major), lengths=lengths,
     )  # fmt: skip
-    hs, last, backs = _run(kind, plan, xs, options, time_major=bool(time_major), vjp=True)
+    hs, last, backs = _run(fn, cell, plan, xs, options, time_major=bool(time_major), vjp=True)
     xp, n_h = plan.xp, plan.hidden
     dirs = len(plan.entries[0])
     hs_shape, state_shape = tuple(hs.shape), tuple(last[0].shape)
     why_state = f"(L * directions, ..., H) = {state_shape}, the shape of the final state"
-    state_names = ("d_h_n", "d_c_n") if kind.pair else ("d_h_n",)
+    names = tuple(f"d_{name}_n" for name in cell.states)
 
     def backward(d_hs: Any, d_last: tuple[Any, ...]) -> Any:
-        d_y = _cotangent(fn, "d_hs", d_hs, xs, hs_shape, "the shape of hs")
+        d_y = cotangent(fn, "d_hs", d_hs, xs=xs, expected=hs_shape, why="the shape of hs")
         d_states = [
-            _cotangent(fn, name, a, xs, state_shape, why_state)
-            for name, a in zip(state_names, d_last, strict=True)
+            cotangent(fn, name, a, xs=xs, expected=state_shape, why=why_state)
+            for name, a in zip(names, d_last, strict=True)
         ]
         d_layers: list[Any] = [None] * len(plan.entries)
-        d_state0: list[list[Any]] = [[None] * int(last[0].shape[0]) for _ in state_names]
+        d_state0: list[list[Any]] = [[None] * int(last[0].shape[0]) for _ in names]
         for i in range(len(plan.entries) - 1, -1, -1):
             if plan.masks is not None and i < len(plan.entries) - 1:
                 d_y = d_y * plan.masks[i]
-            d_x, grads, d_s0 = None, [], []
+            d_x, grads = None, []
             for d, back in enumerate(backs[i]):
                 part = d_y if dirs == 1 else d_y[..., d * n_h : (d + 1) * n_h]
-                d_end = tuple(s[i * dirs + d, ...] for s in d_states)
-                d_in, d_p, d_s = back(part, d_end if kind.pair else d_end[0])
+                d_in, d_p, d_s = back(part, tuple(s[i * dirs + d, ...] for s in d_states))
                 d_x = d_in if d_x is None else d_x + d_in
                 grads.append(d_p)
-                d_s0.append(tuple(d_s) if kind.pair else (d_s,))
+                for k, s in enumerate(d_s):
+                    d_state0[k][i * dirs + d] = s
             d_layers[i] = grads[0] if dirs == 1 else tuple(grads)
-            for k in range(len(state_names)):
-                for d, s in enumerate(d_s0):
-                    d_state0[k][i * dirs + d] = s[k]
             d_y = d_x
         return d_y, d_layers, tuple(xp.stack(parts, axis=0) for parts in d_state0)
 
@@ -558,7 +546,7 @@ def rnn_layers(
     fn = "rnn_layers"
     _validate.choice(fn, "activation", activation, ACTIVATIONS)
     hs, (h_n,) = _layers(
-        fn, _RNN, xs, layers, h0, {"activation": activation}, bidirectional=bidirectional,
+        fn, RNN, xs, layers, h0, {"activation": activation}, bidirectional=bidirectional,
         dropout=dropout, seed=seed, masks=masks, time_major=time_major, lengths=lengths,
     )  # fmt: skip
     return hs, h_n
@@ -630,7 +618,7 @@ def gru_layers(
     fn = "gru_layers"
     _validate.flags(fn, reset_after=reset_after)
     hs, (h_n,) = _layers(
-        fn, _GRU, xs, layers, h0, {"reset_after": bool(reset_after)},
+        fn, GRU, xs, layers, h0, {"reset_after": bool(reset_after)},
         bidirectional=bidirectional, dropout=dropout, seed=seed, masks=masks,
         time_major=time_major, lengths=lengths,
     )  # fmt: skip
@@ -688,7 +676,7 @@ def lstm_layers(
     """
     fn = "lstm_layers"
     hs, (h_n, c_n) = _layers(
-        fn, _LSTM, xs, layers, state0, {}, bidirectional=bidirectional, dropout=dropout,
+        fn, LSTM, xs, layers, state0, {}, bidirectional=bidirectional, dropout=dropout,
         seed=seed, masks=masks, time_major=time_major, lengths=lengths,
     )  # fmt: skip
     return hs, (h_n, c_n)
@@ -752,7 +740,7 @@ def rnn_layers_vjp(
     fn = "rnn_layers_vjp"
     _validate.choice(fn, "activation", activation, ACTIVATIONS)
     hs, (h_n,), bwd = _layers_vjp(
-        fn, _RNN, xs, layers, h0, {"activation": activation}, bidirectional=bidirectional,
+        fn, RNN, xs, layers, h0, {"activation": activation}, bidirectional=bidirectional,
         dropout=dropout, seed=seed, masks=masks, time_major=time_major, lengths=lengths,
     )  # fmt: skip
 
@@ -779,27 +767,9 @@ def gru_layers_vjp(
     """:func:`~polyrnn.gru_layers` and its vector-Jacobian product, by backpropagation
     through every layer's scan (:func:`~polyrnn.gru_scan_vjp`).
 
-    Takes exactly the arguments of :func:`~polyrnn.gru_layers`; ``backward`` reuses the
-    forward pass's dropout masks.
-
-    Returns
-    -------
-    outputs : (hs, h_n)
-        What :func:`~polyrnn.gru_layers` returns.
-    backward : callable ``(d_hs=None, d_h_n=None) -> (d_xs, d_layers, d_h0)``
-        Maps cotangents of the outputs (arrays of their shapes and of the dtype of ``xs``;
-        ``None`` means zeros) to those of the inputs: ``d_xs`` of the shape and layout of
-        ``xs``, ``d_layers`` a list of the structure of ``layers`` (a
-        :class:`~polyrnn.GRUParams` per layer, or a pair of them), and ``d_h0`` of shape
-        ``(L * directions, ..., H)`` (also when the initial state was ``None``).  It may
-        be called any number of times.
-
-    Raises
-    ------
-    TypeError, ValueError
-        As :func:`~polyrnn.gru_layers`; ``backward`` raises :class:`ValueError` for a
-        cotangent of the wrong shape and :class:`TypeError` for one of another dtype or
-        library.
+    Takes exactly the arguments of :func:`~polyrnn.gru_layers`; returns and raises as
+    :func:`rnn_layers_vjp` (with a :class:`~polyrnn.GRUParams`, or a pair of them, per
+    layer in ``d_layers``).
 
     Examples
     --------
@@ -813,7 +783,7 @@ def gru_layers_vjp(
     fn = "gru_layers_vjp"
     _validate.flags(fn, reset_after=reset_after)
     hs, (h_n,), bwd = _layers_vjp(
-        fn, _GRU, xs, layers, h0, {"reset_after": bool(reset_after)},
+        fn, GRU, xs, layers, h0, {"reset_after": bool(reset_after)},
         bidirectional=bidirectional, dropout=dropout, seed=seed, masks=masks,
         time_major=time_major, lengths=lengths,
     )  # fmt: skip
@@ -843,27 +813,11 @@ def lstm_layers_vjp(
     """:func:`~polyrnn.lstm_layers` and its vector-Jacobian product, by backpropagation
     through every layer's scan (:func:`~polyrnn.lstm_scan_vjp`).
 
-    Takes exactly the arguments of :func:`~polyrnn.lstm_layers`; ``backward`` reuses the
-    forward pass's dropout masks.
-
-    Returns
-    -------
-    outputs : (hs, (h_n, c_n))
-        What :func:`~polyrnn.lstm_layers` returns.
-    backward : callable ``(d_hs=None, d_last=None) -> (d_xs, d_layers, (d_h0, d_c0))``
-        Maps cotangents of the outputs (arrays of their shapes and of the dtype of ``xs``;
-        ``None`` means zeros) to those of the inputs: ``d_xs`` of the shape and layout of
-        ``xs``, ``d_layers`` a list of the structure of ``layers`` (a
-        :class:`~polyrnn.LSTMParams` per layer, or a pair of them), and ``(d_h0, d_c0)``, each of shape
-        ``(L * directions, ..., H)`` (also when the initial state was ``None``).  It may
-        be called any number of times.
-
-    Raises
-    ------
-    TypeError, ValueError
-        As :func:`~polyrnn.lstm_layers`; ``backward`` raises :class:`ValueError` for a
-        cotangent of the wrong shape and :class:`TypeError` for one of another dtype or
-        library.
+    Takes exactly the arguments of :func:`~polyrnn.lstm_layers`; returns and raises as
+    :func:`rnn_layers_vjp`, with the pairs of the LSTM's state: ``outputs`` is ``(hs,
+    (h_n, c_n))`` and ``backward(d_hs=None, d_last=None) -> (d_xs, d_layers, (d_h0,
+    d_c0))``, ``d_last`` being ``(d_h_n, d_c_n)`` or ``None`` (it raises
+    :class:`TypeError` for anything else).
 
     Examples
     --------
@@ -875,7 +829,7 @@ def lstm_layers_vjp(
     """
     fn = "lstm_layers_vjp"
     hs, (h_n, c_n), bwd = _layers_vjp(
-        fn, _LSTM, xs, layers, state0, {}, bidirectional=bidirectional, dropout=dropout,
+        fn, LSTM, xs, layers, state0, {}, bidirectional=bidirectional, dropout=dropout,
         seed=seed, masks=masks, time_major=time_major, lengths=lengths,
     )  # fmt: skip
 
