@@ -80,13 +80,15 @@ def check_layers(
     n_in: int | None = None,
     dtype: Any = None,
     arrays: dict[str, Any] | None = None,
+    gates: int | None = None,
 ) -> tuple[list[tuple[Any, ...]], type, int, int, Namespace]:
     """The layer list checked: each entry one params of a class of ``classes`` (the class of
     the first for every layer), or a ``(forward, backward)`` pair of them with
     ``bidirectional``; one library, floating dtypes (``dtype``, of ``xs``, when given), the
     ``H`` of the first layer everywhere, and layer ``l``'s input size ``n_in`` (``D`` of the
     input, read from the first ``w_x`` when ``None``) for ``l = 0``, else the previous
-    layer's output width.  ``arrays`` (named) join the one-library check.
+    layer's output width.  ``arrays`` (named) join the one-library check; ``gates`` is G
+    of a class that is not a built-in container.
 
     Returns the entries as tuples of one or two params, the class, ``H``, ``D`` and the
     namespace.  Also used by :func:`polyrnn.interop.to_torch_layers`.
@@ -144,7 +146,7 @@ def check_layers(
         for d, p in enumerate(entry):
             for f, a in zip(p._fields, p, strict=True):
                 _validate.floating(fn, f"{label(i, d)}.{f}", a, xp, dtype, dtype_of)
-    g = GATES[cls]
+    g = gates or GATES[cls]
     if "w_h" in cls._fields:  # type: ignore[attr-defined]
         w_h0 = entries[0][0].w_h
         if w_h0.ndim != 2 or w_h0.shape[1] != g * w_h0.shape[0]:
@@ -264,6 +266,7 @@ def _check(
         n_in=int(xs.shape[-1]),
         dtype=xs.dtype,
         arrays={"xs": xs, **states, **named_masks},
+        gates=cell.gates,
     )
     dirs = 2 if bidirectional else 1
     n_layers = len(entries)
