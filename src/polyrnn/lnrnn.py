@@ -13,7 +13,8 @@ contribution ``h W_h`` are normalised **separately**, each with its own gain and
 and the LSTM's cell state is normalised before the output ``tanh``.  One choice differs
 from the paper's notation: the statistics are taken **per gate** (over each gate's ``H``
 pre-activations), not over the ``G H`` stacked pre-activations of all gates, as in
-TensorFlow's ``LayerNormBasicLSTMCell``.  Each gate then reaches its nonlinearity with
+TensorFlow's ``LayerNormBasicLSTMCell`` (which, unlike polyrnn, normalises the sum of the
+two contributions).  Each gate then reaches its nonlinearity with
 zero mean and unit variance before its own gain and shift, so a gate's operating point
 (a forget gate's shift of 1, say) is set by its own parameters and not moved by the
 spread of the other gates' pre-activations.
