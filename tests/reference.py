@@ -114,7 +114,65 @@ def min_lstm_step(p, h, x):
     return sigmoid(d) * h + sigmoid(-d) * g[2 * H :]
 
 
-GATES = {"rnn": 1, "gru": 3, "lstm": 4, "min_gru": 2, "min_lstm": 3}
+LN_EPS = 1e-5
+"""ε of the layer normalisations (Ba, Kiros & Hinton 2016; torch.nn.LayerNorm's)."""
+
+
+def layer_norm(a, gain, shift):
+    """``gain (a - mean a) / sqrt(var a + ε) + shift`` over the last axis, biased variance:
+    one gate's ``H`` pre-activations (complex steps pass through: every operation is
+    analytic)."""
+    mu = np.mean(a, axis=-1, keepdims=True)
+    var = np.mean((a - mu) ** 2, axis=-1, keepdims=True)
+    return gain * (a - mu) / np.sqrt(var + LN_EPS) + shift
+
+
+def _ln_gates(a, gain, shift, gates):
+    """Each of the ``gates`` blocks of ``a (G H,)`` layer-normalised on its own."""
+    H = a.shape[-1] // gates
+    return np.concatenate(
+        [
+            layer_norm(
+                a[k * H : (k + 1) * H], gain[k * H : (k + 1) * H], shift[k * H : (k + 1) * H]
+            )
+            for k in range(gates)
+        ]
+    )
+
+
+def ln_gru_step(p, h, x):
+    """Layer-normalised GRU (reset after the recurrent product), per-gate statistics:
+    ``u = LN(x W_x; g_x, b_x)``, ``v = LN(h W_h; g_h, b_h)``, ``r, z = σ(u + v)``,
+    ``n = tanh(u_n + r v_n)``, ``h' = (1 - z) n + z h``."""
+    w_x, w_h, b_x, b_h, g_x, g_h = (_arr(a) for a in p)
+    H = h.shape[-1]
+    u = _ln_gates(x @ w_x, g_x, b_x, 3)
+    v = _ln_gates(h @ w_h, g_h, b_h, 3)
+    r = sigmoid(u[:H] + v[:H])
+    z = sigmoid(u[H : 2 * H] + v[H : 2 * H])
+    n = np.tanh(u[2 * H :] + r * v[2 * H :])
+    return (1.0 - z) * n + z * h
+
+
+def ln_lstm_step(p, carry, x):
+    """Layer-normalised LSTM (Ba et al. eq. 20-22), per-gate statistics:
+    ``a = LN(x W_x; g_x, b_x) + LN(h W_h; g_h, b_h)``, ``c' = σ(a_f) c + σ(a_i) tanh(a_g)``,
+    ``h' = σ(a_o) tanh(LN(c'; g_c, b_c))``."""
+    w_x, w_h, b_x, b_h, g_x, g_h, g_c, b_c = (_arr(a) for a in p)
+    h, c = carry
+    H = h.shape[-1]
+    a = _ln_gates(x @ w_x, g_x, b_x, 4) + _ln_gates(h @ w_h, g_h, b_h, 4)
+    i, f, gg, o = (
+        sigmoid(a[:H]),
+        sigmoid(a[H : 2 * H]),
+        np.tanh(a[2 * H : 3 * H]),
+        sigmoid(a[3 * H :]),
+    )
+    c = f * c + i * gg
+    return o * np.tanh(layer_norm(c, g_c, b_c)), c
+
+
+GATES = {"rnn": 1, "gru": 3, "lstm": 4, "min_gru": 2, "min_lstm": 3, "ln_gru": 3, "ln_lstm": 4}
 """Gate blocks G of each cell: ``w_x`` is ``(D, G*H)``."""
 
 
@@ -130,9 +188,12 @@ def _step(kind, p, state, x, opts):
     if kind == "gru":
         h = gru_step(p, state, x, **opts)
         return h, h
-    if kind == "lstm":
-        h, c = lstm_step(p, state, x)
+    if kind in ("lstm", "ln_lstm"):
+        h, c = (lstm_step if kind == "lstm" else ln_lstm_step)(p, state, x)
         return (h, c), h
+    if kind == "ln_gru":
+        h = ln_gru_step(p, state, x)
+        return h, h
     h = (min_gru_step if kind == "min_gru" else min_lstm_step)(p, state, x)
     return h, h
 
@@ -151,7 +212,7 @@ def scan(kind, p, xs, state0=None, *, lengths=None, reverse=False, time_major=Fa
     """Reference ``*_scan`` (``kind`` one of :data:`GATES`): ``xs`` as the library takes it.
 
     NumPy float64 out (complex128 when an input carries a complex step).  The state of
-    ``"lstm"`` is a pair ``(h, c)``; every other state is ``h``.
+    ``"lstm"`` and ``"ln_lstm"`` is a pair ``(h, c)``; every other state is ``h``.
     """
     xs = _arr(xs)
     p = [_arr(a) for a in p]
@@ -162,7 +223,7 @@ def scan(kind, p, xs, state0=None, *, lengths=None, reverse=False, time_major=Fa
     n = int(np.prod(batch, dtype=np.int64))
     flat = xs.reshape(n, T, D)
     lens = np.full(n, T) if lengths is None else np.asarray(lengths).reshape(n)
-    pair = kind == "lstm"
+    pair = kind in ("lstm", "ln_lstm")
     if state0 is None:
         state0 = (np.zeros((*batch, H)), np.zeros((*batch, H))) if pair else np.zeros((*batch, H))
     s0 = [_arr(s).reshape(n, H) for s in state0] if pair else _arr(state0).reshape(n, H)
@@ -206,6 +267,8 @@ LM_CELLS = {
     "rnn": ("rnn", {"activation": "tanh"}),
     "min_gru": ("min_gru", {}),
     "min_lstm": ("min_lstm", {}),
+    "ln_gru": ("ln_gru", {}),
+    "ln_lstm": ("ln_lstm", {}),
 }
 """``polyrnn.lm`` cell name -> (reference kind, options)."""
 
@@ -225,9 +288,10 @@ def lm_forward(embed, layers, w_out, b_out, tokens, state, *, cell):
     x = _arr(embed)[np.asarray(tokens)]
     new_state = []
     for p, carry in zip(layers, state, strict=True):
-        s0 = tuple(carry) if kind == "lstm" else carry[0]
+        pair = kind in ("lstm", "ln_lstm")
+        s0 = tuple(carry) if pair else carry[0]
         x, last = scan(kind, p, x, s0, **opts)
-        new_state.append(tuple(last) if kind == "lstm" else (last,))
+        new_state.append(tuple(last) if pair else (last,))
     w_out, b_out = _arr(w_out), _arr(b_out)
     dtype = np.result_type(x, w_out, b_out)
     return log_softmax(x.astype(dtype) @ w_out.astype(dtype) + b_out), tuple(new_state)

@@ -741,3 +741,22 @@ def test_check_compares_every_installed_library_with_numpy(capsys, monkeypatch):
     assert "only numpy is installed here: nothing to compare it with" in out
     assert "agree" not in out
     assert 'not checked (not installed or no device): jax ("polyrnn[jax]"), ' in out
+
+
+@pytest.mark.parametrize(
+    ("cell", "params"), [("ln_gru", "LNGRUParams"), ("ln_lstm", "LNLSTMParams")]
+)
+def test_train_a_layer_normalised_cell(capsys, tmp_path, text_file, cell, params):
+    """``--cell ln_gru|ln_lstm`` trains (the loss falls), saves a model of that cell whose
+    layers load as its containers, and ``eval`` gives ``lm.evaluate``'s loss of it."""
+    model = str(tmp_path / "m.npz")
+    code, out, err = _train(capsys, text_file, "--cell", cell, "--steps", "30", "--out", model)
+    assert code == 0, err
+    result = json.loads(out)
+    loaded = lm.load(model)
+    assert loaded.config.cell == cell
+    assert {type(layer).__name__ for layer in loaded.params.layers} == {params}
+    assert result["val_loss"] < math.log(result["vocab_size"]) - 0.3  # learnt something
+    assert cli.main(["eval", "--model", model, "--text", text_file, "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["loss"] == pytest.approx(lm.evaluate(loaded, TEXT).loss, rel=1e-12)

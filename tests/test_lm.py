@@ -96,6 +96,8 @@ def _numpy_reference(cell: str) -> list[float]:
         ("rnn", "float64"),
         ("min_gru", "float64"),
         ("min_lstm", "float64"),
+        ("ln_gru", "float64"),
+        ("ln_lstm", "float64"),
     ],
 )
 def test_same_training_run_on_every_backend(backend, cell, dtype):
@@ -104,18 +106,20 @@ def test_same_training_run_on_every_backend(backend, cell, dtype):
     losses = _losses(backend.name, dtype, cell)
     reference = _numpy_reference(cell)
     assert len(losses) == STEPS
-    assert reference[-1] < reference[0] - 0.2  # a run that actually learns
+    # A run that actually learns; the layer-normalised LSTM starts slower (its loss fell by
+    # 0.17 in these 20 steps, the others' by 0.28 to 0.40).
+    assert reference[-1] < reference[0] - (0.1 if cell == "ln_lstm" else 0.2)
     rtol, _ = tolerance(dtype, long=True)  # 20 steps of training: a long computation
     np.testing.assert_allclose(losses, reference, rtol=rtol, atol=0)
 
 
-def test_gradient_matches_numpy_by_hand(backend):
+@pytest.mark.parametrize("cell", ["gru", "ln_gru", "ln_lstm"])
+def test_gradient_matches_numpy_by_hand(backend, cell):
     """Autodiff (JAX, torch) or the hand-written gradient on another library equals the
-    hand-written NumPy float64 gradient of a two-layer GRU from a non-zero state, leaf by
+    hand-written NumPy float64 gradient of a two-layer model from a non-zero state, leaf by
     leaf."""
     if backend.name == "numpy":
         pytest.skip("NumPy is the reference here; the reference model checks it below")
-    cell = "gru"
     config = lm.ModelConfig(6, 10, 2, cell)
     vocab = lm.Vocab.from_text(TEXT)
     ref_b = lm.get_backend("numpy", "float64")

@@ -13,6 +13,8 @@ __version__ = "0.1.0"
 
 _NAMES: dict[str, str] = {
     "GRUParams": "params",
+    "LNGRUParams": "params",
+    "LNLSTMParams": "params",
     "LSTMParams": "params",
     "MinGRUParams": "params",
     "MinLSTMParams": "params",
@@ -25,12 +27,20 @@ _NAMES: dict[str, str] = {
     "gru_scan": "scans",
     "gru_scan_vjp": "vjp",
     "init_gru": "params",
+    "init_ln_gru": "lnrnn",
+    "init_ln_lstm": "lnrnn",
     "init_lstm": "params",
     "init_min_gru": "minrnn",
     "init_min_lstm": "minrnn",
     "init_rnn": "params",
     "linear_scan": "linear",
     "linear_scan_vjp": "linear",
+    "ln_gru_cell": "lnrnn",
+    "ln_gru_scan": "lnrnn",
+    "ln_gru_scan_vjp": "lnrnn",
+    "ln_lstm_cell": "lnrnn",
+    "ln_lstm_scan": "lnrnn",
+    "ln_lstm_scan_vjp": "lnrnn",
     "log_perplexity": "metrics",
     "log_softmax": "metrics",
     "logsumexp": "metrics",
@@ -64,6 +74,8 @@ are not also functions of the package (``backends``, ``interop``, ``metrics``)."
 
 __all__ = [
     "GRUParams",
+    "LNGRUParams",
+    "LNLSTMParams",
     "LSTMParams",
     "MinGRUParams",
     "MinLSTMParams",
@@ -77,6 +89,8 @@ __all__ = [
     "gru_scan",
     "gru_scan_vjp",
     "init_gru",
+    "init_ln_gru",
+    "init_ln_lstm",
     "init_lstm",
     "init_min_gru",
     "init_min_lstm",
@@ -84,6 +98,12 @@ __all__ = [
     "interop",
     "linear_scan",
     "linear_scan_vjp",
+    "ln_gru_cell",
+    "ln_gru_scan",
+    "ln_gru_scan_vjp",
+    "ln_lstm_cell",
+    "ln_lstm_scan",
+    "ln_lstm_scan_vjp",
     "log_perplexity",
     "log_softmax",
     "logsumexp",
@@ -143,6 +163,16 @@ if TYPE_CHECKING:  # what __getattr__ provides, spelled out for type checkers
         rnn_layers_vjp,
     )
     from .linear import associative_scan, linear_scan, linear_scan_vjp
+    from .lnrnn import (
+        init_ln_gru,
+        init_ln_lstm,
+        ln_gru_cell,
+        ln_gru_scan,
+        ln_gru_scan_vjp,
+        ln_lstm_cell,
+        ln_lstm_scan,
+        ln_lstm_scan_vjp,
+    )
     from .metrics import cross_entropy, log_perplexity, log_softmax, logsumexp, perplexity
     from .minrnn import (
         init_min_gru,
@@ -156,6 +186,8 @@ if TYPE_CHECKING:  # what __getattr__ provides, spelled out for type checkers
     )
     from .params import (
         GRUParams,
+        LNGRUParams,
+        LNLSTMParams,
         LSTMParams,
         MinGRUParams,
         MinLSTMParams,

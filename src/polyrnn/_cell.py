@@ -68,7 +68,10 @@ class Cell:
     """Short name; an adapter may hold a fused kernel for the built-in cell of that name."""
     params: type
     """The parameters' NamedTuple class: fields ``w_x, w_h, b_x, b_h``, or ``w_x, b_x`` for a
-    linear cell."""
+    linear cell.  More fields (vectors: a layer-normalised cell's gains) follow those four;
+    the input checks know their lengths from ``polyrnn.params.WIDTHS`` (in units of H; a
+    class not listed there is checked for the four only), and the record's ``finish``
+    returns their gradients (and ``b_x``'s where its ``bias`` does not add ``b_x``)."""
     gates: int
     """G: ``w_x`` is ``(D, G H)``."""
     states: tuple[str, ...]

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ._compat import Array, Namespace, device, is_array_api_obj, namespace_of
-from .params import GATES
+from .params import GATES, WIDTHS
 
 
 def _describe(a: Any) -> str:
@@ -83,7 +83,10 @@ def params(
 ) -> tuple[Any, int]:
     """``p`` as one of the containers ``cls``, with consistent shapes; returns it and H.
 
-    A plain 4-tuple is taken as ``cls`` when only one class is possible.  ``n_in`` (D) and
+    The vectors beyond ``b_x, b_h`` of a container listed in :data:`~polyrnn.params.WIDTHS`
+    (a layer-normalised cell's gains) are checked against their widths there.  A plain
+    tuple of as many arrays as ``cls`` has fields is taken as ``cls`` when only one class
+    is possible.  ``n_in`` (D) and
     ``dtype`` come from the input when known, else from ``p.w_x``; ``xp`` from ``p``.
     """
     classes = cls if isinstance(cls, tuple) else (cls,)
@@ -91,8 +94,10 @@ def params(
     if not isinstance(p, classes):
         if type(p) not in (tuple, list) or len(classes) > 1:
             raise TypeError(f"{fn}: params must be {names}, got {_describe(p)}")
-        if len(p) != 4:
-            raise TypeError(f"{fn}: params must be {names}(w_x, w_h, b_x, b_h), got {len(p)} items")
+        fields = classes[0]._fields  # type: ignore[attr-defined]
+        if len(p) != len(fields):
+            spelled = f"{names}({', '.join(fields)})"
+            raise TypeError(f"{fn}: params must be {spelled}, got {len(p)} items")
         p = classes[0](*p)
     fields = {f"params.{name}": a for name, a in zip(p._fields, p, strict=True)}
     xp = namespace(fn, fields) if xp is None else xp
@@ -117,6 +122,8 @@ def params(
     shape(fn, "params.w_x", p.w_x, (n_in, g * n_h), why)
     shape(fn, "params.b_x", p.b_x, (g * n_h,), f"H={n_h}")
     shape(fn, "params.b_h", p.b_h, (g * n_h,), f"H={n_h}")
+    for name, width in WIDTHS.get(type(p), {}).items():
+        shape(fn, f"params.{name}", getattr(p, name), (width * n_h,), f"H={n_h}")
     return p, n_h
 
 
@@ -254,6 +261,7 @@ def _common_scan_layout(
     n_h = gh // gates
     steps, batch = _steps_and_batch(xs, time_major)
     expected = {"w_x": (n_in, gh), "w_h": (n_h, gh), "b_x": (gh,), "b_h": (gh,)}
+    expected.update({f: (w * n_h,) for f, w in WIDTHS.get(cls, {}).items()})
     shapes = [tuple(a.shape) for a in p] + [
         tuple(s.shape) for s in states.values() if s is not None
     ]

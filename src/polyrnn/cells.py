@@ -25,7 +25,15 @@ from ._cell import (
 )
 from ._compat import Array, Namespace
 from ._recurrence import flat2d, outer
-from .params import GRUParams, LSTMParams, MinGRUParams, MinLSTMParams, RNNParams
+from .params import (
+    GRUParams,
+    LNGRUParams,
+    LNLSTMParams,
+    LSTMParams,
+    MinGRUParams,
+    MinLSTMParams,
+    RNNParams,
+)
 
 __all__ = ["gru_cell", "lstm_cell", "rnn_cell"]
 
@@ -404,6 +412,185 @@ def _lstm_vjp(
     return step, back, finish
 
 
+# --- the layer-normalised cells (Ba, Kiros & Hinton 2016), see polyrnn.lnrnn ---
+
+LN_EPS = 1e-5
+"""The ε of every layer normalisation, ``(a - μ) / sqrt(σ² + ε)``: that of
+:class:`torch.nn.LayerNorm`."""
+
+
+def layer_norm(
+    xp: Namespace, a: Array, gain: Array, shift: Array, groups: int
+) -> tuple[Array, Array, Array]:
+    """``gain ⊙ â + shift`` with ``â`` each of the ``groups`` blocks of ``a (..., G H)``
+    normalised over its ``H`` entries, ``â = (a - μ) / sqrt(σ² + ε)`` (biased variance);
+    returns it, ``â`` and ``1 / sqrt(σ² + ε)`` (``(..., G, 1)``) for the backward pass."""
+    shape = a.shape
+    blocks = xp.reshape(a, (*shape[:-1], groups, shape[-1] // groups))
+    centred = blocks - xp.mean(blocks, axis=-1, keepdims=True)
+    rstd = 1.0 / xp.sqrt(xp.mean(centred * centred, axis=-1, keepdims=True) + LN_EPS)
+    normed = xp.reshape(centred * rstd, shape)
+    return normed * gain + shift, normed, rstd
+
+
+def layer_norm_back(
+    xp: Namespace, d_out: Array, normed: Array, rstd: Array, gain: Array, groups: int
+) -> Array:
+    """The cotangent of :func:`layer_norm`'s input ``a`` from that of its output:
+    ``rstd (d - mean(d) - â mean(d ⊙ â))`` per block, with ``d = d_out ⊙ gain``."""
+    shape = d_out.shape
+    blocks = (*shape[:-1], groups, shape[-1] // groups)
+    d = xp.reshape(d_out * gain, blocks)
+    n = xp.reshape(normed, blocks)
+    mean_d = xp.mean(d, axis=-1, keepdims=True)
+    mean_dn = xp.mean(d * n, axis=-1, keepdims=True)
+    return xp.reshape(rstd * (d - mean_d - n * mean_dn), shape)
+
+
+def _column_sum(xp: Namespace, a: Array) -> Array:
+    """The sum of ``a (T, ..., F)`` over all axes but the last: ``(F,)``."""
+    return xp.sum(flat2d(xp, a), axis=0)
+
+
+def _no_bias(xp: Namespace, p: Any) -> Array:
+    """The layer-normalised cells add nothing to ``x W_x``: their shifts act after the
+    normalisation, in the step."""
+    return xp.zeros_like(p.b_x)
+
+
+def ln_gru_update(
+    xp: Namespace, h: Array, gx: Array, p: LNGRUParams, logistic: Logistic = sigmoid
+) -> tuple[Array, tuple[Array, ...]]:
+    """One layer-normalised GRU step from ``gx = x W_x``: ``(h', residuals)``.
+
+    ``a_x = LN(x W_x; g_x, b_x)``, ``a_h = LN(h W_h; g_h, b_h)`` (per gate), ``r, z =
+    σ(a_x + a_h)``, ``n = tanh(a_xn + r ⊙ a_hn)``, ``h' = n + z (h - n)``.  The residuals
+    are what :func:`_ln_gru_vjp`'s backward step and finish read.
+    """
+    n_h = h.shape[-1]
+    a_x, n_x, s_x = layer_norm(xp, gx, p.g_x, p.b_x, 3)
+    a_h, n_hh, s_h = layer_norm(xp, h @ p.w_h, p.g_h, p.b_h, 3)
+    r = logistic(xp, a_x[..., :n_h] + a_h[..., :n_h])
+    z = logistic(xp, a_x[..., n_h : 2 * n_h] + a_h[..., n_h : 2 * n_h])
+    q = a_h[..., 2 * n_h :]
+    n = xp.tanh(a_x[..., 2 * n_h :] + r * q)
+    return n + z * (h - n), (h, r, z, n, q, n_x, s_x, n_hh, s_h)
+
+
+def _ln_gru_step(xp: Namespace, p: LNGRUParams, logistic: Logistic) -> Step:
+    return lambda c, g: (ln_gru_update(xp, c[0], g, p, logistic)[0],)
+
+
+def _ln_gru_vjp(
+    xp: Namespace, p: LNGRUParams, logistic: Logistic
+) -> tuple[ResidualStep, Back, Finish]:
+    w_h_t = p.w_h.T
+
+    def step(c: Carry, g: Array) -> tuple[Carry, tuple[Array, ...]]:
+        h_new, res = ln_gru_update(xp, c[0], g, p, logistic)
+        return (h_new,), res
+
+    def back(res: tuple[Array, ...], d: Carry) -> tuple[Carry, tuple[Array, ...]]:
+        h, r, z, n, q, n_x, s_x, n_hh, s_h = res
+        (dh,) = d
+        da_n = (dh * (1.0 - z)) * (1.0 - n * n)
+        da_r = (da_n * q) * (r * (1.0 - r))
+        da_z = (dh * (h - n)) * (z * (1.0 - z))
+        d_ax = xp.concat([da_r, da_z, da_n], axis=-1)  # cotangents of the normalised
+        d_ah = xp.concat([da_r, da_z, da_n * r], axis=-1)  # input and recurrent parts
+        dgx = layer_norm_back(xp, d_ax, n_x, s_x, p.g_x, 3)
+        dgh = layer_norm_back(xp, d_ah, n_hh, s_h, p.g_h, 3)
+        return (dh * z + dgh @ w_h_t,), (dgx, dgh, d_ax, d_ah)
+
+    def finish(res: tuple[Array, ...], grads: tuple[Array, ...], db: Array) -> dict[str, Array]:
+        h, n_x, n_hh = res[0], res[5], res[7]
+        _, dgh, d_ax, d_ah = grads
+        return {
+            "w_h": outer(xp, h, dgh),
+            "b_x": _column_sum(xp, d_ax),
+            "b_h": _column_sum(xp, d_ah),
+            "g_x": _column_sum(xp, d_ax * n_x),
+            "g_h": _column_sum(xp, d_ah * n_hh),
+        }
+
+    return step, back, finish
+
+
+def ln_lstm_update(
+    xp: Namespace,
+    carry: tuple[Array, Array],
+    gx: Array,
+    p: LNLSTMParams,
+    logistic: Logistic = sigmoid,
+) -> tuple[tuple[Array, Array], tuple[Array, ...]]:
+    """One layer-normalised LSTM step from ``gx = x W_x``: ``((h', c'), residuals)``.
+
+    ``(a_i, a_f, a_g, a_o) = LN(x W_x; g_x, b_x) + LN(h W_h; g_h, b_h)`` (per gate),
+    ``c' = σ(a_f) c + σ(a_i) tanh(a_g)``, ``h' = σ(a_o) tanh(LN(c'; g_c, b_c))``.
+    """
+    h, c = carry
+    n_h = h.shape[-1]
+    a_x, n_x, s_x = layer_norm(xp, gx, p.g_x, p.b_x, 4)
+    a_h, n_hh, s_h = layer_norm(xp, h @ p.w_h, p.g_h, p.b_h, 4)
+    a = a_x + a_h
+    i = logistic(xp, a[..., :n_h])
+    f = logistic(xp, a[..., n_h : 2 * n_h])
+    g = xp.tanh(a[..., 2 * n_h : 3 * n_h])
+    o = logistic(xp, a[..., 3 * n_h :])
+    c_new = f * c + i * g
+    l_c, n_c, s_c = layer_norm(xp, c_new, p.g_c, p.b_c, 1)
+    t = xp.tanh(l_c)
+    return (o * t, c_new), (h, c, i, f, g, o, t, n_x, s_x, n_hh, s_h, n_c, s_c)
+
+
+def _ln_lstm_step(xp: Namespace, p: LNLSTMParams, logistic: Logistic) -> Step:
+    return lambda c, g: ln_lstm_update(xp, (c[0], c[1]), g, p, logistic)[0]
+
+
+def _ln_lstm_vjp(
+    xp: Namespace, p: LNLSTMParams, logistic: Logistic
+) -> tuple[ResidualStep, Back, Finish]:
+    w_h_t = p.w_h.T
+
+    def step(c: Carry, g: Array) -> tuple[Carry, tuple[Array, ...]]:
+        new, res = ln_lstm_update(xp, (c[0], c[1]), g, p, logistic)
+        return new, res
+
+    def back(res: tuple[Array, ...], d: Carry) -> tuple[Carry, tuple[Array, ...]]:
+        _, c, i, f, g, o, t, n_x, s_x, n_hh, s_h, n_c, s_c = res
+        dh, dc = d
+        d_lc = (dh * o) * (1.0 - t * t)  # cotangent of LN(c')
+        dc = dc + layer_norm_back(xp, d_lc, n_c, s_c, p.g_c, 1)
+        da = xp.concat(
+            [
+                (dc * g) * (i * (1.0 - i)),
+                (dc * c) * (f * (1.0 - f)),
+                (dc * i) * (1.0 - g * g),
+                (dh * t) * (o * (1.0 - o)),
+            ],
+            axis=-1,
+        )
+        dgx = layer_norm_back(xp, da, n_x, s_x, p.g_x, 4)
+        dgh = layer_norm_back(xp, da, n_hh, s_h, p.g_h, 4)
+        return (dgh @ w_h_t, dc * f), (dgx, dgh, da, d_lc)
+
+    def finish(res: tuple[Array, ...], grads: tuple[Array, ...], db: Array) -> dict[str, Array]:
+        h, n_x, n_hh, n_c = res[0], res[7], res[9], res[11]
+        _, dgh, da, d_lc = grads
+        d_shift = _column_sum(xp, da)
+        return {
+            "w_h": outer(xp, h, dgh),
+            "b_x": d_shift,
+            "b_h": d_shift,
+            "g_x": _column_sum(xp, da * n_x),
+            "g_h": _column_sum(xp, da * n_hh),
+            "g_c": _column_sum(xp, d_lc * n_c),
+            "b_c": _column_sum(xp, d_lc),
+        }
+
+    return step, back, finish
+
+
 # --- the linear cells: minGRU and minLSTM (Feng et al. 2024), see polyrnn.minrnn ---
 
 
@@ -476,6 +663,11 @@ MIN_LSTM = Cell(
     linear=_min_lstm_linear,
 )  # fmt: skip
 """minLSTM: :func:`~polyrnn.min_lstm_scan`, :func:`~polyrnn.min_lstm_scan_vjp`."""
+LN_GRU = Cell("ln_gru", LNGRUParams, 3, ("h",), _no_bias, _ln_gru_step, _ln_gru_vjp)
+"""The layer-normalised GRU: :func:`~polyrnn.ln_gru_scan`, :func:`~polyrnn.ln_gru_scan_vjp`."""
+LN_LSTM = Cell("ln_lstm", LNLSTMParams, 4, ("h", "c"), _no_bias, _ln_lstm_step, _ln_lstm_vjp)
+"""The layer-normalised LSTM: :func:`~polyrnn.ln_lstm_scan`,
+:func:`~polyrnn.ln_lstm_scan_vjp`."""
 BUILTIN = {cell.name: cell for cell in (RNN, GRU, LSTM, MIN_GRU, MIN_LSTM)}
 """The built-in cells by name: an adapter may hold a fused kernel for each."""
 

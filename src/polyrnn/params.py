@@ -13,6 +13,11 @@ GRUParams     3   ``(D, 3H)``      ``(H, 3H)``      ``(3H,)``, gates (r, z, n)
 LSTMParams    4   ``(D, 4H)``      ``(H, 4H)``      ``(4H,)``, gates (i, f, g, o)
 =========== ===== ================ ================ ==========================
 
+The layer-normalised cells of :mod:`polyrnn.lnrnn` add gains to these fields, and their
+``b_x``, ``b_h`` are the shifts of the layer normalisations: :class:`LNGRUParams` (G = 3)
+and :class:`LNLSTMParams` (G = 4, and the gain and shift of the cell state's
+normalisation, ``(H,)`` each).
+
 The linear cells of :mod:`polyrnn.minrnn` have no recurrent weights: :class:`MinGRUParams`
 (G = 2, gates ``(z, h̃)``) and :class:`MinLSTMParams` (G = 3, gates ``(f, i, h̃)``) hold
 ``w_x (D, G H)`` and ``b_x (G H,)`` only.
@@ -30,6 +35,8 @@ from ._compat import Array, Namespace, array_namespace
 
 __all__ = [
     "GRUParams",
+    "LNGRUParams",
+    "LNLSTMParams",
     "LSTMParams",
     "MinGRUParams",
     "MinLSTMParams",
@@ -79,6 +86,46 @@ class LSTMParams(NamedTuple):
     """Recurrent bias, ``(4H,)``."""
 
 
+class LNGRUParams(NamedTuple):
+    """Layer-normalised GRU weights, gates ``(r, z, n)`` stacked along the last axis, see
+    :func:`~polyrnn.ln_gru_scan`."""
+
+    w_x: Array
+    """Input weights, ``(D, 3H)``."""
+    w_h: Array
+    """Recurrent weights, ``(H, 3H)``."""
+    b_x: Array
+    """Shift of the input contribution's normalisation, ``(3H,)``."""
+    b_h: Array
+    """Shift of the recurrent contribution's normalisation, ``(3H,)``."""
+    g_x: Array
+    """Gain of the input contribution's normalisation, ``(3H,)``."""
+    g_h: Array
+    """Gain of the recurrent contribution's normalisation, ``(3H,)``."""
+
+
+class LNLSTMParams(NamedTuple):
+    """Layer-normalised LSTM weights, gates ``(i, f, g, o)`` stacked along the last axis, see
+    :func:`~polyrnn.ln_lstm_scan`."""
+
+    w_x: Array
+    """Input weights, ``(D, 4H)``."""
+    w_h: Array
+    """Recurrent weights, ``(H, 4H)``."""
+    b_x: Array
+    """Shift of the input contribution's normalisation, ``(4H,)``."""
+    b_h: Array
+    """Shift of the recurrent contribution's normalisation, ``(4H,)``."""
+    g_x: Array
+    """Gain of the input contribution's normalisation, ``(4H,)``."""
+    g_h: Array
+    """Gain of the recurrent contribution's normalisation, ``(4H,)``."""
+    g_c: Array
+    """Gain of the cell state's normalisation, ``(H,)``."""
+    b_c: Array
+    """Shift of the cell state's normalisation, ``(H,)``."""
+
+
 class MinGRUParams(NamedTuple):
     """minGRU weights, gates ``(z, h̃)`` stacked along the last axis."""
 
@@ -103,8 +150,18 @@ GATES: dict[type, int] = {
     LSTMParams: 4,
     MinGRUParams: 2,
     MinLSTMParams: 3,
+    LNGRUParams: 3,
+    LNLSTMParams: 4,
 }
 """Number of gates G of each container: ``w_x`` is ``(D, G*H)``."""
+
+WIDTHS: dict[type, dict[str, int]] = {
+    LNGRUParams: {"g_x": 3, "g_h": 3},
+    LNLSTMParams: {"g_x": 4, "g_h": 4, "g_c": 1, "b_c": 1},
+}
+"""The vectors of a container beyond ``w_x, w_h, b_x, b_h``, by field: their length in units
+of H (``g_c`` is ``(H,)``: width 1).  The input checks read it; a container not listed
+here has no other fields, or vectors of ``G H`` each."""
 
 
 def resolve_namespace(fn: str, xp: Any) -> Namespace:

@@ -8,8 +8,9 @@ with ``E (V, E)``, ``L`` recurrent layers of width ``H`` and the readout ``W (H,
 ``b (V,)``.  Everything is written once against the Array API.  The loss is
 :func:`polyrnn.cross_entropy` in nats per character; :func:`loss` is what JAX
 and PyTorch differentiate, :func:`loss_and_grad` is the same loss with its gradient by
-hand (backpropagation through the scans with :mod:`polyrnn.vjp`, and the minGRU and
-minLSTM VJPs of :mod:`polyrnn.minrnn`) for the libraries that do not differentiate.
+hand (backpropagation through the scans with :mod:`polyrnn.vjp`, the minGRU and
+minLSTM VJPs of :mod:`polyrnn.minrnn` and the layer-normalised cells' of
+:mod:`polyrnn.lnrnn`) for the libraries that do not differentiate.
 
 The recurrent cells are entries of :data:`CELLS`; a new cell is one more entry.
 """
@@ -25,6 +26,14 @@ import numpy as np
 
 from .. import _tree
 from .._compat import Array, array_namespace
+from ..lnrnn import (
+    init_ln_gru,
+    init_ln_lstm,
+    ln_gru_scan,
+    ln_gru_scan_vjp,
+    ln_lstm_scan,
+    ln_lstm_scan_vjp,
+)
 from ..metrics import cross_entropy, log_softmax
 from ..minrnn import (
     init_min_gru,
@@ -136,6 +145,26 @@ def _min_lstm_vjp(xs: Array, p: Any, s: Carry) -> tuple[tuple[Array, Carry], Bac
     return (hs, (h,)), lambda d_hs: back(d_hs, None)[:2]
 
 
+def _ln_gru_scan(xs: Array, p: Any, s: Carry) -> tuple[Array, Carry]:
+    hs, h = ln_gru_scan(xs, p, s[0])
+    return hs, (h,)
+
+
+def _ln_gru_vjp(xs: Array, p: Any, s: Carry) -> tuple[tuple[Array, Carry], Backward]:
+    (hs, h), back = ln_gru_scan_vjp(xs, p, s[0])
+    return (hs, (h,)), lambda d_hs: back(d_hs, None)[:2]
+
+
+def _ln_lstm_scan(xs: Array, p: Any, s: Carry) -> tuple[Array, Carry]:
+    hs, (h, c) = ln_lstm_scan(xs, p, (s[0], s[1]))
+    return hs, (h, c)
+
+
+def _ln_lstm_vjp(xs: Array, p: Any, s: Carry) -> tuple[tuple[Array, Carry], Backward]:
+    (hs, (h, c)), back = ln_lstm_scan_vjp(xs, p, (s[0], s[1]))
+    return (hs, (h, c)), lambda d_hs: back(d_hs, None)[:2]
+
+
 CELLS: dict[str, CellSpec] = {
     "gru": CellSpec(
         init_gru, _gru_scan, _gru_vjp, 1, "GRU, reset gate after the recurrent product (torch)"
@@ -147,6 +176,12 @@ CELLS: dict[str, CellSpec] = {
     ),
     "min_lstm": CellSpec(
         init_min_lstm, _min_lstm_scan, _min_lstm_vjp, 1, "minLSTM (Feng et al. 2024), a linear scan"
+    ),
+    "ln_gru": CellSpec(
+        init_ln_gru, _ln_gru_scan, _ln_gru_vjp, 1, "layer-normalised GRU (Ba et al. 2016)"
+    ),
+    "ln_lstm": CellSpec(
+        init_ln_lstm, _ln_lstm_scan, _ln_lstm_vjp, 2, "layer-normalised LSTM (Ba et al. 2016)"
     ),
 }
 """The recurrent layers by name.
