@@ -668,7 +668,7 @@ LN_GRU = Cell("ln_gru", LNGRUParams, 3, ("h",), _no_bias, _ln_gru_step, _ln_gru_
 LN_LSTM = Cell("ln_lstm", LNLSTMParams, 4, ("h", "c"), _no_bias, _ln_lstm_step, _ln_lstm_vjp)
 """The layer-normalised LSTM: :func:`~polyrnn.ln_lstm_scan`,
 :func:`~polyrnn.ln_lstm_scan_vjp`."""
-BUILTIN = {cell.name: cell for cell in (RNN, GRU, LSTM, MIN_GRU, MIN_LSTM)}
+BUILTIN = {cell.name: cell for cell in (RNN, GRU, LSTM, MIN_GRU, MIN_LSTM, LN_GRU, LN_LSTM)}
 """The built-in cells by name: an adapter may hold a fused kernel for each."""
 
 

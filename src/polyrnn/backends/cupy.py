@@ -171,9 +171,9 @@ class CupyAdapter(Adapter):
     def cell_scan(self, cell: Cell, xs: Array, params: Any, state0: Any, **options: Any) -> Any:
         """The built-in RNN, GRU and LSTM by the fused kernels below (float32 and float64);
         the rest by the reference."""
-        if not self._supported(xs) or cell.linear is not None or not builtin(cell):
+        kernel: Any = {"rnn": self._rnn, "gru": self._gru, "lstm": self._lstm}.get(cell.name)
+        if not self._supported(xs) or kernel is None or not builtin(cell):
             return super().cell_scan(cell, xs, params, state0, **options)
-        kernel: Any = {"rnn": self._rnn, "gru": self._gru, "lstm": self._lstm}[cell.name]
         return kernel(xs, params, state0, **options)
 
     def _rnn(

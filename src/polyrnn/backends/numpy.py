@@ -70,10 +70,10 @@ class NumpyAdapter(Adapter):
     def cell_scan(self, cell: Cell, xs: Array, params: Any, state0: Any, **options: Any) -> Any:
         """The built-in RNN, GRU and LSTM by the in-place loops below; the rest by the
         reference."""
-        if xs.size == 0 or cell.linear is not None or not builtin(cell):
+        kernel: Any = {"rnn": self._rnn, "gru": self._gru, "lstm": self._lstm}.get(cell.name)
+        if xs.size == 0 or kernel is None or not builtin(cell):
             return super().cell_scan(cell, xs, params, state0, **options)
         state = tuple(initial(self.xp, xs, params.w_h.shape[0], s) for s in state0)
-        kernel: Any = {"rnn": self._rnn, "gru": self._gru, "lstm": self._lstm}[cell.name]
         return kernel(xs, params, state, **options)
 
     def linear_method(self, x: Array, *, steps: int, width: int) -> str:
