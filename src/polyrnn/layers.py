@@ -1,7 +1,8 @@
 r"""Stacked and bidirectional RNN, GRU and LSTM layers with dropout: ``torch.nn.GRU``'s semantics.
 
-:func:`gru_layers` (and :func:`rnn_layers`, :func:`lstm_layers`) runs ``L`` layers, each
-the public scan of its cell, layer ``l > 0`` reading the output of layer ``l - 1``:
+:func:`~polyrnn.gru_layers` (and :func:`~polyrnn.rnn_layers`,
+:func:`~polyrnn.lstm_layers`) runs ``L`` layers, each the scan of its cell, layer ``l > 0``
+reading the output of layer ``l - 1``:
 
 .. code-block:: python
 

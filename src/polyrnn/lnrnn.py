@@ -44,7 +44,7 @@ of all three gates before ``r_t`` is known, which is the reset-after form; the o
 step, after the gates, and no reference implementation we know of uses it.
 
 The ``β`` of the input and recurrent normalisations are the ``b_x`` and ``b_h`` of
-:class:`LNGRUParams` and :class:`LNLSTMParams` (the fields of the plain GRU and LSTM,
+:class:`~polyrnn.LNGRUParams` and :class:`~polyrnn.LNLSTMParams` (the fields of the plain GRU and LSTM,
 which they replace: a bias added before a normalisation would be removed by it, and
 one added after it is a shift).  Like the plain LSTM's two biases, the LSTM's ``b_x``
 and ``b_h`` are only ever added together; the GRU's ``b_hn`` is multiplied by ``r``.
@@ -111,7 +111,7 @@ def init_ln_gru(
     dtype: Any = None,
     device: Any = None,
 ) -> LNGRUParams:
-    """:class:`LNGRUParams`: gains 1, shifts 0, weights uniform in ``±1/sqrt(hidden_size)``.
+    """:class:`~polyrnn.LNGRUParams`: gains 1, shifts 0, weights uniform in ``±1/sqrt(hidden_size)``.
 
     The weights are those of :class:`torch.nn.GRU`'s initialisation, drawn on the host
     (``numpy.random.default_rng(seed)``, float64) and then cast and moved: the same
@@ -166,7 +166,7 @@ def init_ln_lstm(
     dtype: Any = None,
     device: Any = None,
 ) -> LNLSTMParams:
-    """:class:`LNLSTMParams`: gains 1, shifts 0, weights uniform in ``±1/sqrt(hidden_size)``
+    """:class:`~polyrnn.LNLSTMParams`: gains 1, shifts 0, weights uniform in ``±1/sqrt(hidden_size)``
     like :class:`torch.nn.LSTM`'s (the same ``seed`` gives :func:`~polyrnn.init_lstm`'s
     ``w_x`` and ``w_h``).
 
@@ -443,7 +443,7 @@ def ln_gru_scan_vjp(
         What :func:`ln_gru_scan` returns.
     backward : callable ``(d_hs=None, d_h_last=None) -> (d_xs, d_params, d_h0)``
         Maps cotangents of the outputs (``None`` means zeros) to those of ``xs`` (its
-        shape and layout), the params (an :class:`LNGRUParams`) and ``h0`` (``(..., H)``,
+        shape and layout), the params (an :class:`~polyrnn.LNGRUParams`) and ``h0`` (``(..., H)``,
         also when ``h0`` is ``None``).  May be called many times.
 
     Raises
@@ -498,7 +498,7 @@ def ln_lstm_scan_vjp(
         What :func:`ln_lstm_scan` returns.
     backward : callable ``(d_hs=None, d_last=None) -> (d_xs, d_params, (d_h0, d_c0))``
         ``d_last`` is ``(d_h_last, d_c_last)`` (either, or the pair, ``None`` for zeros);
-        ``d_params`` an :class:`LNLSTMParams`.
+        ``d_params`` an :class:`~polyrnn.LNLSTMParams`.
 
     Raises
     ------

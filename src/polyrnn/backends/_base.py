@@ -123,10 +123,10 @@ class Adapter:
         **options: Any,
     ) -> tuple[Array, tuple[Array, ...]]:
         """``(hs, last carry)`` of any cell's scan; ``options`` are the cell's
-        (:attr:`~polyrnn._cell.Cell.keywords`).  Here the reference engine of the cell's
+        (the record's ``keywords``).  Here the reference engine of the cell's
         kind: ``polyrnn._recurrence.run``, or ``polyrnn._linear.run`` for a linear cell.  A
         backend overrides it to send the built-in cells it has kernels for to them
-        (:func:`polyrnn.cells.builtin`) and the rest here."""
+        (``polyrnn.cells.builtin``) and the rest here."""
         engine: Any = _linear.run if cell.linear is not None else _recurrence.run
         return engine(cell, self, xs, params, state0, lengths=lengths, reverse=reverse, **options)  # type: ignore[no-any-return]
 
