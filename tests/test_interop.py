@@ -305,6 +305,51 @@ def test_from_keras_gru_matches_layer(
             np.testing.assert_allclose(h, state, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_gru_layers_match_a_keras_bidirectional_stack(keras: Any, reset_after: bool) -> None:
+    """Two ``Bidirectional(GRU(return_sequences=True))`` layers, their directions' weights
+    through :func:`~polyrnn.interop.from_keras_gru`: ``gru_layers(bidirectional=True)``
+    gives the stack's output (Keras reverses the backward layer's sequence back and
+    concatenates forward first, as torch does)."""
+    import jax.numpy as jnp
+
+    @keras.saving.register_keras_serializable(package="polyrnn_tests")
+    def tanh(x: Any) -> Any:  # float64 (Keras's own is float32); Bidirectional clones by config
+        return jnp.tanh(x)
+
+    rng = _rng("keras-bidirectional", reset_after)
+    n_b, n_t, d_in, n_h = 2, 6, 3, 4
+    xs = rng.normal(size=(n_b, n_t, d_in))
+    with _jax_x64():
+        stack, x = [], xs
+        for d in (d_in, 2 * n_h):
+            fwd, bwd = (
+                keras.layers.GRU(
+                    n_h,
+                    reset_after=reset_after,
+                    return_sequences=True,
+                    activation=tanh,
+                    dtype="float64",
+                    go_backwards=backwards,
+                )
+                for backwards in (False, True)
+            )
+            layer = keras.layers.Bidirectional(fwd, backward_layer=bwd, dtype="float64")
+            layer.build((None, None, d))
+            layer.set_weights([rng.normal(size=tuple(w.shape)) for w in layer.weights])
+            x = layer(x)
+            stack.append(layer)
+        expected = np.asarray(x)
+    layers = [
+        (interop.from_keras_gru(s.forward_layer), interop.from_keras_gru(s.backward_layer))
+        for s in stack
+    ]
+    hs, h_n = polyrnn.gru_layers(xs, layers, bidirectional=True, reset_after=reset_after)
+    assert expected.shape == hs.shape == (n_b, n_t, 2 * n_h)
+    np.testing.assert_allclose(hs, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(h_n[2], hs[:, -1, :n_h], rtol=0, atol=0)  # last layer, forward
+
+
 def test_keras_default_tanh(keras: Any) -> None:
     """A layer with Keras's own ``activation="tanh"``: equal up to its float32 tanh."""
     rng = _rng("keras-default")
