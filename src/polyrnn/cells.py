@@ -381,6 +381,30 @@ def _gru_vjp(
     return step, back, finish
 
 
+def _lstm_gate_grads(
+    xp: Namespace,
+    dh: Array,
+    dc: Array,
+    c: Array,
+    i: Array,
+    f: Array,
+    g: Array,
+    o: Array,
+    t: Array,
+) -> Array:
+    """The cotangent of an LSTM's gate pre-activations ``(i, f, g, o)`` from those of ``h' =
+    o t`` and (all paths summed) of ``c' = f c + i g``; ``t`` is what ``o`` multiplies."""
+    return xp.concat(
+        [
+            (dc * g) * (i * (1.0 - i)),
+            (dc * c) * (f * (1.0 - f)),
+            (dc * i) * (1.0 - g * g),
+            (dh * t) * (o * (1.0 - o)),
+        ],
+        axis=-1,
+    )
+
+
 def _lstm_vjp(
     xp: Namespace, p: LSTMParams, logistic: Logistic
 ) -> tuple[ResidualStep, Back, Finish]:
@@ -395,15 +419,7 @@ def _lstm_vjp(
         _, cc, i, f, gg, o, tc = res
         dh, dc = d
         dc = dc + dh * o * (1.0 - tc * tc)
-        da = xp.concat(
-            [
-                (dc * gg) * (i * (1.0 - i)),
-                (dc * cc) * (f * (1.0 - f)),
-                (dc * i) * (1.0 - gg * gg),
-                (dh * tc) * (o * (1.0 - o)),
-            ],
-            axis=-1,
-        )
+        da = _lstm_gate_grads(xp, dh, dc, cc, i, f, gg, o, tc)
         return (da @ w_h_t, dc * f), (da,)
 
     def finish(res: tuple[Array, ...], grads: tuple[Array, ...], db: Array) -> dict[str, Array]:
@@ -561,15 +577,7 @@ def _ln_lstm_vjp(
         dh, dc = d
         d_lc = (dh * o) * (1.0 - t * t)  # cotangent of LN(c')
         dc = dc + layer_norm_back(xp, d_lc, n_c, s_c, p.g_c, 1)
-        da = xp.concat(
-            [
-                (dc * g) * (i * (1.0 - i)),
-                (dc * c) * (f * (1.0 - f)),
-                (dc * i) * (1.0 - g * g),
-                (dh * t) * (o * (1.0 - o)),
-            ],
-            axis=-1,
-        )
+        da = _lstm_gate_grads(xp, dh, dc, c, i, f, g, o, t)
         dgx = layer_norm_back(xp, da, n_x, s_x, p.g_x, 4)
         dgh = layer_norm_back(xp, da, n_hh, s_h, p.g_h, 4)
         return (dgh @ w_h_t, dc * f), (dgx, dgh, da, d_lc)
