@@ -161,11 +161,11 @@ class _RNNBase(nn.Module):
 
     def flatten_parameters(self) -> None:
         """Does nothing: the parameters are used as they are (kept for code written for
-        :meth:`torch.nn.GRU.flatten_parameters`)."""
+        ``torch.nn.GRU.flatten_parameters()``)."""
 
     @property
     def all_weights(self) -> list[list[nn.Parameter]]:
-        """The parameters of each layer and direction, as :attr:`torch.nn.GRU.all_weights`."""
+        """The parameters of each layer and direction, as ``torch.nn.GRU.all_weights``."""
         return [[getattr(self, n) for n in names] for names in self._all_weights]
 
     def extra_repr(self) -> str:
@@ -258,7 +258,7 @@ class _RNNBase(nn.Module):
 
     @torch.compiler.disable
     def forward(self, input: Any, hx: Any = None) -> tuple[Any, Any]:
-        r"""``(output, h_n)`` as :meth:`torch.nn.GRU.forward` (the LSTM's ``h_n`` is the pair
+        r"""``(output, h_n)`` as ``torch.nn.GRU``'s forward (the LSTM's ``h_n`` is the pair
         ``(h_n, c_n)``).
 
         ``input`` is ``(T, N, D)`` (``(N, T, D)`` with ``batch_first``), ``(T, D)``
@@ -337,10 +337,13 @@ class RNN(_RNNBase):
 
     Parameters
     ----------
-    input_size, hidden_size, num_layers, nonlinearity, bias, batch_first, dropout, \
-bidirectional, device, dtype
-        As :class:`torch.nn.RNN`; ``nonlinearity`` may also be ``"sigmoid"`` (polyrnn's
-        extra, computed by the reference loop, since aten has tanh and relu kernels only).
+    input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional
+        As :class:`torch.nn.RNN`.
+    nonlinearity : {"tanh", "relu", "sigmoid"}
+        As :class:`torch.nn.RNN`, and ``"sigmoid"``, polyrnn's extra (computed by the
+        reference loop: aten has tanh and relu kernels only).
+    device, dtype
+        Where and in which dtype the parameters are made, as in :mod:`torch.nn`.
 
     Examples
     --------
@@ -412,9 +415,10 @@ class GRU(_RNNBase):
 
     Parameters
     ----------
-    input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, \
-device, dtype
+    input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional
         As :class:`torch.nn.GRU`.
+    device, dtype
+        Where and in which dtype the parameters are made, as in :mod:`torch.nn`.
     reset_after : bool, keyword-only
         ``True`` (the default) is :class:`torch.nn.GRU`'s cell, so its ``state_dict``
         gives the same numbers here; ``False`` is the GRU of Cho et al. (2014), with the
@@ -486,9 +490,10 @@ class LSTM(_RNNBase):
 
     Parameters
     ----------
-    input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, \
-device, dtype
+    input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional
         As :class:`torch.nn.LSTM`.
+    device, dtype
+        Where and in which dtype the parameters are made, as in :mod:`torch.nn`.
     proj_size : int
         Must be 0: :class:`ValueError` otherwise (polyrnn's LSTM has no projection).
 
