@@ -95,13 +95,35 @@ def test_same_outputs_states_and_gradients_as_torch(kind, dtype):
     x = torch.randn(4, 6, D, dtype=dtype, generator=gen)
     hx = states(kind, 4, dtype, gen=gen)
     xs = [x.clone().requires_grad_(True) for _ in range(2)]
-    outs = [flat(m(xi, hx)) for m, xi in ((ref, xs[0]), (ours, xs[1]))]
+    hxs = [
+        tuple(h.clone().requires_grad_(True) for h in hx)
+        if kind == "LSTM"
+        else hx.clone().requires_grad_(True)
+        for _ in range(2)
+    ]
+    outs = [flat(m(xi, hi)) for m, xi, hi in ((ref, xs[0], hxs[0]), (ours, xs[1], hxs[1]))]
     for a, e in zip(outs[1], outs[0], strict=True):
         close(a, e, TOL[dtype])
     for out in outs:
         backward(out)
     grads_close(ref, ours, TOL[dtype])
     close(xs[1].grad, xs[0].grad, TOL[dtype])
+    for a, e in zip(*(h if kind == "LSTM" else (h,) for h in (hxs[1], hxs[0])), strict=True):
+        close(a.grad, e.grad, TOL[dtype])
+
+
+def test_functional_call_as_torch():
+    """``torch.func.functional_call`` swaps the parameters: the module reads them at each
+    forward, so other weights give torch.nn's result for those weights."""
+    ref, ours = pair("GRU")
+    torch.manual_seed(5)
+    other = {k: torch.randn_like(v) for k, v in ref.state_dict().items()}
+    x = torch.randn(2, 4, D, dtype=torch.float64)
+    got = torch.func.functional_call(ours, other, (x,))
+    want = torch.func.functional_call(ref, other, (x,))
+    for a, e in zip(flat(got), flat(want), strict=True):
+        close(a, e, TOL[torch.float64])
+    assert float((got[0] - ours(x)[0]).detach().abs().max()) > 1e-3
 
 
 @pytest.mark.parametrize("kind", KINDS)
