@@ -13,8 +13,13 @@ import numpy as np
 import pytest
 
 collect_ignore = [
-    f"src/polyrnn/backends/{name}.py"
-    for name in ("jax", "torch", "cupy")
+    f"src/polyrnn/{module}.py"
+    for name, module in (
+        ("jax", "backends/jax"),
+        ("torch", "backends/torch"),
+        ("cupy", "backends/cupy"),
+        ("torch", "nn/torch"),  # the framework modules, likewise
+    )
     if importlib.util.find_spec(name) is None
 ]
 

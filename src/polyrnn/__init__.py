@@ -67,7 +67,7 @@ _NAMES: dict[str, str] = {
 Scientific Python SPEC 1, lazy loading; the ``TYPE_CHECKING`` imports below repeat it for
 type checkers, and a test holds the two equal)."""
 
-_SUBMODULES = ("backends", "cli", "interop", "layers", "linear", "lm", "metrics", "vjp")
+_SUBMODULES = ("backends", "cli", "interop", "layers", "linear", "lm", "metrics", "nn", "vjp")
 """Public submodules, attributes of the package too: ``polyrnn.lm.Trainer`` works after
 ``import polyrnn`` alone.  ``__all__`` is the table's names and the submodules whose names
 are not also functions of the package (``backends``, ``interop``, ``metrics``)."""
@@ -152,6 +152,7 @@ if TYPE_CHECKING:  # what __getattr__ provides, spelled out for type checkers
     from . import layers as layers
     from . import linear as linear
     from . import lm as lm
+    from . import nn as nn
     from . import vjp as vjp
     from .cells import gru_cell, lstm_cell, rnn_cell
     from .layers import (
