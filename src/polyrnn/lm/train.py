@@ -110,7 +110,7 @@ class TrainConfig:
         _checks.integer("seed", self.seed)
         if not 0.0 < _checks.real("val_fraction", self.val_fraction) < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
-        if not 0.0 <= _checks.real("dropout", self.dropout) < 1.0:
+        if not 0.0 <= _checks.real("dropout", self.dropout, -math.inf) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
     def lr_at(self, step: int, progress: float) -> float:
