@@ -937,7 +937,7 @@ def test_validation_never_drops_out():
 
 
 def test_dropout_masks_are_bernoulli_per_seed_and_step():
-    """Values are 0 and 1/(1-p); the share dropped is within 5 sigma of p over 172,800
+    """Values are 0 and 1/(1-p) (in float32 the same draw, rounded); the share dropped is within 5 sigma of p over 172,800
     entries, in each mask too; different steps or seeds give different masks, the same
     (seed, step) the same ones."""
     config = lm.ModelConfig(embed_size=40, hidden_size=100, layers=2)
@@ -957,6 +957,10 @@ def test_dropout_masks_are_bernoulli_per_seed_and_step():
     assert abs(agree - q) <= 5 * math.sqrt(q * (1 - q) / n)
     again = lm.dropout_masks(config, p, batch, steps, seed=5, step=11)
     assert all(np.array_equal(a, b) for a, b in zip(masks, again, strict=True))
+    single = lm.dropout_masks(config, p, batch, steps, seed=5, step=11, dtype="float32")
+    for a, b in zip(masks, single, strict=True):  # the same draw, rounded to float32
+        assert b.dtype == np.float32
+        np.testing.assert_array_equal(b, a.astype(np.float32))
     for other in (
         lm.dropout_masks(config, p, batch, steps, seed=5, step=12),
         lm.dropout_masks(config, p, batch, steps, seed=6, step=11),

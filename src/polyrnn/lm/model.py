@@ -360,9 +360,16 @@ of the same seed."""
 
 
 def dropout_masks(
-    config: ModelConfig, rate: float, batch: int, seq_len: int, *, seed: int, step: int
+    config: ModelConfig,
+    rate: float,
+    batch: int,
+    seq_len: int,
+    *,
+    seed: int,
+    step: int,
+    dtype: str = "float64",
 ) -> tuple[np.ndarray, ...]:
-    r"""The dropout multipliers of training step ``step``, drawn on the host in float64.
+    r"""The dropout multipliers of training step ``step``, drawn on the host.
 
     ``rng = numpy.random.default_rng(numpy.random.SeedSequence(seed, spawn_key=(DROPOUT_STREAM,
     step)))``, then, in order, for the embedding's output ``(B, T, E)`` and for the output of
@@ -386,12 +393,17 @@ def dropout_masks(
         B and T of the step.
     seed, step : int
         Non-negative: the trainer's seed and the number of steps done before this one.
+    dtype : {"float64", "float32"}
+        Of the result: the parameters' (the draw is the same; the multiplier is
+        ``1 / (1 - rate)`` rounded to it).  Made on the host, the masks move to the backend
+        as they are, without a conversion there: on PyTorch's CPU a float64 mask costs a
+        copy and a cast per step, a float32 one none.
 
     Returns
     -------
     tuple of numpy.ndarray
-        ``L + 1`` float64 arrays of 0 and ``1 / (1 - rate)``: the ``masks`` of
-        :func:`forward`, to move to the backend (``Backend.asarray``).
+        ``L + 1`` arrays of 0 and ``1 / (1 - rate)``: the ``masks`` of :func:`forward`, to
+        move to the backend (``Backend.asarray``).
 
     Examples
     --------
@@ -404,9 +416,13 @@ def dropout_masks(
         raise ValueError(f"dropout must be in [0, 1), got {rate}")
     sequence = np.random.SeedSequence(seed, spawn_key=(DROPOUT_STREAM, step))
     rng = np.random.default_rng(sequence)
-    scale = 1.0 / (1.0 - rate)
-    widths = (config.embed_size,) + (config.hidden_size,) * config.layers
-    return tuple(np.where(rng.random((batch, seq_len, w)) >= rate, scale, 0.0) for w in widths)
+    scale = np.asarray(1.0 / (1.0 - rate), dtype=dtype)
+    masks = []
+    for width in (config.embed_size,) + (config.hidden_size,) * config.layers:
+        mask = (rng.random((batch, seq_len, width)) >= rate).astype(dtype)
+        mask *= scale  # 0 or scale exactly; half the time of numpy.where(keep, scale, 0)
+        masks.append(mask)
+    return tuple(masks)
 
 
 def _check_masks(masks: Masks, params: LMParams, tokens: Array) -> None:

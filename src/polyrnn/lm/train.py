@@ -364,10 +364,17 @@ class Trainer:
         c = self.config
         if not c.dropout:
             return None
+        b = self.lm.backend
         host = dropout_masks(
-            self.lm.config, c.dropout, c.batch, c.seq_len, seed=c.seed, step=self.steps_done
+            self.lm.config,
+            c.dropout,
+            c.batch,
+            c.seq_len,
+            seed=c.seed,
+            step=self.steps_done,
+            dtype=b.dtype_name,
         )
-        return tuple(self.lm.backend.asarray(m) for m in host)
+        return tuple(b.asarray(m) for m in host)
 
     def validate(self) -> Metrics:
         """:meth:`evaluate`, keeping the parameters in ``best`` when their loss is the
