@@ -5,7 +5,7 @@ Every engine returns a function with the signature and result of
 
     (loss, state), grads = value_and_grad(params, tokens, targets, state, masks)
 
-``masks``, optional, are the dropout multipliers of :func:`polyrnn.lm.model.forward`
+``masks``, optional, are the dropout multipliers of :func:`polyrnn.lm.forward`
 (``None``: no dropout); they are an argument, not differentiated, so one compiled step
 takes a new draw each step.
 
