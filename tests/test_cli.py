@@ -760,3 +760,39 @@ def test_train_a_layer_normalised_cell(capsys, tmp_path, text_file, cell, params
     assert cli.main(["eval", "--model", model, "--text", text_file, "--json"]) == 0
     scores = json.loads(capsys.readouterr().out)
     assert scores["loss"] == pytest.approx(lm.evaluate(loaded, TEXT).loss, rel=1e-12)
+
+
+def test_dropout_option(capsys, tmp_path, text_file):
+    """``--dropout`` outside [0, 1) is a one-line error (status 2); a run with it trains
+    as the library's Trainer with ``TrainConfig(dropout=...)`` does, and its --json line,
+    history and saved model record it (0 when not given)."""
+    for value, message in [
+        ("1", "argument --dropout: must be in [0, 1), got 1"),
+        ("-0.1", "argument --dropout: must be in [0, 1), got -0.1"),
+        ("nan", "argument --dropout: must be a finite number, got nan"),
+    ]:
+        _fails(capsys, ["train", "--text", text_file, "--dropout", value], message, code=2)
+
+    model, history = str(tmp_path / "m.npz"), str(tmp_path / "h.json")
+    code, out, err = _train(
+        capsys, text_file, "--steps", "3", "--evals", "1", "--dropout", "0.3",
+        "--out", model, "--history", history,
+    )  # fmt: skip
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["dropout"] == 0.3
+    assert "T=16, dropout 0.3, 3 steps" in err
+    config = lm.TrainConfig(batch=4, seq_len=16, lr=1e-2, warmup=0, dropout=0.3)
+    trainer = lm.Trainer(TEXT, model=lm.ModelConfig(8, 32), config=config)
+    report = trainer.run(steps=3, evals=1)
+    assert result["train_loss"] == report.train_loss
+    assert result["val_loss"] == trainer.best.loss
+    loaded = lm.load(model)
+    assert loaded.info["train"]["dropout"] == loaded.info["dropout"] == 0.3
+    with open(history, encoding="utf-8") as f:
+        assert json.load(f)["train"]["dropout"] == 0.3
+
+    code, out, err = _train(capsys, text_file, "--steps", "1", "--evals", "0")
+    assert code == 0, err
+    assert json.loads(out)["dropout"] == 0.0
+    assert "T=16, 1 steps" in err  # no dropout in the first line

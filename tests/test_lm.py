@@ -777,3 +777,212 @@ def test_cell_table_is_the_model_interface():
     with pytest.raises(ValueError, match="unknown cell 'gru2'; choose one of gru, lstm"):
         lm.ModelConfig(cell="gru2")
     assert lm_model.CELLS is lm.CELLS
+
+
+# ------------------------------------------------------------------------------ dropout
+
+DROPOUT = 0.4
+DROPOUT_RUN = lm.TrainConfig(
+    batch=4, seq_len=8, lr=1e-2, warmup=5, final_lr=0.2, clip_norm=0.5, dropout=DROPOUT
+)
+
+
+def _masked_reference_loss(embed, layers, w_out, b_out, tokens, targets, state, masks, *, cell):
+    """The reference model's loss (:func:`reference.lm_loss`) with the dropout multipliers
+    applied where Zaremba et al. put them: the embedding's output, then each layer's."""
+    kind, opts = reference.LM_CELLS[cell]
+    x = np.asarray(embed)[np.asarray(tokens)] * masks[0]
+    for i, (p, carry) in enumerate(zip(layers, state, strict=True)):
+        pair = kind in ("lstm", "ln_lstm")
+        x, _ = reference.scan(kind, p, x, tuple(carry) if pair else carry[0], **opts)
+        x = x * masks[i + 1]
+    log_probs = reference.log_softmax(x @ np.asarray(w_out) + np.asarray(b_out))
+    return -np.mean(np.take_along_axis(log_probs, np.asarray(targets)[..., None], axis=-1))
+
+
+def _problem_masks(config, batch, steps, *, step=3):
+    return lm.dropout_masks(config, DROPOUT, batch, steps, seed=7, step=step)
+
+
+@pytest.mark.parametrize("cell", list(lm.CELLS))
+def test_dropout_gradient_by_hand_matches_the_reference(cell):
+    """With dropout masks, the hand-written loss and gradient of a two-layer model equal
+    the masked reference model's loss and its complex-step directional derivatives."""
+    config, params, tokens, targets, state = _problem(cell)
+    masks = _problem_masks(config, *tokens.shape)
+    (value, _), grads = lm.loss_and_grad(params, tokens, targets, state, cell=cell, masks=masks)
+    leaves, rebuild = polyrnn._tree.flatten(params)
+    g_leaves = polyrnn._tree.flatten(grads)[0]
+
+    def ref_loss(*moved):
+        args = _reference_args(rebuild(list(moved)))
+        return _masked_reference_loss(*args, tokens, targets, state, masks, cell=cell)
+
+    assert float(value) == pytest.approx(float(ref_loss(*leaves)), rel=1e-12)
+    unmasked = reference.lm_loss(*_reference_args(params), tokens, targets, state, cell=cell)
+    assert abs(float(value) - unmasked) > 1e-3  # the masks do change the loss
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        direction = [rng.normal(size=a.shape) for a in leaves]
+        exact = reference.directional_derivative(ref_loss, leaves, direction)
+        analytic = sum(float(np.sum(g * d)) for g, d in zip(g_leaves, direction, strict=True))
+        norm = math.sqrt(sum(float(np.sum(g * g)) for g in g_leaves))
+        bound = norm * math.sqrt(sum(float(np.sum(d * d)) for d in direction))
+        assert abs(analytic - exact) <= 1e-12 * max(1.0, bound), (analytic, exact)
+
+
+def test_masks_of_ones_are_no_dropout():
+    """Multipliers of 1 give exactly the loss and gradient without masks (the
+    ``dropout=0`` path, which passes no masks at all, is today's arithmetic)."""
+    config, params, tokens, targets, state = _problem("lstm")
+    ones = tuple(np.ones_like(m) for m in _problem_masks(config, *tokens.shape))
+    (v0, s0), g0 = lm.loss_and_grad(params, tokens, targets, state, cell="lstm")
+    (v1, s1), g1 = lm.loss_and_grad(params, tokens, targets, state, cell="lstm", masks=ones)
+    assert float(v0) == float(v1)
+    for a, b in zip(
+        polyrnn._tree.flatten((s0, g0))[0], polyrnn._tree.flatten((s1, g1))[0], strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match=r"masks must hold L \+ 1 = 3 arrays"):
+        lm.forward(params, tokens, state, cell="lstm", masks=ones[:2])
+    with pytest.raises(ValueError, match=r"masks\[1\] must have shape \(2, 6, 7\)"):
+        lm.forward(params, tokens, state, cell="lstm", masks=(ones[0], ones[0], ones[2]))
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_dropout_gradient_matches_numpy_by_hand(backend, cell):
+    """Autodiff through the masked forward pass (JAX under jit, torch) equals the
+    hand-written NumPy float64 gradient with the same masks, leaf by leaf."""
+    if backend.name == "numpy":
+        pytest.skip("NumPy is the reference here; the reference model checks it above")
+    config, params, tokens, targets, state = _problem(cell)
+    masks = _problem_masks(config, *tokens.shape)
+
+    def run(name):
+        bk = lm.get_backend(name, "float64")
+        put = functools.partial(polyrnn._tree.map_, bk.asarray)
+        (value, _), grads = bk.jit(lm.value_and_grad(bk, cell))(
+            put(params), bk.asarray(tokens), bk.asarray(targets), put(state), put(masks)
+        )
+        return float(value), [bk.to_numpy(g) for g in polyrnn._tree.flatten(grads)[0]]
+
+    value, grads = run(backend.name)
+    ref_value, ref_grads = run("numpy")
+    assert value == pytest.approx(ref_value, rel=1e-12)
+    for g, r in zip(grads, ref_grads, strict=True):
+        scale = max(1.0, float(np.max(np.abs(r))))
+        np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12 * scale)
+
+
+def _dropout_steps(backend, steps=3):
+    """The losses and host parameters after each of ``steps`` training steps with dropout."""
+    trainer = lm.Trainer(TEXT, model=TINY, config=DROPOUT_RUN, backend=backend, dtype="float64")
+    out = []
+    for _ in range(steps):
+        loss = trainer.train_step(5e-3)
+        params = [
+            np.array(trainer.lm.backend.to_numpy(a))
+            for a in polyrnn._tree.flatten(trainer.lm.params)[0]
+        ]
+        out.append((loss, params))
+    return out
+
+
+@functools.cache
+def _numpy_dropout_steps():
+    return _dropout_steps("numpy")
+
+
+def test_dropout_training_steps_are_the_same_on_every_backend(backend):
+    """Three Adam steps with dropout 0.4: the losses and the updated parameters of JAX's
+    and torch's autodiff equal those of NumPy's hand-written gradient (the masks are drawn
+    on the host from the seed and the step, the same on every backend)."""
+    if backend.name == "numpy":
+        pytest.skip("NumPy is the reference here")
+    got, want = _dropout_steps(backend.name), _numpy_dropout_steps()
+    plain = lm.Trainer(TEXT, model=TINY, config=RUN, dtype="float64").train_step(5e-3)
+    assert abs(want[0][0] - plain) > 1e-3  # dropout changes the first loss
+    for (loss, params), (ref_loss, ref_params) in zip(got, want, strict=True):
+        assert loss == pytest.approx(ref_loss, rel=1e-12)
+        for a, r in zip(params, ref_params, strict=True):
+            np.testing.assert_allclose(a, r, rtol=1e-10, atol=1e-13)
+
+
+def test_a_training_step_drops_out_with_the_masks_of_its_seed_and_step():
+    """The loss of step k is :func:`lm.loss` of the parameters and carried state before it,
+    with ``dropout_masks(seed, k)``: recomputed here outside the trainer for k = 0, 1, 2."""
+    config = lm.TrainConfig(batch=4, seq_len=8, lr=1e-2, dropout=0.25, seed=3)
+    trainer = lm.Trainer(TEXT, model=TINY, config=config, dtype="float64")
+    for k in range(3):
+        assert trainer.steps_done == k
+        x, y = trainer.batches[k]
+        masks = lm.dropout_masks(TINY, 0.25, 4, 8, seed=3, step=k)
+        want, _ = lm.loss(trainer.lm.params, x, y, trainer.state, cell="gru", masks=masks)
+        assert trainer.train_step(1e-2) == pytest.approx(float(want), rel=1e-13)
+
+
+def test_validation_never_drops_out():
+    """A trainer with dropout validates as :func:`lm.evaluate` scores its parameters
+    (copied into a model of its own), and training on does not change that."""
+    trainer = lm.Trainer(TEXT, model=TINY, config=DROPOUT_RUN, dtype="float64")
+    report = trainer.run(steps=4, evals=2)
+    b = lm.get_backend("numpy", "float64")
+    params = polyrnn._tree.map_(lambda a: np.array(a, copy=True), trainer.lm.params)
+    model = lm.LanguageModel(TINY, trainer.lm.vocab, params, b)
+    val_text = lm.split_text(TEXT, DROPOUT_RUN.val_fraction)[1]
+    want = lm.evaluate(model, val_text).loss
+    assert report.val.loss == want
+    assert trainer.validate().loss == want  # twice: no hidden randomness
+    assert trainer.evaluate().loss == want
+
+
+def test_dropout_masks_are_bernoulli_per_seed_and_step():
+    """Values are 0 and 1/(1-p) (in float32 the same draw, rounded); the share dropped is within 5 sigma of p over 172,800
+    entries, in each mask too; different steps or seeds give different masks, the same
+    (seed, step) the same ones."""
+    config = lm.ModelConfig(embed_size=40, hidden_size=100, layers=2)
+    p, batch, steps = 0.3, 20, 36
+    masks = lm.dropout_masks(config, p, batch, steps, seed=5, step=11)
+    assert [m.shape for m in masks] == [(20, 36, 40), (20, 36, 100), (20, 36, 100)]
+    flat = np.concatenate([m.ravel() for m in masks])
+    assert flat.dtype == np.float64 and flat.size == 172_800
+    assert set(np.unique(flat)) == {0.0, 1.0 / (1.0 - p)}
+    for a in (flat, *(m.ravel() for m in masks)):
+        dropped = float(np.mean(a == 0.0))
+        assert abs(dropped - p) <= 5 * math.sqrt(p * (1 - p) / a.size), dropped
+    # the layers' masks are independent: they agree on p^2 + (1 - p)^2 of the entries
+    agree = float(np.mean((masks[1] == 0) == (masks[2] == 0)))
+    n = masks[1].size
+    q = p**2 + (1 - p) ** 2
+    assert abs(agree - q) <= 5 * math.sqrt(q * (1 - q) / n)
+    again = lm.dropout_masks(config, p, batch, steps, seed=5, step=11)
+    assert all(np.array_equal(a, b) for a, b in zip(masks, again, strict=True))
+    single = lm.dropout_masks(config, p, batch, steps, seed=5, step=11, dtype="float32")
+    for a, b in zip(masks, single, strict=True):  # the same draw, rounded to float32
+        assert b.dtype == np.float32
+        np.testing.assert_array_equal(b, a.astype(np.float32))
+    for other in (
+        lm.dropout_masks(config, p, batch, steps, seed=5, step=12),
+        lm.dropout_masks(config, p, batch, steps, seed=6, step=11),
+    ):
+        for a, b in zip(masks, other, strict=True):
+            assert abs(float(np.mean((a == 0) == (b == 0))) - q) <= 5 * math.sqrt(
+                q * (1 - q) / a.size
+            )
+    assert all(np.all(m == 1.0) for m in lm.dropout_masks(config, 0.0, 2, 3, seed=0, step=0))
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "message"),
+    [
+        (1.0, ValueError, r"dropout must be in \[0, 1\), got 1.0"),
+        (-0.1, ValueError, r"dropout must be in \[0, 1\), got -0.1"),
+        (math.nan, ValueError, "dropout must be finite, got nan"),
+        ("0.1", TypeError, "dropout must be a real number"),
+        (True, TypeError, "dropout must be a real number"),
+    ],
+)
+def test_dropout_is_checked(value, error, message):
+    with pytest.raises(error, match=message):
+        lm.TrainConfig(dropout=value)
+    assert lm.TrainConfig(dropout=0.5).to_dict()["dropout"] == 0.5

@@ -88,13 +88,15 @@ DEMO: dict[str, Any] = {"embed_size": 32, "hidden_size": 128, "minutes": 1.0}
 """What ``polyrnn demo`` changes from the defaults: a smaller model NumPy trains in a minute."""
 
 
-def _number(kind: type, low: float, high: float = math.inf, *, above: bool = False) -> Any:
-    """An argparse type: a finite ``kind`` in ``[low, high]``, or in ``(low, high]`` with
-    ``above``; integers are at most :data:`INT_MAX`."""
+def _number(
+    kind: type, low: float, high: float = math.inf, *, above: bool = False, below: bool = False
+) -> Any:
+    """An argparse type: a finite ``kind`` in ``[low, high]``, with ``above`` excluding
+    ``low`` and ``below`` excluding ``high``; integers are at most :data:`INT_MAX`."""
     if high == math.inf:
         wanted = ("positive" if above else "non-negative") if low == 0 else f">= {low:g}"
     else:
-        wanted = f"in {'(' if above else '['}{low:g}, {high:g}]"
+        wanted = f"in {'(' if above else '['}{low:g}, {high:g}{')' if below else ']'}"
 
     def parse(text: str) -> Any:
         try:
@@ -104,7 +106,9 @@ def _number(kind: type, low: float, high: float = math.inf, *, above: bool = Fal
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
-        if (value <= low if above else value < low) or not value <= high:
+        if (value <= low if above else value < low) or not (
+            value < high if below else value <= high
+        ):
             raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
         if kind is int and value > INT_MAX:
             raise argparse.ArgumentTypeError(f"must be at most {INT_MAX}, got {text:.30}")
@@ -300,7 +304,9 @@ def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
     print(
         f"training a {m.layers}-layer {m.cell.upper()} (E={m.embed_size}, H={m.hidden_size}, "
         f"{params:,} parameters) on {run.source}: {len(text):,} characters, {vocab} "
-        f"distinct; backend {run.backend} {run.dtype}, B={c.batch}, T={c.seq_len}, {budget}",
+        f"distinct; backend {run.backend} {run.dtype}, B={c.batch}, T={c.seq_len}, "
+        + (f"dropout {c.dropout:g}, " if c.dropout else "")
+        + budget,
         file=sys.stderr,
     )
     document: dict[str, Any] = {
@@ -387,6 +393,7 @@ def _summary(trainer: lm.Trainer, report: lm.TrainReport) -> dict[str, Any]:
         "backend": trainer.lm.backend.name,
         "dtype": trainer.lm.backend.dtype_name,
         "cell": trainer.lm.config.cell,
+        "dropout": trainer.config.dropout,
         "steps": report.steps,
         "seconds": round(report.seconds, 3),
         "tokens_per_s": round(report.tokens_per_s, 1),
@@ -417,6 +424,7 @@ def train(args: argparse.Namespace) -> int:
             final_lr=args.final_lr,
             clip_norm=args.clip or None,
             seed=args.seed,
+            dropout=args.dropout,
         ),
         backend=args.backend,
         dtype=args.dtype,
@@ -623,9 +631,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--clip", type=_number(float, 0), default=t.clip_norm, help="gradient-norm clip (0: off)"
     )
+    p.add_argument(
+        "--dropout",
+        type=_number(float, 0, 1, below=True),
+        default=t.dropout,
+        help="probability of zeroing each output of the embedding and of every recurrent "
+        "layer during training steps (never when validating); 0: off",
+    )
     p.add_argument("--evals", type=_number(int, 0), default=10, help="validations during the run")
     p.add_argument(
-        "--seed", type=_number(int, 0), default=t.seed, help="seed of the initial weights"
+        "--seed",
+        type=_number(int, 0),
+        default=t.seed,
+        help="seed of the initial weights and of the dropout masks",
     )
     p.add_argument("--dtype", default="float32", choices=lm.backend.DTYPES, help=DTYPE_HELP)
     p.add_argument(

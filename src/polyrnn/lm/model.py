@@ -13,6 +13,13 @@ minLSTM VJPs of :mod:`polyrnn.minrnn` and the layer-normalised cells' of
 :mod:`polyrnn.lnrnn`) for the libraries that do not differentiate.
 
 The recurrent cells are entries of :data:`CELLS`; a new cell is one more entry.
+
+Dropout (Zaremba et al. 2014, "Recurrent Neural Network Regularization") multiplies every
+non-recurrent connection by a mask: the embedding's output (the input of layer 1), the
+output of every layer (the input of the next, and the last layer's the input of the
+readout); the recurrence ``h_{t-1} -> h_t`` and the carried state are never dropped.
+:func:`forward`, :func:`loss` and :func:`loss_and_grad` take the ``L + 1`` multipliers as
+``masks``; :func:`dropout_masks` draws them on the host, the same numbers on every backend.
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ __all__ = [
     "LanguageModel",
     "ModelConfig",
     "State",
+    "dropout_masks",
     "forward",
     "init_params",
     "loss",
@@ -340,7 +348,101 @@ def _embed(params: LMParams, tokens: Array) -> Array:
     return xp.reshape(x, (*tokens.shape, params.embed.shape[1]))
 
 
-def forward(params: LMParams, tokens: Array, state: State, *, cell: str) -> tuple[Array, State]:
+Masks = tuple[Array, ...]
+"""Dropout multipliers of one step: ``L + 1`` arrays, ``(B, T, E)`` for the embedding's
+output and then ``(B, T, H)`` for each layer's output, each entry 0 (dropped) or
+``1 / (1 - p)`` (kept), in the parameters' dtype (see :func:`dropout_masks`)."""
+
+DROPOUT_STREAM = 0x64726F70
+"""The first word of the ``spawn_key`` of :func:`dropout_masks`' seed sequence ("drop" in
+ASCII): a stream apart from :func:`init_params`' ones (``spawn_key`` ``(0,)``, ``(1,)``, ...)
+of the same seed."""
+
+
+def dropout_masks(
+    config: ModelConfig,
+    rate: float,
+    batch: int,
+    seq_len: int,
+    *,
+    seed: int,
+    step: int,
+    dtype: str = "float64",
+) -> tuple[np.ndarray, ...]:
+    r"""The dropout multipliers of training step ``step``, drawn on the host.
+
+    ``rng = numpy.random.default_rng(numpy.random.SeedSequence(seed, spawn_key=(DROPOUT_STREAM,
+    step)))``, then, in order, for the embedding's output ``(B, T, E)`` and for the output of
+    each of the ``L`` layers ``(B, T, H)``: ``keep = rng.random(shape) >= rate`` (as
+    :func:`polyrnn.gru_layers` draws its ``seed=`` masks) and the multiplier
+    ``keep / (1 - rate)`` (inverted dropout: the expected value of every input is unchanged,
+    so validation and sampling use the weights as they are).
+
+    They depend on ``(seed, step)`` only, so every backend trains with the same masks, and
+    they are drawn outside any compiled function: the training step takes them as arguments
+    (a draw inside :func:`jax.jit` would be a constant of the compiled step, and
+    :mod:`jax.random`'s numbers are not NumPy's).
+
+    Parameters
+    ----------
+    config : ModelConfig
+        E, H and L.
+    rate : float
+        p in ``[0, 1)``, the probability that an entry is dropped.
+    batch, seq_len : int
+        B and T of the step.
+    seed, step : int
+        Non-negative: the trainer's seed and the number of steps done before this one.
+    dtype : {"float64", "float32"}
+        Of the result: the parameters' (the draw is the same; the multiplier is
+        ``1 / (1 - rate)`` rounded to it).  Made on the host, the masks move to the backend
+        as they are, without a conversion there: on PyTorch's CPU a float64 mask costs a
+        copy and a cast per step, a float32 one none.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``L + 1`` arrays of 0 and ``1 / (1 - rate)``: the ``masks`` of :func:`forward`, to
+        move to the backend (``Backend.asarray``).
+
+    Examples
+    --------
+    >>> cfg = polyrnn.lm.ModelConfig(embed_size=3, hidden_size=4, layers=2)
+    >>> m = polyrnn.lm.dropout_masks(cfg, 0.5, 2, 5, seed=0, step=7)
+    >>> [a.shape for a in m], np.unique(np.concatenate([a.ravel() for a in m])).tolist()
+    ([(2, 5, 3), (2, 5, 4), (2, 5, 4)], [0.0, 2.0])
+    """
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {rate}")
+    sequence = np.random.SeedSequence(seed, spawn_key=(DROPOUT_STREAM, step))
+    rng = np.random.default_rng(sequence)
+    scale = np.asarray(1.0 / (1.0 - rate), dtype=dtype)
+    masks = []
+    for width in (config.embed_size,) + (config.hidden_size,) * config.layers:
+        mask = (rng.random((batch, seq_len, width)) >= rate).astype(dtype)
+        mask *= scale  # 0 or scale exactly; half the time of numpy.where(keep, scale, 0)
+        masks.append(mask)
+    return tuple(masks)
+
+
+def _check_masks(masks: Masks, params: LMParams, tokens: Array) -> None:
+    """Shapes only (static under :func:`jax.jit`): one mask per dropped connection."""
+    n_layers = len(params.layers)
+    if len(masks) != n_layers + 1:
+        raise ValueError(
+            f"masks must hold L + 1 = {n_layers + 1} arrays (the embedding's output and each "
+            f"layer's), got {len(masks)}"
+        )
+    b, t = tokens.shape
+    for i, m in enumerate(masks):
+        width = params.embed.shape[1] if i == 0 else params.w_out.shape[0]
+        if tuple(m.shape) != (b, t, width):
+            raise ValueError(f"masks[{i}] must have shape {(b, t, width)}, got {tuple(m.shape)}")
+
+
+def forward(
+    params: LMParams, tokens: Array, state: State, *, cell: str, masks: Masks | None = None
+) -> tuple[Array, State]:
     """Log-probabilities of the next character after each position.
 
     Parameters
@@ -352,20 +454,29 @@ def forward(params: LMParams, tokens: Array, state: State, *, cell: str) -> tupl
         The state before the first position (:func:`zero_state` or a previous call's).
     cell : str
         The key of :data:`CELLS` the params were made for.
+    masks : tuple of arrays, optional
+        Dropout, during training only: ``L + 1`` multipliers (:func:`dropout_masks`) of the
+        embedding's output and of each layer's output, the last one's before the readout.
+        ``None`` (evaluation, sampling) drops nothing.
 
     Returns
     -------
     log_probs : array, shape ``(B, T, V)``
         ``log_probs[b, t, v] = log P(next = v | tokens[b, :t+1], state)``.
     state : State
-        The state after the last position.
+        The state after the last position (never dropped out).
     """
     spec = CELLS[cell]
     xp = array_namespace(params.embed)
     x = _embed(params, tokens)
+    if masks is not None:
+        _check_masks(masks, params, tokens)
+        x = x * masks[0]
     new_state = []
-    for p, carry in zip(params.layers, state, strict=True):
+    for i, (p, carry) in enumerate(zip(params.layers, state, strict=True)):
         x, last = spec.scan(x, p, carry)
+        if masks is not None:
+            x = x * masks[i + 1]
         new_state.append(last)
     b, t, h = x.shape
     logits = xp.reshape(x, (b * t, h)) @ params.w_out + params.b_out
@@ -373,13 +484,19 @@ def forward(params: LMParams, tokens: Array, state: State, *, cell: str) -> tupl
 
 
 def loss(
-    params: LMParams, tokens: Array, targets: Array, state: State, *, cell: str
+    params: LMParams,
+    tokens: Array,
+    targets: Array,
+    state: State,
+    *,
+    cell: str,
+    masks: Masks | None = None,
 ) -> tuple[Array, State]:
     """Mean cross-entropy of ``targets`` in nats per character, and the final state.
 
     Parameters
     ----------
-    params, tokens, state, cell
+    params, tokens, state, cell, masks
         As :func:`forward`.
     targets : integer array, shape ``(B, T)``
         The character that follows each position.
@@ -392,12 +509,18 @@ def loss(
         As :func:`forward`.  This is the ``(value, aux)`` of ``jax.value_and_grad(...,
         has_aux=True)``.
     """
-    log_probs, state = forward(params, tokens, state, cell=cell)
+    log_probs, state = forward(params, tokens, state, cell=cell, masks=masks)
     return cross_entropy(log_probs, targets), state
 
 
 def loss_and_grad(
-    params: LMParams, tokens: Array, targets: Array, state: State, *, cell: str
+    params: LMParams,
+    tokens: Array,
+    targets: Array,
+    state: State,
+    *,
+    cell: str,
+    masks: Masks | None = None,
 ) -> tuple[tuple[Array, State], LMParams]:
     r""":func:`loss` and its gradient with respect to ``params``, by hand.
 
@@ -408,11 +531,12 @@ def loss_and_grad(
     zero cotangent of its final state (the state passed to the next chunk is cut from the graph, i.e.
     truncated backpropagation through time); the embedding gradient is the scatter-add
     of the input cotangents into their characters' rows, written as ``onehot(tokens)^T
-    d_x``.
+    d_x``.  With dropout ``masks``, the cotangent of each masked activation is multiplied
+    by the same mask on its way back (``d x = m * d(m x)``).
 
     Parameters
     ----------
-    params, tokens, targets, state, cell
+    params, tokens, targets, state, cell, masks
         As :func:`loss`.
 
     Returns
@@ -428,10 +552,15 @@ def loss_and_grad(
     b, t = tokens.shape
     n = b * t
     x = _embed(params, tokens)
+    if masks is not None:
+        _check_masks(masks, params, tokens)
+        x = x * masks[0]
     backs = []
     new_state = []
-    for p, carry in zip(params.layers, state, strict=True):
+    for i, (p, carry) in enumerate(zip(params.layers, state, strict=True)):
         (x, last), back = spec.scan_vjp(x, p, carry)
+        if masks is not None:
+            x = x * masks[i + 1]
         backs.append(back)
         new_state.append(last)
     h = xp.reshape(x, (n, x.shape[-1]))
@@ -446,9 +575,13 @@ def loss_and_grad(
     d_b_out = xp.sum(d_logits, axis=0)
     d_x = xp.reshape(d_logits @ params.w_out.T, x.shape)
     d_layers = []
-    for back in reversed(backs):
-        d_x, d_p = back(d_x)
+    for i in reversed(range(len(backs))):
+        if masks is not None:
+            d_x = d_x * masks[i + 1]
+        d_x, d_p = backs[i](d_x)
         d_layers.append(d_p)
+    if masks is not None:
+        d_x = d_x * masks[0]
     flat_tokens = xp.reshape(tokens, (n,))
     onehot_tokens = xp.astype(flat_tokens[:, None] == classes, dtype)
     d_embed = onehot_tokens.T @ xp.reshape(d_x, (n, d_x.shape[-1]))

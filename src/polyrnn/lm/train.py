@@ -2,11 +2,15 @@
 
 One training step is written once::
 
-    (loss, state), grads = value_and_grad(params, tokens, targets, state)
+    (loss, state), grads = value_and_grad(params, tokens, targets, state, masks)
     params, opt_state, grad_norm = adam.update(params, grads, opt_state, lr=lr)
 
 where ``value_and_grad`` is JAX's, PyTorch autograd's or the hand-written one
-(:mod:`polyrnn.lm.grad`), and on JAX the whole step is one :func:`jax.jit`.  The
+(:mod:`polyrnn.lm.grad`), and on JAX the whole step is one :func:`jax.jit`.  With
+``TrainConfig.dropout`` ``p > 0``, ``masks`` are the step's dropout multipliers
+(:func:`polyrnn.lm.dropout_masks`): drawn on the host from the seed and the step number,
+so every backend drops the same entries, and passed in as arguments of the compiled step;
+validation, evaluation and sampling never drop.  The
 learning rate warms up linearly over the first steps and then follows a cosine from
 ``lr`` down to ``final_lr * lr`` over the run, measured in steps or, for a run bounded
 by time, in training seconds.
@@ -35,7 +39,16 @@ from .data import StreamBatches, Vocab, split_text
 from .errors import DivergedError
 from .evaluation import Metrics, evaluate_tokens
 from .grad import value_and_grad
-from .model import LanguageModel, LMParams, ModelConfig, State, init_params, zero_state
+from .model import (
+    LanguageModel,
+    LMParams,
+    Masks,
+    ModelConfig,
+    State,
+    dropout_masks,
+    init_params,
+    zero_state,
+)
 from .optim import Adam, AdamState
 
 __all__ = ["Checkpoint", "Progress", "TrainConfig", "TrainReport", "Trainer"]
@@ -63,9 +76,14 @@ class TrainConfig:
     beta1, beta2, eps : float
         Of Adam.
     seed : int
-        Of the initial parameters.
+        Of the initial parameters and of the dropout masks.
     val_fraction : float
         The share of the text, at its end, held out for validation.
+    dropout : float
+        p in ``[0, 1)``: during training steps only, each entry of the embedding's output
+        and of every recurrent layer's output (the last one's before the readout) is
+        zeroed with probability p and the others scaled by ``1 / (1 - p)`` (Zaremba et al.
+        2014; see :func:`polyrnn.lm.dropout_masks`).  0, the default, drops nothing.
     """
 
     batch: int = 32
@@ -79,6 +97,7 @@ class TrainConfig:
     eps: float = 1e-8
     seed: int = 0
     val_fraction: float = 0.1
+    dropout: float = 0.0
 
     def __post_init__(self) -> None:
         _checks.integer("batch", self.batch, 1)
@@ -91,6 +110,8 @@ class TrainConfig:
         _checks.integer("seed", self.seed)
         if not 0.0 < _checks.real("val_fraction", self.val_fraction) < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if not 0.0 <= _checks.real("dropout", self.dropout, -math.inf) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
     def lr_at(self, step: int, progress: float) -> float:
         """The learning rate of step ``step`` (0-based) at ``progress`` in [0, 1] of the run."""
@@ -162,13 +183,15 @@ def _train_step(
     targets: Array,
     state: State,
     lr: Array,
+    masks: Masks | None = None,
     *,
     grad_fn: Callable[..., Any],
     optimizer: Adam,
 ) -> tuple[LMParams, AdamState, State, Array, Array, Array]:
-    """One step; also returns the loss, the gradient norm and whether every updated
-    parameter is finite (a 0-d bool array)."""
-    (value, state), grads = grad_fn(params, tokens, targets, state)
+    """One step, with the dropout multipliers ``masks`` (``None``: none); also returns the
+    loss, the gradient norm and whether every updated parameter is finite (a 0-d bool
+    array)."""
+    (value, state), grads = grad_fn(params, tokens, targets, state, masks)
     params, opt_state, norm = optimizer.update(params, grads, opt_state, lr=lr)
     leaves = _tree.flatten(params)[0]
     xp = array_namespace(*leaves)
@@ -298,6 +321,10 @@ class Trainer:
     def train_step(self, lr: float) -> float:
         """One step of Adam at learning rate ``lr`` on the next batch.
 
+        With ``config.dropout > 0`` the step drops out with the masks of
+        :func:`~polyrnn.lm.dropout_masks` for ``(config.seed, steps_done)``, and the loss
+        returned is that of the dropped-out model.
+
         Returns the batch's loss before the update, nats per character.  Raises
         :class:`~polyrnn.lm.DivergedError`, and keeps the parameters, optimiser state and
         carried state as they were, when the loss, the gradient or any updated parameter
@@ -310,11 +337,12 @@ class Trainer:
         if k == 0:  # a new epoch: the streams start over
             self.state = zero_state(lm.config, b, self.config.batch)
         x, y = self.batches[k]
+        masks = self._masks()
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             # NumPy's warnings of overflow would only precede the DivergedError below
             lr_arr = b.asarray(np.asarray(lr, dtype=np.float64))
             params, opt_state, state, value, norm, finite = self._step(
-                lm.params, self.opt_state, b.asarray(x), b.asarray(y), self.state, lr_arr
+                lm.params, self.opt_state, b.asarray(x), b.asarray(y), self.state, lr_arr, masks
             )
         loss, grad_norm = float(value), float(norm)
         if not (math.isfinite(loss) and math.isfinite(grad_norm)):
@@ -330,6 +358,23 @@ class Trainer:
             f"training diverged at step {self.steps_done + 1}: {what}; the parameters are "
             "those before that step (a lower learning rate or gradient-norm clip may help)"
         )
+
+    def _masks(self) -> Masks | None:
+        """The dropout multipliers of the next step on the backend, ``None`` without dropout."""
+        c = self.config
+        if not c.dropout:
+            return None
+        b = self.lm.backend
+        host = dropout_masks(
+            self.lm.config,
+            c.dropout,
+            c.batch,
+            c.seq_len,
+            seed=c.seed,
+            step=self.steps_done,
+            dtype=b.dtype_name,
+        )
+        return tuple(b.asarray(m) for m in host)
 
     def validate(self) -> Metrics:
         """:meth:`evaluate`, keeping the parameters in ``best`` when their loss is the
@@ -369,7 +414,8 @@ class Trainer:
         return LanguageModel(self.lm.config, self.lm.vocab, params, b, dict(self.lm.info))
 
     def evaluate(self) -> Metrics:
-        """:class:`~polyrnn.lm.Metrics` on the held-out validation text."""
+        """:class:`~polyrnn.lm.Metrics` on the held-out validation text (never dropped
+        out)."""
         return evaluate_tokens(self.lm, self.val_tokens)
 
     def run(
