@@ -22,7 +22,7 @@ def flags(fn: str, **values: Any) -> None:
     """Each keyword is a bool (Python's or NumPy's): a truthy ``"no"`` or ``"False"`` must
     not switch an option on."""
     for name, value in values.items():
-        if not isinstance(value, bool | np.bool_):
+        if value is not True and value is not False and not isinstance(value, np.bool_):
             raise TypeError(f"{fn}: {name} must be True or False, got {value!r}")
 
 

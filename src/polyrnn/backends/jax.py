@@ -59,8 +59,10 @@ class JaxAdapter(Adapter):
         compiled they run once per shape, at trace time.  Arguments holding anything but
         JAX arrays run ``body`` as it is, whose checks name what is wrong; arrays on two
         devices meet :func:`jax.jit`'s own error."""
-        if not all(isinstance(a, jax.Array) for a in jax.tree_util.tree_leaves(arrays)):
+        kinds = set(map(type, jax.tree_util.tree_leaves(arrays)))
+        if not (kinds <= _ARRAY_TYPES or all(issubclass(k, jax.Array) for k in kinds)):
             return body(static, *arrays)
+        _ARRAY_TYPES.update(kinds)
         return _entry_jit(body)(static, *arrays)
 
     def concrete(self, x: Array) -> bool:
@@ -129,6 +131,10 @@ class JaxAdapter(Adapter):
         self, a: Array, b: Array, h0: Array, *, reverse: bool, method: str
     ) -> tuple[Array, Array]:
         return self._linear_jit(a, b, h0, reverse=reverse, method=method)  # type: ignore[no-any-return]
+
+
+_ARRAY_TYPES: set[type] = set()
+"""The classes of JAX arrays met so far (a set lookup is cheaper than ``isinstance``)."""
 
 
 @functools.cache
