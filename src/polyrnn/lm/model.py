@@ -8,11 +8,11 @@ with ``E (V, E)``, ``L`` recurrent layers of width ``H`` and the readout ``W (H,
 ``b (V,)``.  Everything is written once against the Array API.  The loss is
 :func:`polyrnn.cross_entropy` in nats per character; :func:`loss` is what JAX
 and PyTorch differentiate, :func:`loss_and_grad` is the same loss with its gradient by
-hand (backpropagation through the scans with :mod:`polyrnn.vjp`, the minGRU and
-minLSTM VJPs of :mod:`polyrnn.minrnn` and the layer-normalised cells' of
-:mod:`polyrnn.lnrnn`) for the libraries that do not differentiate.
+hand (backpropagation through each layer's scan with
+:func:`polyrnn.vjp.cell_scan_vjp`) for the libraries that do not differentiate.
 
-The recurrent cells are entries of :data:`CELLS`; a new cell is one more entry.
+The recurrent cells are entries of :data:`CELLS`, each a cell record with its options;
+a new cell is one more entry.
 
 Dropout (Zaremba et al. 2014, "Recurrent Neural Network Regularization") multiplies every
 non-recurrent connection by a mask: the embedding's output (the input of layer 1), the
@@ -32,27 +32,15 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import _tree
+from .._cell import Cell
 from .._compat import Array, array_namespace
-from ..lnrnn import (
-    init_ln_gru,
-    init_ln_lstm,
-    ln_gru_scan,
-    ln_gru_scan_vjp,
-    ln_lstm_scan,
-    ln_lstm_scan_vjp,
-)
+from ..cells import GRU, LN_GRU, LN_LSTM, LSTM, MIN_GRU, MIN_LSTM, RNN
+from ..lnrnn import init_ln_gru, init_ln_lstm
 from ..metrics import cross_entropy, log_softmax
-from ..minrnn import (
-    init_min_gru,
-    init_min_lstm,
-    min_gru_scan,
-    min_gru_scan_vjp,
-    min_lstm_scan,
-    min_lstm_scan_vjp,
-)
+from ..minrnn import init_min_gru, init_min_lstm
 from ..params import init_gru, init_lstm, init_rnn
-from ..scans import gru_scan, lstm_scan, rnn_scan
-from ..vjp import gru_scan_vjp, lstm_scan_vjp, rnn_scan_vjp
+from ..scans import cell_scan
+from ..vjp import cell_scan_vjp
 from .backend import Backend
 from .data import Vocab
 
@@ -84,114 +72,58 @@ cotangent being zero (truncated backpropagation through time)."""
 
 @dataclass(frozen=True)
 class CellSpec:
-    """How the model uses one kind of recurrent layer.
+    """How the model uses one kind of recurrent layer: its cell record, run by polyrnn's
+    generic scan and scan-VJP (:func:`polyrnn.scans.cell_scan`,
+    :func:`polyrnn.vjp.cell_scan_vjp`) with fixed options.
 
-    Every function takes and returns the layer state as a tuple (``Carry``), so the
-    model code is the same for all cells.
+    Both methods take and return the layer state as a tuple (``Carry``), so the model code
+    is the same for all cells.
     """
 
     init: Callable[..., Any]
     """``init(input_size, hidden_size, *, seed, xp, dtype, device) -> params``, as
     :func:`polyrnn.init_gru`."""
-    scan: Callable[[Array, Any, Carry], tuple[Array, Carry]]
-    """``scan(xs (B, T, D), params, carry) -> (hs (B, T, H), carry)``."""
-    scan_vjp: Callable[[Array, Any, Carry], tuple[tuple[Array, Carry], Backward]]
-    """``scan_vjp(xs, params, carry) -> ((hs, carry), backward)``, see ``Backward``."""
-    n_states: int
-    """Length of the carry: 1 (``h``) or 2 (``h, c``)."""
+    cell: Cell
+    """The record (``polyrnn.cells.GRU``, ...)."""
+    options: tuple[tuple[str, Any], ...]
+    """The record's options, as ``(name, value)`` pairs."""
     doc: str
     """One line for ``--help``."""
 
+    @property
+    def n_states(self) -> int:
+        """Length of the carry: 1 (``h``) or 2 (``h, c``)."""
+        return len(self.cell.states)
 
-def _gru_scan(xs: Array, p: Any, s: Carry) -> tuple[Array, Carry]:
-    hs, h = gru_scan(xs, p, s[0], reset_after=True)
-    return hs, (h,)
+    def scan(self, xs: Array, p: Any, carry: Carry) -> tuple[Array, Carry]:
+        """``(hs (B, T, H), carry)`` of ``xs (B, T, D)`` from ``carry``."""
+        state = carry[0] if len(carry) == 1 else carry
+        return cell_scan(self.cell, xs, p, state, **dict(self.options))
 
-
-def _gru_vjp(xs: Array, p: Any, s: Carry) -> tuple[tuple[Array, Carry], Backward]:
-    (hs, h), back = gru_scan_vjp(xs, p, s[0], reset_after=True)
-    return (hs, (h,)), lambda d_hs: back(d_hs, None)[:2]
-
-
-def _lstm_scan(xs: Array, p: Any, s: Carry) -> tuple[Array, Carry]:
-    hs, (h, c) = lstm_scan(xs, p, (s[0], s[1]))
-    return hs, (h, c)
-
-
-def _lstm_vjp(xs: Array, p: Any, s: Carry) -> tuple[tuple[Array, Carry], Backward]:
-    (hs, (h, c)), back = lstm_scan_vjp(xs, p, (s[0], s[1]))
-    return (hs, (h, c)), lambda d_hs: back(d_hs, None)[:2]
-
-
-def _rnn_scan(xs: Array, p: Any, s: Carry) -> tuple[Array, Carry]:
-    hs, h = rnn_scan(xs, p, s[0])
-    return hs, (h,)
-
-
-def _rnn_vjp(xs: Array, p: Any, s: Carry) -> tuple[tuple[Array, Carry], Backward]:
-    (hs, h), back = rnn_scan_vjp(xs, p, s[0])
-    return (hs, (h,)), lambda d_hs: back(d_hs, None)[:2]
-
-
-def _min_gru_scan(xs: Array, p: Any, s: Carry) -> tuple[Array, Carry]:
-    hs, h = min_gru_scan(xs, p, s[0])
-    return hs, (h,)
-
-
-def _min_gru_vjp(xs: Array, p: Any, s: Carry) -> tuple[tuple[Array, Carry], Backward]:
-    (hs, h), back = min_gru_scan_vjp(xs, p, s[0])
-    return (hs, (h,)), lambda d_hs: back(d_hs, None)[:2]
-
-
-def _min_lstm_scan(xs: Array, p: Any, s: Carry) -> tuple[Array, Carry]:
-    hs, h = min_lstm_scan(xs, p, s[0])
-    return hs, (h,)
-
-
-def _min_lstm_vjp(xs: Array, p: Any, s: Carry) -> tuple[tuple[Array, Carry], Backward]:
-    (hs, h), back = min_lstm_scan_vjp(xs, p, s[0])
-    return (hs, (h,)), lambda d_hs: back(d_hs, None)[:2]
-
-
-def _ln_gru_scan(xs: Array, p: Any, s: Carry) -> tuple[Array, Carry]:
-    hs, h = ln_gru_scan(xs, p, s[0])
-    return hs, (h,)
-
-
-def _ln_gru_vjp(xs: Array, p: Any, s: Carry) -> tuple[tuple[Array, Carry], Backward]:
-    (hs, h), back = ln_gru_scan_vjp(xs, p, s[0])
-    return (hs, (h,)), lambda d_hs: back(d_hs, None)[:2]
-
-
-def _ln_lstm_scan(xs: Array, p: Any, s: Carry) -> tuple[Array, Carry]:
-    hs, (h, c) = ln_lstm_scan(xs, p, (s[0], s[1]))
-    return hs, (h, c)
-
-
-def _ln_lstm_vjp(xs: Array, p: Any, s: Carry) -> tuple[tuple[Array, Carry], Backward]:
-    (hs, (h, c)), back = ln_lstm_scan_vjp(xs, p, (s[0], s[1]))
-    return (hs, (h, c)), lambda d_hs: back(d_hs, None)[:2]
+    def scan_vjp(self, xs: Array, p: Any, carry: Carry) -> tuple[tuple[Array, Carry], Backward]:
+        """:meth:`scan` and its ``Backward``."""
+        state = carry[0] if len(carry) == 1 else carry
+        outputs, back = cell_scan_vjp(self.cell, xs, p, state, **dict(self.options))
+        return outputs, lambda d_hs: back(d_hs, None)[:2]
 
 
 CELLS: dict[str, CellSpec] = {
     "gru": CellSpec(
-        init_gru, _gru_scan, _gru_vjp, 1, "GRU, reset gate after the recurrent product (torch)"
+        init_gru, GRU, (("reset_after", True),),
+        "GRU, reset gate after the recurrent product (torch)",
     ),
-    "lstm": CellSpec(init_lstm, _lstm_scan, _lstm_vjp, 2, "LSTM"),
-    "rnn": CellSpec(init_rnn, _rnn_scan, _rnn_vjp, 1, "vanilla tanh RNN"),
+    "lstm": CellSpec(init_lstm, LSTM, (), "LSTM"),
+    "rnn": CellSpec(init_rnn, RNN, (("activation", "tanh"),), "vanilla tanh RNN"),
     "min_gru": CellSpec(
-        init_min_gru, _min_gru_scan, _min_gru_vjp, 1, "minGRU (Feng et al. 2024), a linear scan"
+        init_min_gru, MIN_GRU, (("method", "auto"),), "minGRU (Feng et al. 2024), a linear scan"
     ),
     "min_lstm": CellSpec(
-        init_min_lstm, _min_lstm_scan, _min_lstm_vjp, 1, "minLSTM (Feng et al. 2024), a linear scan"
+        init_min_lstm, MIN_LSTM, (("method", "auto"),),
+        "minLSTM (Feng et al. 2024), a linear scan",
     ),
-    "ln_gru": CellSpec(
-        init_ln_gru, _ln_gru_scan, _ln_gru_vjp, 1, "layer-normalised GRU (Ba et al. 2016)"
-    ),
-    "ln_lstm": CellSpec(
-        init_ln_lstm, _ln_lstm_scan, _ln_lstm_vjp, 2, "layer-normalised LSTM (Ba et al. 2016)"
-    ),
-}
+    "ln_gru": CellSpec(init_ln_gru, LN_GRU, (), "layer-normalised GRU (Ba et al. 2016)"),
+    "ln_lstm": CellSpec(init_ln_lstm, LN_LSTM, (), "layer-normalised LSTM (Ba et al. 2016)"),
+}  # fmt: skip
 """The recurrent layers by name.
 
 The GRU is the ``reset_after=True`` variant of :class:`torch.nn.GRU`, cuDNN, Keras 3 and
