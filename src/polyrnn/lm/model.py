@@ -9,7 +9,7 @@ with ``E (V, E)``, ``L`` recurrent layers of width ``H`` and the readout ``W (H,
 :func:`polyrnn.cross_entropy` in nats per character; :func:`loss` is what JAX
 and PyTorch differentiate, :func:`loss_and_grad` is the same loss with its gradient by
 hand (backpropagation through each layer's scan with
-:func:`polyrnn.vjp.cell_scan_vjp`) for the libraries that do not differentiate.
+``polyrnn.vjp.cell_scan_vjp``) for the libraries that do not differentiate.
 
 The recurrent cells are entries of :data:`CELLS`, each a cell record with its options;
 a new cell is one more entry.
@@ -73,8 +73,8 @@ cotangent being zero (truncated backpropagation through time)."""
 @dataclass(frozen=True)
 class CellSpec:
     """How the model uses one kind of recurrent layer: its cell record, run by polyrnn's
-    generic scan and scan-VJP (:func:`polyrnn.scans.cell_scan`,
-    :func:`polyrnn.vjp.cell_scan_vjp`) with fixed options.
+    generic scan and scan-VJP (``polyrnn.scans.cell_scan``,
+    ``polyrnn.vjp.cell_scan_vjp``) with fixed options.
 
     Both methods take and return the layer state as a tuple (``Carry``), so the model code
     is the same for all cells.
