@@ -63,16 +63,19 @@ def rnn_step(p, h, x, activation="tanh"):
     return ACT[activation](x @ w_x + b_x + h @ w_h + b_h)
 
 
-def gru_step(p, h, x, reset_after=False):
+def gru_step(p, h, x, reset_after=False, m=1.0):
+    """``m``: the recurrent-dropout multiplier of ``h`` where it meets ``W_h`` (Keras'
+    ``recurrent_dropout``); the update ``(1 - z) n + z h`` reads ``h`` itself."""
     w_x, w_h, b_x, b_h = (_arr(a) for a in p)
     H = h.shape[-1]
+    hm = h * m
     gi = x @ w_x + b_x
-    r = sigmoid(gi[:H] + h @ w_h[:, :H] + b_h[:H])
-    z = sigmoid(gi[H : 2 * H] + h @ w_h[:, H : 2 * H] + b_h[H : 2 * H])
+    r = sigmoid(gi[:H] + hm @ w_h[:, :H] + b_h[:H])
+    z = sigmoid(gi[H : 2 * H] + hm @ w_h[:, H : 2 * H] + b_h[H : 2 * H])
     if reset_after:
-        n = np.tanh(gi[2 * H :] + r * (h @ w_h[:, 2 * H :] + b_h[2 * H :]))
+        n = np.tanh(gi[2 * H :] + r * (hm @ w_h[:, 2 * H :] + b_h[2 * H :]))
     else:
-        n = np.tanh(gi[2 * H :] + (r * h) @ w_h[:, 2 * H :] + b_h[2 * H :])
+        n = np.tanh(gi[2 * H :] + (r * hm) @ w_h[:, 2 * H :] + b_h[2 * H :])
     return (1.0 - z) * n + z * h
 
 
@@ -140,14 +143,14 @@ def _ln_gates(a, gain, shift, gates):
     )
 
 
-def ln_gru_step(p, h, x):
+def ln_gru_step(p, h, x, m=1.0):
     """Layer-normalised GRU (reset after the recurrent product), per-gate statistics:
-    ``u = LN(x W_x; g_x, b_x)``, ``v = LN(h W_h; g_h, b_h)``, ``r, z = σ(u + v)``,
-    ``n = tanh(u_n + r v_n)``, ``h' = (1 - z) n + z h``."""
+    ``u = LN(x W_x; g_x, b_x)``, ``v = LN((h m) W_h; g_h, b_h)``, ``r, z = σ(u + v)``,
+    ``n = tanh(u_n + r v_n)``, ``h' = (1 - z) n + z h``; ``m`` as in :func:`gru_step`."""
     w_x, w_h, b_x, b_h, g_x, g_h = (_arr(a) for a in p)
     H = h.shape[-1]
     u = _ln_gates(x @ w_x, g_x, b_x, 3)
-    v = _ln_gates(h @ w_h, g_h, b_h, 3)
+    v = _ln_gates((h * m) @ w_h, g_h, b_h, 3)
     r = sigmoid(u[:H] + v[:H])
     z = sigmoid(u[H : 2 * H] + v[H : 2 * H])
     n = np.tanh(u[2 * H :] + r * v[2 * H :])
@@ -180,39 +183,46 @@ def hidden_size(kind: str, p: Sequence[Any]) -> int:
     return int(np.asarray(p[0]).shape[1]) // GATES[kind]
 
 
-def _step(kind, p, state, x, opts):
-    """One step; returns ``(new state, output h)``."""
+def _step(kind, p, state, x, opts, m=1.0):
+    """One step; returns ``(new state, output h)``.  ``m`` multiplies ``h`` where it meets
+    ``W_h`` (recurrent dropout; the linear cells have no ``W_h``)."""
     if kind == "rnn":
-        h = rnn_step(p, state, x, **opts)
+        h = rnn_step(p, state * m, x, **opts)
         return h, h
     if kind == "gru":
-        h = gru_step(p, state, x, **opts)
+        h = gru_step(p, state, x, m=m, **opts)
         return h, h
     if kind in ("lstm", "ln_lstm"):
-        h, c = (lstm_step if kind == "lstm" else ln_lstm_step)(p, state, x)
+        h, c = (lstm_step if kind == "lstm" else ln_lstm_step)(p, (state[0] * m, state[1]), x)
         return (h, c), h
     if kind == "ln_gru":
-        h = ln_gru_step(p, state, x)
+        h = ln_gru_step(p, state, x, m)
         return h, h
+    assert np.all(np.asarray(m) == 1.0), "a linear cell has no recurrent dropout"
     h = (min_gru_step if kind == "min_gru" else min_lstm_step)(p, state, x)
     return h, h
 
 
-def _one(kind, p, xs, state, length, reverse, opts, dtype):
+def _one(kind, p, xs, state, length, reverse, opts, dtype, m=1.0):
     """One sequence ``xs (T, D)``; returns ``hs (T, H)`` (zero past ``length``) and the state."""
     T = xs.shape[0]
     hs = np.zeros((T, hidden_size(kind, p)), dtype)
     order = range(length - 1, -1, -1) if reverse else range(length)
     for t in order:
-        state, hs[t] = _step(kind, p, state, xs[t], opts)
+        state, hs[t] = _step(kind, p, state, xs[t], opts, m)
     return hs, state
 
 
-def scan(kind, p, xs, state0=None, *, lengths=None, reverse=False, time_major=False, **opts):
+def scan(
+    kind, p, xs, state0=None, *, lengths=None, reverse=False, time_major=False,
+    recurrent_mask=None, **opts,
+):  # fmt: skip
     """Reference ``*_scan`` (``kind`` one of :data:`GATES`): ``xs`` as the library takes it.
 
     NumPy float64 out (complex128 when an input carries a complex step).  The state of
     ``"lstm"`` and ``"ln_lstm"`` is a pair ``(h, c)``; every other state is ``h``.
+    ``recurrent_mask (..., H)``: each sequence's multiplier of ``h_{t-1}`` where it meets
+    ``W_h``, the same at every step (recurrent dropout).
     """
     xs = _arr(xs)
     p = [_arr(a) for a in p]
@@ -231,11 +241,12 @@ def scan(kind, p, xs, state0=None, *, lengths=None, reverse=False, time_major=Fa
     # One dtype throughout: NumPy multiplies complex by real matrices without BLAS, 200x slower.
     flat, p = flat.astype(dtype), [a.astype(dtype) for a in p]
     s0 = [s.astype(dtype) for s in s0] if pair else s0.astype(dtype)
+    masks = np.ones((n, H)) if recurrent_mask is None else _arr(recurrent_mask).reshape(n, H)
     hs = np.zeros((n, T, H), dtype)
     last = [np.zeros((n, H), dtype), np.zeros((n, H), dtype)] if pair else np.zeros((n, H), dtype)
     for b in range(n):
         init = (s0[0][b], s0[1][b]) if pair else s0[b]
-        hs[b], state = _one(kind, p, flat[b], init, int(lens[b]), reverse, opts, dtype)
+        hs[b], state = _one(kind, p, flat[b], init, int(lens[b]), reverse, opts, dtype, masks[b])
         if pair:
             last[0][b], last[1][b] = state
         else:

@@ -8,7 +8,9 @@
   torch equivalent) and its complex-step derivatives;
 - ``jax.vjp`` / ``jax.grad`` under ``jax.jit`` and torch autograd for the hand-written VJPs;
 - a statistical check of the masks: a fraction ``p`` dropped and mean one, within five
-  standard deviations.
+  standard deviations;
+- recurrent dropout (one mask per sequence on ``h_{t-1}`` where it meets ``W_h``): the
+  same reference with ``reference.scan``'s ``recurrent_mask``.
 """
 
 from __future__ import annotations
@@ -70,6 +72,18 @@ def drawn_masks(seed: int, p: float, count: int, shape: tuple[int, ...]) -> list
     return [rng.random(shape) >= p for _ in range(count)]
 
 
+def drawn_recurrent(
+    seed: int, p: float, count: int, shape: tuple[int, ...], r: float, r_shape: tuple[int, ...]
+) -> np.ndarray:
+    """The documented draw of the recurrent masks: after the ``count`` dropout masks of
+    :func:`drawn_masks` (none when ``p`` is 0), ``random(r_shape) >= r``, ``r_shape`` being
+    ``(L * directions, ..., H)``."""
+    rng = np.random.default_rng(seed)
+    for _ in range(count if p else 0):
+        rng.random(shape)
+    return rng.random(r_shape) >= r
+
+
 def ref_layers(
     kind: str,
     layers: list[Any],
@@ -79,11 +93,13 @@ def ref_layers(
     bidirectional: bool,
     lengths: np.ndarray | None = None,
     multipliers: list[np.ndarray] | None = None,
+    recurrent: np.ndarray | None = None,
     **opts: Any,
 ) -> tuple[Any, Any]:
     """The stack, from ``reference.scan`` alone: batch-first ``xs (..., T, D)``; ``state0``
     ``(L*dirs, ..., H)`` (a pair for the LSTM) or ``None``; ``multipliers``: the ``L - 1``
-    dropout factors (0 or 1/(1-p)) of the batch-first outputs."""
+    dropout factors (0 or 1/(1-p)) of the batch-first outputs; ``recurrent``: the
+    recurrent-dropout factors ``(L*dirs, ..., H)`` of each layer and direction."""
     dirs = 2 if bidirectional else 1
     x = xs
     lasts: list[Any] = []
@@ -94,7 +110,10 @@ def ref_layers(
             s0 = None
             if state0 is not None:
                 s0 = (state0[0][k], state0[1][k]) if kind == "lstm" else state0[k]
-            hs, last = reference.scan(kind, p, x, s0, lengths=lengths, reverse=d == 1, **opts)
+            m = None if recurrent is None else recurrent[k]
+            hs, last = reference.scan(
+                kind, p, x, s0, lengths=lengths, reverse=d == 1, recurrent_mask=m, **opts
+            )
             outs.append(hs)
             lasts.append(last)
         x = np.concatenate(outs, axis=-1)
@@ -309,14 +328,16 @@ def test_torch_converter_errors(torch) -> None:
     with_lengths=st.booleans(),
     time_major=st.booleans(),
     dropout=st.sampled_from([0.0, 0.0, 0.4]),
+    recurrent=st.sampled_from([0.0, 0.0, 0.3]),
     dtype=st.sampled_from(["float32", "float64"]),
 )
 def test_every_backend_matches_the_reference(
     backend, seed, variant, n_layers, bidi, batch, T, sizes, with_state, with_lengths,
-    time_major, dropout, dtype,
+    time_major, dropout, recurrent, dtype,
 ):  # fmt: skip
     """The same numbers on every library: the reference stack of this file, fed the
-    float-rounded inputs and the masks drawn as documented for the same seed."""
+    float-rounded inputs and the masks (recurrent ones too) drawn as documented for the
+    same seed."""
     kind, opts = variant
     d_in, n_h = sizes
     rng = np.random.default_rng(seed)
@@ -333,10 +354,16 @@ def test_every_backend_matches_the_reference(
     mask_seed = int(rng.integers(0, 2**31))
     keep = drawn_masks(mask_seed, dropout, n_layers - 1, (*batch, T, dirs * n_h))
     mult = [k / (1.0 - dropout) for k in keep] if dropout else None
+    r_shape = (n_layers * dirs, *batch, n_h)
+    r_keep = drawn_recurrent(
+        mask_seed, dropout, n_layers - 1, (*batch, T, dirs * n_h), recurrent, r_shape
+    )
+    r_mult = r_keep / (1.0 - recurrent) if recurrent else None
 
     exp_hs, exp_state = ref_layers(
-        kind, layers, xs, state0, bidirectional=bidi, lengths=lengths, multipliers=mult, **opts
-    )
+        kind, layers, xs, state0, bidirectional=bidi, lengths=lengths, multipliers=mult,
+        recurrent=r_mult, **opts,
+    )  # fmt: skip
     lib = lambda a: backend.asarray(a, dtype)
     lib_xs = lib(np.moveaxis(xs, -2, 0) if time_major else xs)
     hs, state = LAYERS[kind](
@@ -345,7 +372,8 @@ def test_every_backend_matches_the_reference(
         tree(state0, lib),
         bidirectional=bidi,
         dropout=dropout,
-        seed=mask_seed if dropout else None,
+        recurrent_dropout=recurrent,
+        seed=mask_seed if dropout or recurrent else None,
         time_major=time_major,
         lengths=None if lengths is None else backend.asarray(lengths),
         **opts,
@@ -358,18 +386,22 @@ def test_every_backend_matches_the_reference(
 
 @pytest.mark.parametrize(("kind", "opts"), VARIANTS[2:], ids=str)
 def test_explicit_masks_equal_the_seeded_draw(backend, kind, opts) -> None:
-    """``masks=`` with the documented draw gives the numbers of ``seed=``, time-major too."""
+    """``masks=`` and ``recurrent_masks=`` with the documented draw give the numbers of
+    ``seed=``, time-major too."""
     rng = np.random.default_rng(5)
     layers = random_layers(rng, kind, 3, 2, 3, True)
     xs = rng.normal(size=(2, 4, 2))
     keep = drawn_masks(11, 0.3, 2, (2, 4, 6))
+    r_keep = backend.asarray(drawn_recurrent(11, 0.3, 2, (2, 4, 6), 0.2, (6, 2, 3)))
     lib = lambda a: backend.asarray(a, "float64")
     for time_major in (False, True):
         x = np.moveaxis(xs, 1, 0) if time_major else xs
         masks = [backend.asarray(np.moveaxis(k, 1, 0) if time_major else k) for k in keep]
-        common = dict(bidirectional=True, dropout=0.3, time_major=time_major, **opts)
+        common = dict(
+            bidirectional=True, dropout=0.3, recurrent_dropout=0.2, time_major=time_major, **opts
+        )
         a = LAYERS[kind](lib(x), tree(layers, lib), seed=11, **common)
-        b = LAYERS[kind](lib(x), tree(layers, lib), masks=masks, **common)
+        b = LAYERS[kind](lib(x), tree(layers, lib), masks=masks, recurrent_masks=r_keep, **common)
         for u, v in zip(leaves(a), leaves(b), strict=True):
             np.testing.assert_array_equal(backend.to_numpy(u), backend.to_numpy(v))
 
@@ -447,25 +479,37 @@ def vjp_case(kind: str, seed: int, *, bidi: bool, n_layers: int = 2, dropout: fl
     return layers, xs, state0, lengths, d_hs, d_last, keep
 
 
+def d_last_h(d_last: Any) -> np.ndarray:
+    """The ``h`` part of a final-state cotangent (an LSTM's is a pair)."""
+    return d_last[0] if isinstance(d_last, tuple) else d_last
+
+
 def flat_grads(grads: Any) -> list[np.ndarray]:
     return [np.asarray(a) for a in leaves(grads)]
 
 
 @pytest.mark.parametrize(("kind", "opts"), VARIANTS, ids=str)
 @pytest.mark.parametrize("bidi", [False, True])
-def test_vjp_directional_derivatives_match_the_reference(kind, opts, bidi) -> None:
-    """``<grad, v>`` of the hand-written VJP (lengths, initial states and dropout masks
-    included) along a random direction of all inputs, and of each input alone, equals the
-    complex-step derivative of the reference stack."""
+@pytest.mark.parametrize("recurrent", [0.0, 0.4])
+def test_vjp_directional_derivatives_match_the_reference(kind, opts, bidi, recurrent) -> None:
+    """``<grad, v>`` of the hand-written VJP (lengths, initial states, dropout and recurrent
+    dropout masks included) along a random direction of all inputs, and of each input
+    alone, equals the complex-step derivative of the reference stack."""
     p = 0.25
     layers, xs, state0, lengths, d_hs, d_last, keep = vjp_case(kind, 3, bidi=bidi, dropout=p)
     mult = [k / (1 - p) for k in keep]
+    dirs = 2 if bidi else 1
+    r_shape = (len(layers) * dirs, *xs.shape[:-2], d_last_h(d_last).shape[-1])
+    r_keep = drawn_recurrent(3, p, len(layers) - 1, d_hs.shape, recurrent, r_shape)
+    r_mult = r_keep / (1 - recurrent) if recurrent else None
     (hs, last), backward = LAYERS_VJP[kind](
-        xs, layers, state0, bidirectional=bidi, lengths=lengths, dropout=p, seed=3, **opts
-    )
+        xs, layers, state0, bidirectional=bidi, lengths=lengths, dropout=p,
+        recurrent_dropout=recurrent, seed=3, **opts,
+    )  # fmt: skip
     exp_hs, exp_last = ref_layers(
-        kind, layers, xs, state0, bidirectional=bidi, lengths=lengths, multipliers=mult, **opts
-    )
+        kind, layers, xs, state0, bidirectional=bidi, lengths=lengths, multipliers=mult,
+        recurrent=r_mult, **opts,
+    )  # fmt: skip
     for a, e in zip(leaves((hs, last)), leaves((exp_hs, exp_last)), strict=True):
         assert_close(NUMPY, a, e, dtype="float64")
     d_xs, d_layers, d_state0 = backward(d_hs, d_last)
@@ -478,8 +522,9 @@ def test_vjp_directional_derivatives_match_the_reference(kind, opts, bidi) -> No
         it = iter(rest)
         lay, s0 = tree(structure, lambda _: next(it))
         outs = ref_layers(
-            kind, lay, x, s0, bidirectional=bidi, lengths=lengths, multipliers=mult, **opts
-        )
+            kind, lay, x, s0, bidirectional=bidi, lengths=lengths, multipliers=mult,
+            recurrent=r_mult, **opts,
+        )  # fmt: skip
         return sum(np.sum(c * o) for c, o in zip(leaves((d_hs, d_last)), leaves(outs), strict=True))
 
     rng = np.random.default_rng(4)
@@ -642,6 +687,13 @@ XS = np.ones((2, 5, 3))
         (lambda: polyrnn.gru_layers(XS, GRU2, dropout=0.5, masks=[]), ValueError, r"masks must hold L - 1 = 1 arrays"),
         (lambda: polyrnn.gru_layers(XS, GRU2, dropout=0.5, masks=[np.ones((2, 5, 2))]), TypeError, r"masks\[0\] must be a boolean array"),
         (lambda: polyrnn.gru_layers(XS, GRU2, dropout=0.5, masks=[np.ones((5, 2, 2), bool)]), ValueError, r"masks\[0\] must have shape \(2, 5, 2\)"),
+        (lambda: polyrnn.gru_layers(XS, GRU2, recurrent_dropout=0.5), ValueError, r"gru_layers: recurrent_dropout=0.5 needs seed= .* or recurrent_masks= \(a boolean array \(L \* directions, ..., H\)\)"),
+        (lambda: polyrnn.gru_layers(XS, GRU2, recurrent_dropout=1.5, seed=0), ValueError, r"recurrent_dropout must be a number in \[0, 1\), got 1.5"),
+        (lambda: polyrnn.gru_layers(XS, GRU2, recurrent_masks=np.ones((2, 2, 2), bool)), ValueError, r"recurrent_masks were given with recurrent_dropout=0"),
+        (lambda: polyrnn.gru_layers(XS, GRU2, recurrent_dropout=0.5, seed=1, recurrent_masks=np.ones((2, 2, 2), bool)), ValueError, r"give seed or recurrent_masks, not both"),
+        (lambda: polyrnn.gru_layers(XS, GRU2, recurrent_dropout=0.5, recurrent_masks=np.ones((2, 2, 2))), TypeError, r"recurrent_masks must be a boolean array \(True keeps\), got dtype float64"),
+        (lambda: polyrnn.gru_layers(XS, GRU2, recurrent_dropout=0.5, recurrent_masks=np.ones((2, 2), bool)), ValueError, r"gru_layers: recurrent_masks must have shape \(2, 2, 2\) \(L \* directions = 2 \* 1"),
+        (lambda: polyrnn.layers.cell_layers(polyrnn.cells.MIN_GRU, XS, [polyrnn.init_min_gru(3, 2)], recurrent_dropout=0.5, seed=0, method="auto"), ValueError, r"cell_layers: the 'min_gru' cell has no recurrent dropout"),
         (lambda: polyrnn.gru_layers(XS, GRU2, lengths=np.array([1, 6])), ValueError, r"gru_layers: lengths must lie in \[0, T=5\]"),
         (lambda: polyrnn.gru_layers(XS, GRU2, bidirectional="yes"), TypeError, r"bidirectional must be True or False"),
         (lambda: polyrnn.rnn_layers(XS, [polyrnn.init_rnn(3, 2)], activation="gelu"), ValueError, r"activation must be one of"),

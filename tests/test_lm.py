@@ -781,33 +781,42 @@ def test_cell_table_is_the_model_interface():
 
 # ------------------------------------------------------------------------------ dropout
 
-DROPOUT = 0.4
+DROPOUT, RECURRENT = 0.4, 0.3
 DROPOUT_RUN = lm.TrainConfig(
-    batch=4, seq_len=8, lr=1e-2, warmup=5, final_lr=0.2, clip_norm=0.5, dropout=DROPOUT
-)
+    batch=4, seq_len=8, lr=1e-2, warmup=5, final_lr=0.2, clip_norm=0.5, dropout=DROPOUT,
+    recurrent_dropout=RECURRENT,
+)  # fmt: skip
 
 
 def _masked_reference_loss(embed, layers, w_out, b_out, tokens, targets, state, masks, *, cell):
     """The reference model's loss (:func:`reference.lm_loss`) with the dropout multipliers
-    applied where Zaremba et al. put them: the embedding's output, then each layer's."""
+    applied where Zaremba et al. put them (the embedding's output, then each layer's) and
+    the recurrent ones where Gal & Ghahramani do (``h_{t-1}`` where it meets ``W_h``)."""
     kind, opts = reference.LM_CELLS[cell]
-    x = np.asarray(embed)[np.asarray(tokens)] * masks[0]
+    out, rec = masks
+    x = np.asarray(embed)[np.asarray(tokens)] * out[0]
     for i, (p, carry) in enumerate(zip(layers, state, strict=True)):
         pair = kind in ("lstm", "ln_lstm")
-        x, _ = reference.scan(kind, p, x, tuple(carry) if pair else carry[0], **opts)
-        x = x * masks[i + 1]
+        m = None if rec is None else rec[i]
+        x, _ = reference.scan(
+            kind, p, x, tuple(carry) if pair else carry[0], recurrent_mask=m, **opts
+        )
+        x = x * out[i + 1]
     log_probs = reference.log_softmax(x @ np.asarray(w_out) + np.asarray(b_out))
     return -np.mean(np.take_along_axis(log_probs, np.asarray(targets)[..., None], axis=-1))
 
 
 def _problem_masks(config, batch, steps, *, step=3):
-    return lm.dropout_masks(config, DROPOUT, batch, steps, seed=7, step=step)
+    """Dropout and, for the cells with a recurrent weight, recurrent dropout."""
+    recurrent = RECURRENT if lm.CELLS[config.cell].cell.recurrent_dropout else 0.0
+    return lm.dropout_masks(config, DROPOUT, batch, steps, seed=7, step=step, recurrent=recurrent)
 
 
 @pytest.mark.parametrize("cell", list(lm.CELLS))
 def test_dropout_gradient_by_hand_matches_the_reference(cell):
-    """With dropout masks, the hand-written loss and gradient of a two-layer model equal
-    the masked reference model's loss and its complex-step directional derivatives."""
+    """With dropout masks (recurrent ones too, but for minGRU and minLSTM), the
+    hand-written loss and gradient of a two-layer model equal the masked reference model's
+    loss and its complex-step directional derivatives."""
     config, params, tokens, targets, state = _problem(cell)
     masks = _problem_masks(config, *tokens.shape)
     (value, _), grads = lm.loss_and_grad(params, tokens, targets, state, cell=cell, masks=masks)
@@ -835,7 +844,8 @@ def test_masks_of_ones_are_no_dropout():
     """Multipliers of 1 give exactly the loss and gradient without masks (the
     ``dropout=0`` path, which passes no masks at all, is today's arithmetic)."""
     config, params, tokens, targets, state = _problem("lstm")
-    ones = tuple(np.ones_like(m) for m in _problem_masks(config, *tokens.shape))
+    ones = polyrnn._tree.map_(np.ones_like, _problem_masks(config, *tokens.shape))
+    assert ones.recurrent is not None
     (v0, s0), g0 = lm.loss_and_grad(params, tokens, targets, state, cell="lstm")
     (v1, s1), g1 = lm.loss_and_grad(params, tokens, targets, state, cell="lstm", masks=ones)
     assert float(v0) == float(v1)
@@ -843,10 +853,22 @@ def test_masks_of_ones_are_no_dropout():
         polyrnn._tree.flatten((s0, g0))[0], polyrnn._tree.flatten((s1, g1))[0], strict=True
     ):
         np.testing.assert_array_equal(a, b)
-    with pytest.raises(ValueError, match=r"masks must hold L \+ 1 = 3 arrays"):
-        lm.forward(params, tokens, state, cell="lstm", masks=ones[:2])
-    with pytest.raises(ValueError, match=r"masks\[1\] must have shape \(2, 6, 7\)"):
-        lm.forward(params, tokens, state, cell="lstm", masks=(ones[0], ones[0], ones[2]))
+    out, rec = ones
+    bad = [
+        (ones._replace(outputs=out[:2]), r"masks.outputs must hold L \+ 1 = 3 arrays"),
+        (
+            ones._replace(outputs=(out[0], out[0], out[2])),
+            r"masks.outputs\[1\] must have shape \(2, 6, 7\)",
+        ),
+        (ones._replace(recurrent=rec[:1]), r"masks.recurrent must hold L = 2 arrays"),
+        (
+            ones._replace(recurrent=(rec[0], out[1])),
+            r"masks.recurrent\[1\] must have shape \(2, 7\)",
+        ),
+    ]
+    for masks, message in bad:
+        with pytest.raises(ValueError, match=message):
+            lm.forward(params, tokens, state, cell="lstm", masks=masks)
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
@@ -894,9 +916,10 @@ def _numpy_dropout_steps():
 
 
 def test_dropout_training_steps_are_the_same_on_every_backend(backend):
-    """Three Adam steps with dropout 0.4: the losses and the updated parameters of JAX's
-    and torch's autodiff equal those of NumPy's hand-written gradient (the masks are drawn
-    on the host from the seed and the step, the same on every backend)."""
+    """Three Adam steps with dropout 0.4 and recurrent dropout 0.3: the losses and the
+    updated parameters of JAX's and torch's autodiff equal those of NumPy's hand-written
+    gradient (the masks are drawn on the host from the seed and the step, the same on
+    every backend)."""
     if backend.name == "numpy":
         pytest.skip("NumPy is the reference here")
     got, want = _dropout_steps(backend.name), _numpy_dropout_steps()
@@ -911,12 +934,14 @@ def test_dropout_training_steps_are_the_same_on_every_backend(backend):
 def test_a_training_step_drops_out_with_the_masks_of_its_seed_and_step():
     """The loss of step k is :func:`lm.loss` of the parameters and carried state before it,
     with ``dropout_masks(seed, k)``: recomputed here outside the trainer for k = 0, 1, 2."""
-    config = lm.TrainConfig(batch=4, seq_len=8, lr=1e-2, dropout=0.25, seed=3)
+    config = lm.TrainConfig(
+        batch=4, seq_len=8, lr=1e-2, dropout=0.25, recurrent_dropout=0.5, seed=3
+    )
     trainer = lm.Trainer(TEXT, model=TINY, config=config, dtype="float64")
     for k in range(3):
         assert trainer.steps_done == k
         x, y = trainer.batches[k]
-        masks = lm.dropout_masks(TINY, 0.25, 4, 8, seed=3, step=k)
+        masks = lm.dropout_masks(TINY, 0.25, 4, 8, seed=3, step=k, recurrent=0.5)
         want, _ = lm.loss(trainer.lm.params, x, y, trainer.state, cell="gru", masks=masks)
         assert trainer.train_step(1e-2) == pytest.approx(float(want), rel=1e-13)
 
@@ -937,12 +962,18 @@ def test_validation_never_drops_out():
 
 
 def test_dropout_masks_are_bernoulli_per_seed_and_step():
-    """Values are 0 and 1/(1-p) (in float32 the same draw, rounded); the share dropped is within 5 sigma of p over 172,800
-    entries, in each mask too; different steps or seeds give different masks, the same
-    (seed, step) the same ones."""
+    """Values are 0 and 1/(1-p) (in float32 the same draw, rounded); the share dropped is
+    within 5 sigma of p over 172,800 entries, in each mask too (and of the recurrent
+    probability in the recurrent masks); different steps or seeds give different masks,
+    the same (seed, step) the same ones; the recurrent masks follow the others' draw."""
     config = lm.ModelConfig(embed_size=40, hidden_size=100, layers=2)
     p, batch, steps = 0.3, 20, 36
-    masks = lm.dropout_masks(config, p, batch, steps, seed=5, step=11)
+    both = lm.dropout_masks(config, p, batch, steps, seed=5, step=11, recurrent=0.5)
+    masks = both.outputs
+    assert [m.shape for m in both.recurrent] == [(20, 100), (20, 100)]
+    rec = np.concatenate([m.ravel() for m in both.recurrent])
+    assert set(np.unique(rec)) == {0.0, 2.0}
+    assert abs(float(np.mean(rec == 0.0)) - 0.5) <= 5 * math.sqrt(0.25 / rec.size)
     assert [m.shape for m in masks] == [(20, 36, 40), (20, 36, 100), (20, 36, 100)]
     flat = np.concatenate([m.ravel() for m in masks])
     assert flat.dtype == np.float64 and flat.size == 172_800
@@ -955,21 +986,21 @@ def test_dropout_masks_are_bernoulli_per_seed_and_step():
     n = masks[1].size
     q = p**2 + (1 - p) ** 2
     assert abs(agree - q) <= 5 * math.sqrt(q * (1 - q) / n)
-    again = lm.dropout_masks(config, p, batch, steps, seed=5, step=11)
+    again = lm.dropout_masks(config, p, batch, steps, seed=5, step=11).outputs
     assert all(np.array_equal(a, b) for a, b in zip(masks, again, strict=True))
-    single = lm.dropout_masks(config, p, batch, steps, seed=5, step=11, dtype="float32")
+    single = lm.dropout_masks(config, p, batch, steps, seed=5, step=11, dtype="float32").outputs
     for a, b in zip(masks, single, strict=True):  # the same draw, rounded to float32
         assert b.dtype == np.float32
         np.testing.assert_array_equal(b, a.astype(np.float32))
     for other in (
-        lm.dropout_masks(config, p, batch, steps, seed=5, step=12),
-        lm.dropout_masks(config, p, batch, steps, seed=6, step=11),
+        lm.dropout_masks(config, p, batch, steps, seed=5, step=12).outputs,
+        lm.dropout_masks(config, p, batch, steps, seed=6, step=11).outputs,
     ):
         for a, b in zip(masks, other, strict=True):
             assert abs(float(np.mean((a == 0) == (b == 0))) - q) <= 5 * math.sqrt(
                 q * (1 - q) / a.size
             )
-    assert all(np.all(m == 1.0) for m in lm.dropout_masks(config, 0.0, 2, 3, seed=0, step=0))
+    assert lm.dropout_masks(config, 0.0, 2, 3, seed=0, step=0) == (None, None)
 
 
 @pytest.mark.parametrize(
@@ -982,7 +1013,16 @@ def test_dropout_masks_are_bernoulli_per_seed_and_step():
         (True, TypeError, "dropout must be a real number"),
     ],
 )
-def test_dropout_is_checked(value, error, message):
-    with pytest.raises(error, match=message):
-        lm.TrainConfig(dropout=value)
-    assert lm.TrainConfig(dropout=0.5).to_dict()["dropout"] == 0.5
+@pytest.mark.parametrize("name", ["dropout", "recurrent_dropout"])
+def test_dropout_is_checked(value, error, message, name):
+    with pytest.raises(error, match=message.replace("dropout", name)):
+        lm.TrainConfig(**{name: value})
+    assert lm.TrainConfig(**{name: 0.5}).to_dict()[name] == 0.5
+
+
+def test_recurrent_dropout_needs_a_recurrent_weight():
+    config = lm.TrainConfig(batch=4, seq_len=8, recurrent_dropout=0.2)
+    for cell in ("min_gru", "min_lstm"):
+        with pytest.raises(ValueError, match=f"recurrent_dropout needs a cell with a recurrent "
+                           f"weight W_h; '{cell}' has none"):  # fmt: skip
+            lm.Trainer(TEXT, model=lm.ModelConfig(8, 8, 1, cell), config=config)

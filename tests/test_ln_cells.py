@@ -18,7 +18,7 @@ import reference
 from array_libs import assert_close
 
 import polyrnn
-from polyrnn import LNGRUParams, LNLSTMParams
+from polyrnn import LNGRUParams, LNLSTMParams, cells, scans, vjp
 
 D, H = 3, 4
 CELLS = {
@@ -166,6 +166,60 @@ def test_vjp_is_the_derivative_of_the_reference(backend, kind, batch, steps, opt
         d_xs, d_p, d_h0 = backward(lib_cots[0], lib_cots[1])
         d_state = (d_h0,)
     assert isinstance(d_p, CELLS[kind][0])
+    grads = [d_xs, *d_p, *d_state]
+    got = sum(float(np.sum(backend.to_numpy(g) * v)) for g, v in zip(grads, direction, strict=True))
+    norm = np.sqrt(sum(float(np.sum(backend.to_numpy(g) ** 2)) for g in grads))
+    scale = norm * np.sqrt(sum(float(np.sum(v * v)) for v in direction))
+    assert abs(got - expected) <= 1e-12 * max(1.0, scale), (got, expected)
+
+
+RECORDS = {"ln_gru": cells.LN_GRU, "ln_lstm": cells.LN_LSTM}
+
+
+@pytest.mark.parametrize("kind", list(CELLS))
+def test_recurrent_dropout_matches_the_reference_and_its_derivative(backend, kind):
+    """A recurrent-dropout mask ``(..., H)`` (``cell_scan`` / ``cell_scan_vjp``'s
+    ``recurrent_mask``, as the layers pass it) multiplies ``h_{t-1}`` where it meets
+    ``W_h`` alone: the outputs of the reference loop given the same mask, and the
+    complex-step derivative of that loop along a random direction of every input."""
+    rng = np.random.default_rng(31)
+    p = _params(kind, rng)
+    xs = rng.normal(size=(3, 5, D))
+    state = _state(kind, rng, (3,))
+    lengths = np.array([5, 2, 0])
+    mask = (rng.random((3, H)) >= 0.3) / 0.7
+    hs0, last0 = reference.scan(
+        kind, p, xs, state, lengths=lengths, reverse=True, recurrent_mask=mask
+    )
+    cots = [rng.normal(size=a.shape) for a in _flat(kind, hs0, last0)]
+    inputs = [xs, *p, *(state if kind == "ln_lstm" else (state,))]
+    direction = [rng.normal(size=np.shape(a)) for a in inputs]
+    n_p = len(p)
+
+    def objective(*arrays):
+        xs_, p_, st = arrays[0], arrays[1 : 1 + n_p], arrays[1 + n_p :]
+        st = tuple(st) if kind == "ln_lstm" else st[0]
+        hs, last = reference.scan(
+            kind, CELLS[kind][0](*p_), xs_, st, lengths=lengths, reverse=True, recurrent_mask=mask
+        )
+        return sum(np.sum(c * a) for c, a in zip(cots, _flat(kind, hs, last), strict=True))
+
+    expected = reference.directional_derivative(objective, inputs, direction)
+    lib_p, lib_state = _lib(backend, kind, p, state)
+    kw = {
+        "lengths": backend.asarray(lengths),
+        "reverse": True,
+        "recurrent_mask": backend.asarray(mask),
+    }
+    hs, last = scans.cell_scan(RECORDS[kind], backend.asarray(xs), lib_p, lib_state, **kw)
+    (hs2, last2), backward = vjp.cell_scan_vjp(
+        RECORDS[kind], backend.asarray(xs), lib_p, lib_state, **kw
+    )
+    want = _flat(kind, hs0, last0)
+    for got in ([hs, *last], [hs2, *last2]):
+        for g, w in zip(got, want, strict=True):
+            assert_close(backend, g, w, dtype="float64")
+    d_xs, d_p, d_state = backward(backend.asarray(cots[0]), tuple(map(backend.asarray, cots[1:])))
     grads = [d_xs, *d_p, *d_state]
     got = sum(float(np.sum(backend.to_numpy(g) * v)) for g, v in zip(grads, direction, strict=True))
     norm = np.sqrt(sum(float(np.sum(backend.to_numpy(g) ** 2)) for g in grads))

@@ -16,7 +16,7 @@ from . import _linear, _prologue, _validate
 from ._cell import Back, Carry, Cell, Finish, ResidualStep
 from ._compat import Array, Namespace, device
 from ._prologue import cotangent
-from ._recurrence import flat2d, initial, move_time, outer, project, step_mask
+from ._recurrence import flat2d, initial, masked, move_time, outer, project, step_mask
 
 
 def _where_zero(xp: Namespace, m: Array, a: Array, keep: bool) -> Array:
@@ -162,12 +162,15 @@ def scan_vjp(
     reverse: bool,
     lengths: Any,
     options: dict[str, Any],
+    mask: Any = None,
 ) -> tuple[Array, Carry, Callable[[Any, tuple[Any, ...]], tuple[Array, Any, Carry]]]:
-    """The forward pass and the ``backward(d_hs, d_last)`` closure of any cell's scan."""
+    """The forward pass and the ``backward(d_hs, d_last)`` closure of any cell's scan;
+    ``mask`` is the recurrent-dropout multiplier (``polyrnn._prologue.recurrent_mask``)."""
     states = _prologue.state_names(fn, cell, state0)
     adapter, lay, lengths, options = _prologue.check(
         fn, xs, params, cell, states, time_major, lengths, options
     )
+    mask = _prologue.recurrent_mask(fn, cell, mask, xs, lay)
     xp, p = lay.xp, lay.params
     xs_tm = move_time(xp, xs, len(lay.batch), time_major, inverse=False)
     carry0 = tuple(initial(xp, xs_tm, lay.hidden, s) for s in states.values())
@@ -180,7 +183,7 @@ def scan_vjp(
             time_major=bool(time_major), reverse=bool(reverse), method=options["method"],
         )  # fmt: skip
     assert cell.vjp is not None
-    step, back, finish = cell.vjp(xp, p, adapter.sigmoid, **own)
+    step, back, finish = cell.vjp(xp, p, adapter.sigmoid, **own, **masked(mask))
     return _bptt(
         fn,
         adapter,

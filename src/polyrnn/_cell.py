@@ -90,6 +90,10 @@ class Cell:
     """The linear-recurrence form, for a cell that has one: its scans compute the
     coefficients of all steps at once and solve the recurrence with one linear scan
     (taking the keyword ``method``, ``"sequential"`` or ``"parallel"``, for it)."""
+    recurrent_dropout: bool = False
+    """Whether :attr:`step` and :attr:`vjp` take the keyword ``mask``: an array ``(..., H)``
+    (or ``None``) multiplying ``h_{t-1}`` where it enters ``W_h`` at every step, and nowhere
+    else (recurrent dropout, Gal & Ghahramani 2016, as Keras' ``recurrent_dropout``)."""
 
     @property
     def keywords(self) -> tuple[str, ...]:

@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from . import _linear, _validate
+from . import _linear, _recurrence, _validate
 from ._cell import Cell
 from ._compat import Array, array_namespace, device, namespace_of
 from .backends import Adapter, get_adapter
@@ -75,6 +75,26 @@ def check(
     return adapter, lay, lengths, options
 
 
+def recurrent_mask(fn: str, cell: Cell, mask: Any, xs: Any, lay: _validate.ScanLayout) -> Any:
+    """The recurrent-dropout multiplier ``mask`` checked: ``None``, or an array of ``xs``'s
+    library, floating dtype and device, of shape ``(..., H)`` (the batch shape of ``xs``),
+    for a cell whose record takes one."""
+    if mask is None:
+        return None
+    if not cell.recurrent_dropout:
+        raise ValueError(
+            f"{fn}: the {cell.name!r} cell has no recurrent dropout (its record takes no mask: "
+            "a linear cell has no W_h); pass recurrent_mask=None"
+        )
+    xp = _validate.namespace(fn, {"xs": xs, "recurrent_mask": mask})
+    _validate.floating(fn, "recurrent_mask", mask, xp, xs.dtype)
+    _validate.shape(
+        fn, "recurrent_mask", mask, (*lay.batch, lay.hidden),
+        f"the batch shape {lay.batch} of xs, then H={lay.hidden}",
+    )  # fmt: skip
+    return mask
+
+
 def cotangent(
     fn: str, name: str, a: Any, *, xs: Array, expected: tuple[int, ...], why: str
 ) -> Array:
@@ -111,8 +131,10 @@ def scan(
     reverse: bool,
     lengths: Any,
     options: dict[str, Any],
+    mask: Any = None,
 ) -> tuple[Array, tuple[Array, ...]]:
-    """The scan of any cell behind a public function named ``fn``: ``(hs, last carry)``.
+    """The scan of any cell behind a public function named ``fn``: ``(hs, last carry)``;
+    ``mask`` is the recurrent-dropout multiplier (:func:`recurrent_mask`).
 
     Without ``lengths`` (whose values are checked where they can be read) the adapter runs
     the whole of it, checks included, by :meth:`~polyrnn.backends.Adapter.entry`: JAX
@@ -123,22 +145,55 @@ def scan(
     xp = namespace_of(xs)
     static = (cell, fn, bool(time_major), bool(reverse), tuple(options.items()))
     if xp is not None and lengths is None:
-        return get_adapter(xp).entry(_checked_scan, static, xs, params, state0)  # type: ignore[no-any-return]
-    return _checked_scan(static, xs, params, state0, lengths)
+        return get_adapter(xp).entry(_checked_scan, static, xs, params, state0, mask)  # type: ignore[no-any-return]
+    return _checked_scan(static, xs, params, state0, mask, lengths)
 
 
 def _checked_scan(
-    static: tuple[Any, ...], xs: Any, params: Any, state0: Any, lengths: Any = None
+    static: tuple[Any, ...], xs: Any, params: Any, state0: Any, mask: Any, lengths: Any = None
 ) -> tuple[Array, tuple[Array, ...]]:
     """:func:`scan` after its dispatch: ``static`` is ``(cell, fn, time_major, reverse,
-    options as pairs)``."""
+    options as pairs)``.  With a recurrent-dropout ``mask``, the reference engine runs the
+    record's steps (the adapters' fused kernels have no mask)."""
     cell, fn, time_major, reverse, pairs = static
     states = state_names(fn, cell, state0)
     adapter, lay, lengths, options = check(
         fn, xs, params, cell, states, time_major, lengths, dict(pairs)
     )
-    hs, last = adapter.layout_scan(
-        cell, xs, lay.params, tuple(states.values()), time_major=time_major,
-        batch_ndim=len(lay.batch), lengths=lengths, reverse=reverse, **options,
+    mask = recurrent_mask(fn, cell, mask, xs, lay)
+    return run(
+        adapter, cell, xs, lay.params, tuple(states.values()), time_major=time_major,
+        batch_ndim=len(lay.batch), lengths=lengths, reverse=reverse, mask=mask, options=options,
     )  # fmt: skip
-    return hs, tuple(last)
+
+
+def run(
+    adapter: Adapter,
+    cell: Cell,
+    xs: Array,
+    params: Any,
+    state0: tuple[Array | None, ...],
+    *,
+    time_major: bool,
+    batch_ndim: int,
+    lengths: Array | None,
+    reverse: bool,
+    mask: Array | None,
+    options: dict[str, Any],
+) -> tuple[Array, tuple[Array, ...]]:
+    """The computation of a checked scan (``options`` resolved, ``mask`` checked): the
+    adapter's :meth:`~polyrnn.backends.Adapter.layout_scan`, or with a recurrent-dropout
+    ``mask`` the reference engine of the record's steps (the fused kernels have no mask)."""
+    if mask is None:
+        hs, last = adapter.layout_scan(
+            cell, xs, params, state0, time_major=time_major, batch_ndim=batch_ndim,
+            lengths=lengths, reverse=reverse, **options,
+        )  # fmt: skip
+        return hs, tuple(last)
+    xp = adapter.xp
+    xs_tm = _recurrence.move_time(xp, xs, batch_ndim, time_major, inverse=False)
+    hs_tm, last = _recurrence.run(
+        cell, adapter, xs_tm, params, state0, lengths=lengths, reverse=reverse, mask=mask,
+        **options,
+    )  # fmt: skip
+    return _recurrence.move_time(xp, hs_tm, batch_ndim, time_major, inverse=True), tuple(last)

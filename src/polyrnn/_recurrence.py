@@ -74,6 +74,12 @@ def step_mask(xp: Namespace, lengths: Array | None, steps: int) -> Array | None:
     return xp.expand_dims(t < xp.astype(lengths, t.dtype), axis=-1)
 
 
+def masked(mask: Array | None) -> dict[str, Array]:
+    """The keywords of a record's ``step`` or ``vjp`` for the recurrent-dropout ``mask``:
+    none without one, so records that take no mask still run."""
+    return {} if mask is None else {"mask": mask}
+
+
 def recurrence(
     adapter: Adapter,
     step: Callable[[Any, Array], Any],
@@ -129,15 +135,17 @@ def run(
     *,
     lengths: Array | None,
     reverse: bool,
+    mask: Array | None = None,
     **options: Any,
 ) -> tuple[Array, Carry]:
     """The reference scan of any :class:`~polyrnn._cell.Cell`: ``(hs, last carry)``.
 
     One projection ``xs @ w_x + cell.bias`` for all steps, then the cell's step in the
-    adapter's loop, with the adapter's logistic function.
+    adapter's loop, with the adapter's logistic function; ``mask`` is the record's
+    recurrent-dropout multiplier (``Cell.recurrent_dropout``), passed only when given.
     """
     xp = adapter.xp
     carry = tuple(initial(xp, xs, params.w_h.shape[0], s) for s in state0)
     gx = project(xp, xs, params.w_x, cell.bias(xp, params, **options))
-    step = cell.step(xp, params, adapter.sigmoid, **options)
+    step = cell.step(xp, params, adapter.sigmoid, **options, **masked(mask))
     return recurrence(adapter, step, carry, gx, lengths, reverse, lambda c: c[0])

@@ -286,34 +286,54 @@ def _plain_bias(xp: Namespace, p: Any, **options: Any) -> Array:
     return p.b_x + p.b_h
 
 
-def _rnn_step(xp: Namespace, p: RNNParams, logistic: Logistic, *, activation: str) -> Step:
-    w_h = p.w_h
-    return lambda c, g: (rnn_step(xp, c[0], g, w_h, activation, logistic),)
+def _masked(mask: Array | None) -> Callable[[Array], Array]:
+    """``a -> a * mask`` (recurrent dropout), or the identity without a mask."""
+    if mask is None:
+        return lambda a: a
+    return lambda a: a * mask
+
+
+def _rnn_step(
+    xp: Namespace, p: RNNParams, logistic: Logistic, *, activation: str, mask: Array | None = None
+) -> Step:
+    w_h, m = p.w_h, _masked(mask)
+    return lambda c, g: (rnn_step(xp, m(c[0]), g, w_h, activation, logistic),)
 
 
 def _gru_bias(xp: Namespace, p: GRUParams, *, reset_after: bool) -> Array:
     return fused_bias(xp, p, reset_after)
 
 
-def _gru_step(xp: Namespace, p: GRUParams, logistic: Logistic, *, reset_after: bool) -> Step:
+def _gru_step(
+    xp: Namespace, p: GRUParams, logistic: Logistic, *, reset_after: bool, mask: Array | None = None
+) -> Step:
     w_h, b_hn = p.w_h, p.b_h[2 * p.w_h.shape[0] :]
-    return lambda c, g: (gru_step(xp, c[0], g, w_h, b_hn, reset_after, logistic),)
+    if mask is None:
+        return lambda c, g: (gru_step(xp, c[0], g, w_h, b_hn, reset_after, logistic),)
+
+    def step(c: Carry, g: Array) -> Carry:
+        _, z, n, _ = gru_gates(xp, c[0] * mask, g, w_h, b_hn, reset_after, logistic)
+        return (n + z * (c[0] - n),)
+
+    return step
 
 
-def _lstm_step(xp: Namespace, p: LSTMParams, logistic: Logistic) -> Step:
-    w_h = p.w_h
-    return lambda c, g: lstm_step(xp, c, g, w_h, logistic)
+def _lstm_step(
+    xp: Namespace, p: LSTMParams, logistic: Logistic, *, mask: Array | None = None
+) -> Step:
+    w_h, m = p.w_h, _masked(mask)
+    return lambda c, g: lstm_step(xp, (m(c[0]), c[1]), g, w_h, logistic)
 
 
 def _rnn_vjp(
-    xp: Namespace, p: RNNParams, logistic: Logistic, *, activation: str
+    xp: Namespace, p: RNNParams, logistic: Logistic, *, activation: str, mask: Array | None = None
 ) -> tuple[ResidualStep, Back, Finish]:
-    w_h, w_h_t = p.w_h, p.w_h.T
+    w_h, w_h_t, m = p.w_h, p.w_h.T, _masked(mask)
 
     def step(c: Carry, g: Array) -> tuple[Carry, tuple[Array, ...]]:
-        (h,) = c
-        y = rnn_step(xp, h, g, w_h, activation, logistic)
-        return (y,), (h, y)
+        h_in = m(c[0])
+        y = rnn_step(xp, h_in, g, w_h, activation, logistic)
+        return (y,), (h_in, y)
 
     def back(r: tuple[Array, ...], d: Carry) -> tuple[Carry, tuple[Array, ...]]:
         _, y = r
@@ -324,7 +344,7 @@ def _rnn_vjp(
             da = dy * (y * (1.0 - y))
         else:  # relu: y > 0 exactly where the pre-activation is
             da = xp.where(y > 0, dy, xp.zeros_like(dy))
-        return (da @ w_h_t,), (da,)
+        return (m(da @ w_h_t),), (da,)
 
     def finish(res: tuple[Array, ...], grads: tuple[Array, ...], db: Array) -> dict[str, Array]:
         return {"w_h": outer(xp, res[0], grads[0]), "b_h": db}
@@ -333,41 +353,44 @@ def _rnn_vjp(
 
 
 def _gru_vjp(
-    xp: Namespace, p: GRUParams, logistic: Logistic, *, reset_after: bool
+    xp: Namespace, p: GRUParams, logistic: Logistic, *, reset_after: bool, mask: Array | None = None
 ) -> tuple[ResidualStep, Back, Finish]:
     n_h = p.w_h.shape[0]
     w_h = p.w_h
     b_hn = p.b_h[2 * n_h :]
     w_rz, w_n = w_h[:, : 2 * n_h], w_h[:, 2 * n_h :]
     w_h_t, w_rz_t, w_n_t = w_h.T, w_rz.T, w_n.T
+    m = _masked(mask)
+    k_in = 0 if mask is None else 5  # where the residuals hold h_in = h * mask
 
     def step(c: Carry, g: Array) -> tuple[Carry, tuple[Array, ...]]:
         (h,) = c
-        r, z, n, q = gru_gates(xp, h, g, w_h, b_hn, reset_after, logistic)
-        return (n + z * (h - n),), (h, r, z, n, q)
+        h_in = m(h)
+        r, z, n, q = gru_gates(xp, h_in, g, w_h, b_hn, reset_after, logistic)
+        return (n + z * (h - n),), (h, r, z, n, q) if mask is None else (h, r, z, n, q, h_in)
 
     def back(res: tuple[Array, ...], d: Carry) -> tuple[Carry, tuple[Array, ...]]:
-        h, r, z, n, q = res
+        h, r, z, n, q = res[:5]
         (dh,) = d
         dz = dh * (h - n)
         dh_prev = dh * z
         da_n = (dh * (1.0 - z)) * (1.0 - n * n)
-        if reset_after:  # n = tanh(gx_n + r * q), q = h w_hn + b_hn
+        if reset_after:  # n = tanh(gx_n + r * q), q = h_in w_hn + b_hn
             dr = da_n * q
             dq = da_n * r
-        else:  # n = tanh(gx_n + q w_hn), q = r * h
+        else:  # n = tanh(gx_n + q w_hn), q = r * h_in
             d_rh = da_n @ w_n_t
-            dr = d_rh * h
-            dh_prev = dh_prev + d_rh * r
+            dr = d_rh * res[k_in]
+            dh_prev = dh_prev + m(d_rh * r)
         da_rz = xp.concat([dr * (r * (1.0 - r)), dz * (z * (1.0 - z))], axis=-1)
         dgx = xp.concat([da_rz, da_n], axis=-1)
         if reset_after:
             dgh = xp.concat([da_rz, dq], axis=-1)
-            return (dh_prev + dgh @ w_h_t,), (dgx, dgh)
-        return (dh_prev + da_rz @ w_rz_t,), (dgx,)
+            return (dh_prev + m(dgh @ w_h_t),), (dgx, dgh)
+        return (dh_prev + m(da_rz @ w_rz_t),), (dgx,)
 
     def finish(res: tuple[Array, ...], grads: tuple[Array, ...], db: Array) -> dict[str, Array]:
-        h, q = res[0], res[4]
+        h, q = res[k_in], res[4]
         if reset_after:
             dgh = grads[1]
             db_h = xp.concat([db[: 2 * n_h], xp.sum(flat2d(xp, dgh[..., 2 * n_h :]), axis=0)])
@@ -406,21 +429,21 @@ def _lstm_gate_grads(
 
 
 def _lstm_vjp(
-    xp: Namespace, p: LSTMParams, logistic: Logistic
+    xp: Namespace, p: LSTMParams, logistic: Logistic, *, mask: Array | None = None
 ) -> tuple[ResidualStep, Back, Finish]:
-    w_h, w_h_t = p.w_h, p.w_h.T
+    w_h, w_h_t, m = p.w_h, p.w_h.T, _masked(mask)
 
     def step(c: Carry, g: Array) -> tuple[Carry, tuple[Array, ...]]:
-        h, cc = c
-        i, f, gg, o, c_new, tc = lstm_gates(xp, (h, cc), g, w_h, logistic)
-        return (o * tc, c_new), (h, cc, i, f, gg, o, tc)
+        h_in, cc = m(c[0]), c[1]
+        i, f, gg, o, c_new, tc = lstm_gates(xp, (h_in, cc), g, w_h, logistic)
+        return (o * tc, c_new), (h_in, cc, i, f, gg, o, tc)
 
     def back(res: tuple[Array, ...], d: Carry) -> tuple[Carry, tuple[Array, ...]]:
         _, cc, i, f, gg, o, tc = res
         dh, dc = d
         dc = dc + dh * o * (1.0 - tc * tc)
         da = _lstm_gate_grads(xp, dh, dc, cc, i, f, gg, o, tc)
-        return (da @ w_h_t, dc * f), (da,)
+        return (m(da @ w_h_t), dc * f), (da,)
 
     def finish(res: tuple[Array, ...], grads: tuple[Array, ...], db: Array) -> dict[str, Array]:
         return {"w_h": outer(xp, res[0], grads[0]), "b_h": db}
@@ -475,17 +498,23 @@ def _no_bias(xp: Namespace, p: Any) -> Array:
 
 
 def ln_gru_update(
-    xp: Namespace, h: Array, gx: Array, p: LNGRUParams, logistic: Logistic = sigmoid
+    xp: Namespace,
+    h: Array,
+    gx: Array,
+    p: LNGRUParams,
+    logistic: Logistic = sigmoid,
+    h_in: Array | None = None,
 ) -> tuple[Array, tuple[Array, ...]]:
     """One layer-normalised GRU step from ``gx = x W_x``: ``(h', residuals)``.
 
-    ``a_x = LN(x W_x; g_x, b_x)``, ``a_h = LN(h W_h; g_h, b_h)`` (per gate), ``r, z =
-    σ(a_x + a_h)``, ``n = tanh(a_xn + r ⊙ a_hn)``, ``h' = n + z (h - n)``.  The residuals
-    are what :func:`_ln_gru_vjp`'s backward step and finish read.
+    ``a_x = LN(x W_x; g_x, b_x)``, ``a_h = LN(h_in W_h; g_h, b_h)`` (per gate), ``r, z =
+    σ(a_x + a_h)``, ``n = tanh(a_xn + r ⊙ a_hn)``, ``h' = n + z (h - n)``, where ``h_in``
+    is ``h`` or, with recurrent dropout, ``h ⊙ mask``.  The residuals are what
+    :func:`_ln_gru_vjp`'s backward step and finish read.
     """
     n_h = h.shape[-1]
     a_x, n_x, s_x = layer_norm(xp, gx, p.g_x, p.b_x, 3)
-    a_h, n_hh, s_h = layer_norm(xp, h @ p.w_h, p.g_h, p.b_h, 3)
+    a_h, n_hh, s_h = layer_norm(xp, (h if h_in is None else h_in) @ p.w_h, p.g_h, p.b_h, 3)
     r = logistic(xp, a_x[..., :n_h] + a_h[..., :n_h])
     z = logistic(xp, a_x[..., n_h : 2 * n_h] + a_h[..., n_h : 2 * n_h])
     q = a_h[..., 2 * n_h :]
@@ -493,21 +522,25 @@ def ln_gru_update(
     return n + z * (h - n), (h, r, z, n, q, n_x, s_x, n_hh, s_h)
 
 
-def _ln_gru_step(xp: Namespace, p: LNGRUParams, logistic: Logistic) -> Step:
-    return lambda c, g: (ln_gru_update(xp, c[0], g, p, logistic)[0],)
+def _ln_gru_step(
+    xp: Namespace, p: LNGRUParams, logistic: Logistic, *, mask: Array | None = None
+) -> Step:
+    m = _masked(mask)
+    return lambda c, g: (ln_gru_update(xp, c[0], g, p, logistic, m(c[0]))[0],)
 
 
 def _ln_gru_vjp(
-    xp: Namespace, p: LNGRUParams, logistic: Logistic
+    xp: Namespace, p: LNGRUParams, logistic: Logistic, *, mask: Array | None = None
 ) -> tuple[ResidualStep, Back, Finish]:
-    w_h_t = p.w_h.T
+    w_h_t, m = p.w_h.T, _masked(mask)
 
     def step(c: Carry, g: Array) -> tuple[Carry, tuple[Array, ...]]:
-        h_new, res = ln_gru_update(xp, c[0], g, p, logistic)
-        return (h_new,), res
+        h_in = m(c[0])
+        h_new, res = ln_gru_update(xp, c[0], g, p, logistic, h_in)
+        return (h_new,), res if mask is None else (*res, h_in)
 
     def back(res: tuple[Array, ...], d: Carry) -> tuple[Carry, tuple[Array, ...]]:
-        h, r, z, n, q, n_x, s_x, n_hh, s_h = res
+        h, r, z, n, q, n_x, s_x, n_hh, s_h = res[:9]
         (dh,) = d
         da_n = (dh * (1.0 - z)) * (1.0 - n * n)
         da_r = (da_n * q) * (r * (1.0 - r))
@@ -516,10 +549,10 @@ def _ln_gru_vjp(
         d_ah = xp.concat([da_r, da_z, da_n * r], axis=-1)  # input and recurrent parts
         dgx = layer_norm_back(xp, d_ax, n_x, s_x, p.g_x, 3)
         dgh = layer_norm_back(xp, d_ah, n_hh, s_h, p.g_h, 3)
-        return (dh * z + dgh @ w_h_t,), (dgx, dgh, d_ax, d_ah)
+        return (dh * z + m(dgh @ w_h_t),), (dgx, dgh, d_ax, d_ah)
 
     def finish(res: tuple[Array, ...], grads: tuple[Array, ...], db: Array) -> dict[str, Array]:
-        h, n_x, n_hh = res[0], res[5], res[7]
+        h, n_x, n_hh = res[0 if mask is None else 9], res[5], res[7]  # h_in
         _, dgh, d_ax, d_ah = grads
         return {
             "w_h": outer(xp, h, dgh),
@@ -542,7 +575,8 @@ def ln_lstm_update(
     """One layer-normalised LSTM step from ``gx = x W_x``: ``((h', c'), residuals)``.
 
     ``(a_i, a_f, a_g, a_o) = LN(x W_x; g_x, b_x) + LN(h W_h; g_h, b_h)`` (per gate),
-    ``c' = σ(a_f) c + σ(a_i) tanh(a_g)``, ``h' = σ(a_o) tanh(LN(c'; g_c, b_c))``.
+    ``c' = σ(a_f) c + σ(a_i) tanh(a_g)``, ``h' = σ(a_o) tanh(LN(c'; g_c, b_c))``.  The
+    carry's ``h`` enters ``W_h`` alone, so recurrent dropout passes ``(h ⊙ mask, c)``.
     """
     h, c = carry
     n_h = h.shape[-1]
@@ -559,18 +593,20 @@ def ln_lstm_update(
     return (o * t, c_new), (h, c, i, f, g, o, t, n_x, s_x, n_hh, s_h, n_c, s_c)
 
 
-def _ln_lstm_step(xp: Namespace, p: LNLSTMParams, logistic: Logistic) -> Step:
-    return lambda c, g: ln_lstm_update(xp, (c[0], c[1]), g, p, logistic)[0]
+def _ln_lstm_step(
+    xp: Namespace, p: LNLSTMParams, logistic: Logistic, *, mask: Array | None = None
+) -> Step:
+    m = _masked(mask)
+    return lambda c, g: ln_lstm_update(xp, (m(c[0]), c[1]), g, p, logistic)[0]
 
 
 def _ln_lstm_vjp(
-    xp: Namespace, p: LNLSTMParams, logistic: Logistic
+    xp: Namespace, p: LNLSTMParams, logistic: Logistic, *, mask: Array | None = None
 ) -> tuple[ResidualStep, Back, Finish]:
-    w_h_t = p.w_h.T
+    w_h_t, m = p.w_h.T, _masked(mask)
 
     def step(c: Carry, g: Array) -> tuple[Carry, tuple[Array, ...]]:
-        new, res = ln_lstm_update(xp, (c[0], c[1]), g, p, logistic)
-        return new, res
+        return ln_lstm_update(xp, (m(c[0]), c[1]), g, p, logistic)
 
     def back(res: tuple[Array, ...], d: Carry) -> tuple[Carry, tuple[Array, ...]]:
         _, c, i, f, g, o, t, n_x, s_x, n_hh, s_h, n_c, s_c = res
@@ -580,7 +616,7 @@ def _ln_lstm_vjp(
         da = _lstm_gate_grads(xp, dh, dc, c, i, f, g, o, t)
         dgx = layer_norm_back(xp, da, n_x, s_x, p.g_x, 4)
         dgh = layer_norm_back(xp, da, n_hh, s_h, p.g_h, 4)
-        return (dgh @ w_h_t, dc * f), (dgx, dgh, da, d_lc)
+        return (m(dgh @ w_h_t), dc * f), (dgx, dgh, da, d_lc)
 
     def finish(res: tuple[Array, ...], grads: tuple[Array, ...], db: Array) -> dict[str, Array]:
         h, n_x, n_hh, n_c = res[0], res[7], res[9], res[11]
@@ -655,11 +691,20 @@ def _input_bias(xp: Namespace, p: Any) -> Array:
     return p.b_x
 
 
-RNN = Cell("rnn", RNNParams, 1, ("h",), _plain_bias, _rnn_step, _rnn_vjp, ("activation",))
+RNN = Cell(
+    "rnn", RNNParams, 1, ("h",), _plain_bias, _rnn_step, _rnn_vjp, ("activation",),
+    recurrent_dropout=True,
+)  # fmt: skip
 """The vanilla RNN: :func:`rnn_scan`, :func:`~polyrnn.vjp.rnn_scan_vjp`."""
-GRU = Cell("gru", GRUParams, 3, ("h",), _gru_bias, _gru_step, _gru_vjp, ("reset_after",))
+GRU = Cell(
+    "gru", GRUParams, 3, ("h",), _gru_bias, _gru_step, _gru_vjp, ("reset_after",),
+    recurrent_dropout=True,
+)  # fmt: skip
 """The GRU: :func:`gru_scan`, :func:`~polyrnn.vjp.gru_scan_vjp`."""
-LSTM = Cell("lstm", LSTMParams, 4, ("h", "c"), _plain_bias, _lstm_step, _lstm_vjp)
+LSTM = Cell(
+    "lstm", LSTMParams, 4, ("h", "c"), _plain_bias, _lstm_step, _lstm_vjp,
+    recurrent_dropout=True,
+)  # fmt: skip
 """The LSTM: :func:`lstm_scan`, :func:`~polyrnn.vjp.lstm_scan_vjp`."""
 MIN_GRU = Cell(
     "min_gru", MinGRUParams, 2, ("h",), _input_bias, _linear_step(_min_gru_linear, 2), None,
@@ -671,9 +716,15 @@ MIN_LSTM = Cell(
     linear=_min_lstm_linear,
 )  # fmt: skip
 """minLSTM: :func:`~polyrnn.min_lstm_scan`, :func:`~polyrnn.min_lstm_scan_vjp`."""
-LN_GRU = Cell("ln_gru", LNGRUParams, 3, ("h",), _no_bias, _ln_gru_step, _ln_gru_vjp)
+LN_GRU = Cell(
+    "ln_gru", LNGRUParams, 3, ("h",), _no_bias, _ln_gru_step, _ln_gru_vjp,
+    recurrent_dropout=True,
+)  # fmt: skip
 """The layer-normalised GRU: :func:`~polyrnn.ln_gru_scan`, :func:`~polyrnn.ln_gru_scan_vjp`."""
-LN_LSTM = Cell("ln_lstm", LNLSTMParams, 4, ("h", "c"), _no_bias, _ln_lstm_step, _ln_lstm_vjp)
+LN_LSTM = Cell(
+    "ln_lstm", LNLSTMParams, 4, ("h", "c"), _no_bias, _ln_lstm_step, _ln_lstm_vjp,
+    recurrent_dropout=True,
+)  # fmt: skip
 """The layer-normalised LSTM: :func:`~polyrnn.ln_lstm_scan`,
 :func:`~polyrnn.ln_lstm_scan_vjp`."""
 BUILTIN = {cell.name: cell for cell in (RNN, GRU, LSTM, MIN_GRU, MIN_LSTM, LN_GRU, LN_LSTM)}

@@ -306,6 +306,7 @@ def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
         f"{params:,} parameters) on {run.source}: {len(text):,} characters, {vocab} "
         f"distinct; backend {run.backend} {run.dtype}, B={c.batch}, T={c.seq_len}, "
         + (f"dropout {c.dropout:g}, " if c.dropout else "")
+        + (f"recurrent dropout {c.recurrent_dropout:g}, " if c.recurrent_dropout else "")
         + budget,
         file=sys.stderr,
     )
@@ -394,6 +395,7 @@ def _summary(trainer: lm.Trainer, report: lm.TrainReport) -> dict[str, Any]:
         "dtype": trainer.lm.backend.dtype_name,
         "cell": trainer.lm.config.cell,
         "dropout": trainer.config.dropout,
+        "recurrent_dropout": trainer.config.recurrent_dropout,
         "steps": report.steps,
         "seconds": round(report.seconds, 3),
         "tokens_per_s": round(report.tokens_per_s, 1),
@@ -412,6 +414,11 @@ def _summary(trainer: lm.Trainer, report: lm.TrainReport) -> dict[str, Any]:
 def train(args: argparse.Namespace) -> int:
     """Train a character-level language model on a text file."""
     _check_files(args.text, {"--out": args.out, "--history": args.history})
+    if args.recurrent_dropout and not lm.CELLS[args.cell].cell.recurrent_dropout:
+        raise lm.LMError(
+            f"--recurrent-dropout needs a cell with a recurrent weight; --cell {args.cell} has "
+            "none (its gates read the input alone)"
+        )
     text = lm.read_text(args.text)
     run = _Run(
         source=args.text,
@@ -425,6 +432,7 @@ def train(args: argparse.Namespace) -> int:
             clip_norm=args.clip or None,
             seed=args.seed,
             dropout=args.dropout,
+            recurrent_dropout=args.recurrent_dropout,
         ),
         backend=args.backend,
         dtype=args.dtype,
@@ -637,6 +645,13 @@ def _parser() -> argparse.ArgumentParser:
         default=t.dropout,
         help="probability of zeroing each output of the embedding and of every recurrent "
         "layer during training steps (never when validating); 0: off",
+    )
+    p.add_argument(
+        "--recurrent-dropout",
+        type=_number(float, 0, 1, below=True),
+        default=t.recurrent_dropout,
+        help="probability of zeroing each unit of h_{t-1} where it meets W_h, one mask per "
+        "stream and step (Gal & Ghahramani 2016; not minGRU, minLSTM); 0: off",
     )
     p.add_argument("--evals", type=_number(int, 0), default=10, help="validations during the run")
     p.add_argument(

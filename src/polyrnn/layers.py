@@ -32,10 +32,19 @@ Dropout masks come from one of two places:
 - ``masks``: ``L - 1`` boolean arrays of the layout of the layers' outputs, made by the
   caller (e.g. with :func:`jax.random.bernoulli` inside :func:`jax.jit`, where a host
   draw would be a constant of the compiled function).
+
+Recurrent dropout (``recurrent_dropout=q``; Gal & Ghahramani 2016, Keras'
+``recurrent_dropout``) multiplies each layer and direction's ``h_{t-1}`` where it meets
+``W_h`` by one mask per sequence, the same at every step (the cell's update reads
+``h_{t-1}`` itself).  With ``seed``, the same generator then draws ``keep =
+rng.random((L * directions, *batch, H)) >= q``, in ``h0``'s layout; or the caller passes
+``recurrent_masks``, one boolean array of that shape.  A mask runs the reference engine
+of the cell's steps (no fused kernel has one).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -45,9 +54,9 @@ from . import _bptt, _prologue, _validate
 from ._cell import Cell
 from ._compat import Array, Namespace, device
 from ._prologue import cotangent
-from .backends import get_adapter
+from .backends import Adapter, get_adapter
 from .cells import ACTIVATIONS, GRU, LSTM, RNN
-from .params import GATES
+from .params import GATES, WIDTHS
 
 __all__ = [
     "gru_layers",
@@ -187,20 +196,21 @@ def check_layers(
                 "w_x": ((d_in, g * n_h), why_x),
                 "b_x": ((g * n_h,), f"H={n_h}"),
                 "b_h": ((g * n_h,), f"H={n_h}"),
+                **{f: ((w * n_h,), f"H={n_h}") for f, w in WIDTHS.get(cls, {}).items()},
             }
             for field, (shape, why) in expected.items():
-                if field in p._fields:  # a cell's other fields: its scans' checks
+                if field in p._fields:  # a user's container: its four main fields
                     _validate.shape(fn, f"{where}.{field}", getattr(p, field), shape, why)
     return entries, cls, n_h, n_in, xp
 
 
-def _dropout_rate(fn: str, dropout: Any) -> float:
+def _dropout_rate(fn: str, name: str, dropout: Any) -> float:
     if (
         isinstance(dropout, bool | np.bool_)
         or not isinstance(dropout, int | float | np.integer | np.floating)
         or not 0.0 <= float(dropout) < 1.0
     ):
-        raise ValueError(f"{fn}: dropout must be a number in [0, 1), got {dropout!r}")
+        raise ValueError(f"{fn}: {name} must be a number in [0, 1), got {dropout!r}")
     return float(dropout)
 
 
@@ -208,12 +218,14 @@ class _Plan(NamedTuple):
     """The checked call: what the engine runs."""
 
     xp: Namespace
+    adapter: Adapter
     entries: list[tuple[Any, ...]]
     hidden: int
     batch: tuple[int, ...]
     states: tuple[Array | None, ...]  # (L * dirs, ..., H) each, or None for zeros
     lengths: Array | None
     masks: list[Array] | None  # L - 1 multipliers, 0 or 1/(1 - dropout), of xs' dtype
+    recurrent: Array | None  # (L * dirs, ..., H) multipliers of h_{t-1}, or None
 
 
 def _check(
@@ -227,14 +239,32 @@ def _check(
     dropout: Any,
     seed: Any,
     masks: Any,
+    recurrent_dropout: Any,
+    recurrent_masks: Any,
     time_major: bool,
     lengths: Any,
 ) -> _Plan:
     """The prologue of every layers function: every check, named after ``fn``'s arguments."""
     _validate.flags(fn, bidirectional=bidirectional, time_major=time_major)
-    rate = _dropout_rate(fn, dropout)
-    if seed is not None and masks is not None:
-        raise ValueError(f"{fn}: give seed or masks, not both")
+    rate = _dropout_rate(fn, "dropout", dropout)
+    r_rate = _dropout_rate(fn, "recurrent_dropout", recurrent_dropout)
+    for name, given in (("masks", masks), ("recurrent_masks", recurrent_masks)):
+        if seed is not None and given is not None:
+            raise ValueError(f"{fn}: give seed or {name}, not both")
+    if recurrent_masks is not None and r_rate == 0.0:
+        raise ValueError(
+            f"{fn}: recurrent_masks were given with recurrent_dropout=0; pass the probability "
+            "they were drawn with (kept values are scaled by 1/(1 - recurrent_dropout))"
+        )
+    if r_rate > 0.0 and seed is None and recurrent_masks is None:
+        raise ValueError(
+            f"{fn}: recurrent_dropout={r_rate} needs seed= (an int: masks drawn with NumPy on "
+            "the host) or recurrent_masks= (a boolean array (L * directions, ..., H))"
+        )
+    if r_rate > 0.0 and not cell.recurrent_dropout:
+        raise ValueError(
+            f"{fn}: the {cell.name!r} cell has no recurrent dropout (a linear cell has no W_h)"
+        )
     if masks is not None and rate == 0.0:
         raise ValueError(
             f"{fn}: masks were given with dropout=0; pass the dropout probability they were "
@@ -257,6 +287,8 @@ def _check(
             )
         masks = list(masks)
     named_masks = {} if masks is None else {f"masks[{i}]": m for i, m in enumerate(masks)}
+    if recurrent_masks is not None:
+        named_masks["recurrent_masks"] = recurrent_masks
     xp = _validate.namespace(fn, {"xs": xs, **states, **named_masks})
     steps, batch = _validate.sequence(fn, xs, xp, time_major)
     entries, _, n_h, _, _ = check_layers(
@@ -298,24 +330,33 @@ def _check(
                 )
             _validate.shape(fn, f"masks[{i}]", m, out_shape, f"the layout of layers[{i}]'s output")
             mults.append(xp.astype(m, xs.dtype) * (1.0 / (1.0 - rate)))
-    elif seed is not None and rate > 0.0:
-        mults = _host_masks(xp, xs, int(seed), rate, n_layers - 1, (*batch, steps, width))
+    rng = None if seed is None else np.random.default_rng(int(seed))
+    if rng is not None and rate > 0.0:
+        mults = [_host_mask(xp, xs, rng, rate, (*batch, steps, width)) for _ in range(n_layers - 1)]
         if time_major:
             mults = [xp.moveaxis(m, -2, 0) for m in mults]
-    return _Plan(xp, entries, n_h, batch, tuple(states.values()), lengths, mults)
+    recurrent: Array | None = None
+    if recurrent_masks is not None:
+        if recurrent_masks.dtype != xp.bool:
+            raise TypeError(
+                f"{fn}: recurrent_masks must be a boolean array (True keeps), got dtype "
+                f"{recurrent_masks.dtype}"
+            )
+        _validate.shape(fn, "recurrent_masks", recurrent_masks, expected, why)
+        recurrent = xp.astype(recurrent_masks, xs.dtype) * (1.0 / (1.0 - r_rate))
+    elif rng is not None and r_rate > 0.0:
+        recurrent = _host_mask(xp, xs, rng, r_rate, expected)
+    return _Plan(
+        xp, adapter, entries, n_h, batch, tuple(states.values()), lengths, mults, recurrent
+    )
 
 
-def _host_masks(
-    xp: Namespace, xs: Array, seed: int, rate: float, count: int, shape: tuple[int, ...]
-) -> list[Array]:
-    """``count`` dropout multipliers of the batch-first ``shape``, drawn on the host."""
-    rng = np.random.default_rng(seed)
-    scale = 1.0 / (1.0 - rate)
-    out = []
-    for _ in range(count):
-        host = np.where(rng.random(shape) >= rate, scale, 0.0)
-        out.append(xp.asarray(xp.asarray(host), dtype=xs.dtype, device=device(xs)))
-    return out
+def _host_mask(
+    xp: Namespace, xs: Array, rng: np.random.Generator, rate: float, shape: tuple[int, ...]
+) -> Array:
+    """A dropout multiplier of ``shape``, ``0`` or ``1 / (1 - rate)``, drawn on the host."""
+    host = np.where(rng.random(shape) >= rate, 1.0 / (1.0 - rate), 0.0)
+    return xp.asarray(xp.asarray(host), dtype=xs.dtype, device=device(xs))
 
 
 # --------------------------------------------------------------------------- the engine
@@ -332,23 +373,35 @@ def _run(
     vjp: bool,
 ) -> tuple[Array, tuple[Array, ...], list[list[Any]]]:
     """The stack: ``(hs, last carry (L * dirs, ..., H) each, backward closures)``; each
-    layer and direction is the cell's scan (or its VJP engine), prologue and all."""
+    layer and direction is the cell's scan (checked once, by :func:`_check`) or its VJP
+    engine (prologue and all)."""
     xp = plan.xp
     x = xs
     lasts: list[tuple[Array, ...]] = []
     backs: list[list[Any]] = []
     dirs = len(plan.entries[0])
+    if cell.linear is not None and not vjp:  # the method of every layer's linear scan
+        _prologue.check_method(fn, options["method"])
+        steps = xs.shape[0 if time_major else len(plan.batch)]
+        width = plan.hidden * math.prod(plan.batch)
+        method = _prologue.resolve_method(plan.adapter, options["method"], xs, steps, width)
+        options = {**options, "method": method}
     for i, entry in enumerate(plan.entries):
         outs, layer_backs = [], []
         for d, p in enumerate(entry):
             idx = i * dirs + d
             state = tuple(None if s is None else s[idx, ...] for s in plan.states)
-            args = (fn, cell, x, p, state if len(state) > 1 else state[0], time_major, d == 1)
+            mask = None if plan.recurrent is None else plan.recurrent[idx, ...]
             if vjp:
-                hs, last, back = _bptt.scan_vjp(*args, plan.lengths, options)
+                args = (fn, cell, x, p, state if len(state) > 1 else state[0], time_major, d == 1)
+                hs, last, back = _bptt.scan_vjp(*args, plan.lengths, options, mask)
                 layer_backs.append(back)
             else:
-                hs, last = _prologue.scan(*args, plan.lengths, options)
+                hs, last = _prologue.run(
+                    plan.adapter, cell, x, p, state, time_major=time_major,
+                    batch_ndim=len(plan.batch), lengths=plan.lengths, reverse=d == 1,
+                    mask=mask, options=options,
+                )  # fmt: skip
             outs.append(hs)
             lasts.append(last)
         x = outs[0] if dirs == 1 else xp.concat(outs, axis=-1)
@@ -369,6 +422,8 @@ def cell_layers(
     dropout: float = 0.0,
     seed: int | None = None,
     masks: Sequence[Array] | None = None,
+    recurrent_dropout: float = 0.0,
+    recurrent_masks: Array | None = None,
     time_major: bool = False,
     lengths: Array | None = None,
     **options: Any,
@@ -382,7 +437,9 @@ def cell_layers(
     """
     return _layers(
         "cell_layers", cell, xs, layers, state0, options, bidirectional=bidirectional,
-        dropout=dropout, seed=seed, masks=masks, time_major=time_major, lengths=lengths,
+        dropout=dropout, seed=seed, masks=masks,
+        recurrent_dropout=recurrent_dropout, recurrent_masks=recurrent_masks,
+        time_major=time_major, lengths=lengths,
     )  # fmt: skip
 
 
@@ -398,12 +455,16 @@ def _layers(
     dropout: Any,
     seed: Any,
     masks: Any,
+    recurrent_dropout: Any,
+    recurrent_masks: Any,
     time_major: bool,
     lengths: Any,
 ) -> tuple[Array, tuple[Array, ...]]:
     plan = _check(
         fn, cell, xs, layers, state0, bidirectional=bidirectional, dropout=dropout, seed=seed,
-        masks=masks, time_major=time_major, lengths=lengths,
+        masks=masks,
+        recurrent_dropout=recurrent_dropout, recurrent_masks=recurrent_masks,
+        time_major=time_major, lengths=lengths,
     )  # fmt: skip
     hs, last, _ = _run(fn, cell, plan, xs, options, time_major=bool(time_major), vjp=False)
     return hs, last
@@ -421,6 +482,8 @@ def _layers_vjp(
     dropout: Any,
     seed: Any,
     masks: Any,
+    recurrent_dropout: Any,
+    recurrent_masks: Any,
     time_major: bool,
     lengths: Any,
 ) -> tuple[Array, tuple[Array, ...], Callable[[Any, tuple[Any, ...]], Any]]:
@@ -428,7 +491,9 @@ def _layers_vjp(
     parts)``, chained from the scans' VJPs in reverse layer order."""
     plan = _check(
         fn, cell, xs, layers, state0, bidirectional=bidirectional, dropout=dropout, seed=seed,
-        masks=masks, time_major=bool(time_major), lengths=lengths,
+        masks=masks,
+        recurrent_dropout=recurrent_dropout, recurrent_masks=recurrent_masks,
+        time_major=bool(time_major), lengths=lengths,
     )  # fmt: skip
     hs, last, backs = _run(fn, cell, plan, xs, options, time_major=bool(time_major), vjp=True)
     xp, n_h = plan.xp, plan.hidden
@@ -476,6 +541,8 @@ def rnn_layers(
     dropout: float = 0.0,
     seed: int | None = None,
     masks: Sequence[Array] | None = None,
+    recurrent_dropout: float = 0.0,
+    recurrent_masks: Array | None = None,
     time_major: bool = False,
     lengths: Array | None = None,
 ) -> tuple[Array, Array]:
@@ -513,6 +580,12 @@ def rnn_layers(
         layer's output, ``(..., T, W)`` (``(T, ..., W)`` with ``time_major``), ``W`` being
         ``H`` or ``2H``; e.g. drawn with :func:`jax.random.bernoulli` inside
         :func:`jax.jit`.
+    recurrent_dropout : float in ``[0, 1)``
+        Probability of zeroing each entry of ``h_{t-1}`` where it meets ``W_h``, one mask
+        per sequence, layer and direction for all steps (kept entries scaled by ``1 / (1 -
+        recurrent_dropout)``).  Needs ``seed`` or ``recurrent_masks``.
+    recurrent_masks : boolean array, shape ``(L * directions, ..., H)``, optional
+        Those masks themselves (``True`` keeps), in ``h0``'s layout, instead of ``seed``.
     time_major : bool
         Whether time is the leading axis of ``xs`` and ``hs``.
     lengths : integer array, shape ``(...)``, optional
@@ -535,8 +608,8 @@ def rnn_layers(
         ``bidirectional``), arrays of two libraries, non-floating or mixed dtypes, masks
         that are not boolean.
     ValueError
-        Shapes that do not chain, ``dropout`` outside ``[0, 1)`` or without ``seed`` or
-        ``masks``, ``lengths`` outside ``[0, T]``.
+        Shapes that do not chain, ``dropout`` or ``recurrent_dropout`` outside ``[0, 1)``
+        or without ``seed`` or their masks, ``lengths`` outside ``[0, T]``.
 
     Examples
     --------
@@ -551,7 +624,9 @@ def rnn_layers(
     _validate.choice(fn, "activation", activation, ACTIVATIONS)
     hs, (h_n,) = _layers(
         fn, RNN, xs, layers, h0, {"activation": activation}, bidirectional=bidirectional,
-        dropout=dropout, seed=seed, masks=masks, time_major=time_major, lengths=lengths,
+        dropout=dropout, seed=seed, masks=masks,
+        recurrent_dropout=recurrent_dropout, recurrent_masks=recurrent_masks,
+        time_major=time_major, lengths=lengths,
     )  # fmt: skip
     return hs, h_n
 
@@ -566,6 +641,8 @@ def gru_layers(
     dropout: float = 0.0,
     seed: int | None = None,
     masks: Sequence[Array] | None = None,
+    recurrent_dropout: float = 0.0,
+    recurrent_masks: Array | None = None,
     time_major: bool = False,
     lengths: Array | None = None,
 ) -> tuple[Array, Array]:
@@ -586,7 +663,7 @@ def gru_layers(
         Initial states, as in :func:`rnn_layers`.
     reset_after : bool
         The GRU variant of every layer, as in :func:`~polyrnn.gru_scan`.
-    bidirectional, dropout, seed, masks, time_major, lengths
+    bidirectional, dropout, seed, masks, recurrent_dropout, recurrent_masks, time_major, lengths
         As in :func:`rnn_layers`.
 
     Returns
@@ -624,6 +701,7 @@ def gru_layers(
     hs, (h_n,) = _layers(
         fn, GRU, xs, layers, h0, {"reset_after": bool(reset_after)},
         bidirectional=bidirectional, dropout=dropout, seed=seed, masks=masks,
+        recurrent_dropout=recurrent_dropout, recurrent_masks=recurrent_masks,
         time_major=time_major, lengths=lengths,
     )  # fmt: skip
     return hs, h_n
@@ -638,6 +716,8 @@ def lstm_layers(
     dropout: float = 0.0,
     seed: int | None = None,
     masks: Sequence[Array] | None = None,
+    recurrent_dropout: float = 0.0,
+    recurrent_masks: Array | None = None,
     time_major: bool = False,
     lengths: Array | None = None,
 ) -> tuple[Array, tuple[Array, Array]]:
@@ -656,7 +736,7 @@ def lstm_layers(
     state0 : (array, array), each ``(L * directions, ..., H)``, optional
         Initial ``(h0, c0)`` in torch's order (as ``h0`` in :func:`rnn_layers`); zeros by
         default, and either may be ``None``.
-    bidirectional, dropout, seed, masks, time_major, lengths
+    bidirectional, dropout, seed, masks, recurrent_dropout, recurrent_masks, time_major, lengths
         As in :func:`rnn_layers`.
 
     Returns
@@ -681,7 +761,9 @@ def lstm_layers(
     fn = "lstm_layers"
     hs, (h_n, c_n) = _layers(
         fn, LSTM, xs, layers, state0, {}, bidirectional=bidirectional, dropout=dropout,
-        seed=seed, masks=masks, time_major=time_major, lengths=lengths,
+        seed=seed, masks=masks,
+        recurrent_dropout=recurrent_dropout, recurrent_masks=recurrent_masks,
+        time_major=time_major, lengths=lengths,
     )  # fmt: skip
     return hs, (h_n, c_n)
 
@@ -696,6 +778,8 @@ def rnn_layers_vjp(
     dropout: float = 0.0,
     seed: int | None = None,
     masks: Sequence[Array] | None = None,
+    recurrent_dropout: float = 0.0,
+    recurrent_masks: Array | None = None,
     time_major: bool = False,
     lengths: Array | None = None,
 ) -> tuple[tuple[Array, Array], Callable[..., tuple[Array, list[Any], Array]]]:
@@ -745,7 +829,9 @@ def rnn_layers_vjp(
     _validate.choice(fn, "activation", activation, ACTIVATIONS)
     hs, (h_n,), bwd = _layers_vjp(
         fn, RNN, xs, layers, h0, {"activation": activation}, bidirectional=bidirectional,
-        dropout=dropout, seed=seed, masks=masks, time_major=time_major, lengths=lengths,
+        dropout=dropout, seed=seed, masks=masks,
+        recurrent_dropout=recurrent_dropout, recurrent_masks=recurrent_masks,
+        time_major=time_major, lengths=lengths,
     )  # fmt: skip
 
     def backward(d_hs: Array | None = None, d_h_n: Array | None = None) -> Any:
@@ -765,6 +851,8 @@ def gru_layers_vjp(
     dropout: float = 0.0,
     seed: int | None = None,
     masks: Sequence[Array] | None = None,
+    recurrent_dropout: float = 0.0,
+    recurrent_masks: Array | None = None,
     time_major: bool = False,
     lengths: Array | None = None,
 ) -> tuple[tuple[Array, Array], Callable[..., tuple[Array, list[Any], Array]]]:
@@ -789,6 +877,7 @@ def gru_layers_vjp(
     hs, (h_n,), bwd = _layers_vjp(
         fn, GRU, xs, layers, h0, {"reset_after": bool(reset_after)},
         bidirectional=bidirectional, dropout=dropout, seed=seed, masks=masks,
+        recurrent_dropout=recurrent_dropout, recurrent_masks=recurrent_masks,
         time_major=time_major, lengths=lengths,
     )  # fmt: skip
 
@@ -808,6 +897,8 @@ def lstm_layers_vjp(
     dropout: float = 0.0,
     seed: int | None = None,
     masks: Sequence[Array] | None = None,
+    recurrent_dropout: float = 0.0,
+    recurrent_masks: Array | None = None,
     time_major: bool = False,
     lengths: Array | None = None,
 ) -> tuple[
@@ -834,7 +925,9 @@ def lstm_layers_vjp(
     fn = "lstm_layers_vjp"
     hs, (h_n, c_n), bwd = _layers_vjp(
         fn, LSTM, xs, layers, state0, {}, bidirectional=bidirectional, dropout=dropout,
-        seed=seed, masks=masks, time_major=time_major, lengths=lengths,
+        seed=seed, masks=masks,
+        recurrent_dropout=recurrent_dropout, recurrent_masks=recurrent_masks,
+        time_major=time_major, lengths=lengths,
     )  # fmt: skip
 
     def backward(d_hs: Array | None = None, d_last: Any = None) -> Any:

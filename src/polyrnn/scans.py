@@ -98,17 +98,21 @@ def cell_scan(
     time_major: bool = False,
     reverse: bool = False,
     lengths: Array | None = None,
+    recurrent_mask: Array | None = None,
     **options: Any,
 ) -> tuple[Array, tuple[Array, ...]]:
     """Run any :class:`~polyrnn._cell.Cell` over a sequence: ``(hs, last carry)``.
 
     The engine of :func:`rnn_scan`, :func:`gru_scan` and :func:`lstm_scan`, which take the
     same arguments; ``state0`` is ``h0`` for a one-state cell, else a tuple (or ``None``),
-    and ``options`` are the cell's (e.g. ``reset_after``).
+    and ``options`` are the cell's (e.g. ``reset_after``).  ``recurrent_mask (..., H)``
+    multiplies ``h_{t-1}`` where it enters ``W_h`` at every step (recurrent dropout, for
+    a record with ``recurrent_dropout``; the reference engine runs it, not a fused kernel).
     """
     return _prologue.scan(
-        "cell_scan", cell, xs, params, state0, time_major, reverse, lengths, options
-    )
+        "cell_scan", cell, xs, params, state0, time_major, reverse, lengths, options,
+        recurrent_mask,
+    )  # fmt: skip
 
 
 def rnn_scan(

@@ -45,6 +45,7 @@ def cell_scan_vjp(
     time_major: bool = False,
     reverse: bool = False,
     lengths: Array | None = None,
+    recurrent_mask: Array | None = None,
     **options: Any,
 ) -> tuple[tuple[Array, Carry], Callable[..., tuple[Array, Any, Carry]]]:
     """:func:`~polyrnn.scans.cell_scan` of any :class:`~polyrnn._cell.Cell` and its
@@ -56,7 +57,7 @@ def cell_scan_vjp(
     """
     fn = "cell_scan_vjp"
     hs, last, bwd = _bptt.scan_vjp(
-        fn, cell, xs, params, state0, time_major, reverse, lengths, options
+        fn, cell, xs, params, state0, time_major, reverse, lengths, options, recurrent_mask
     )
 
     def backward(d_hs: Array | None = None, d_last: Any = None) -> tuple[Array, Any, Carry]:

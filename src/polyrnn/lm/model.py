@@ -95,15 +95,24 @@ class CellSpec:
         """Length of the carry: 1 (``h``) or 2 (``h, c``)."""
         return len(self.cell.states)
 
-    def scan(self, xs: Array, p: Any, carry: Carry) -> tuple[Array, Carry]:
-        """``(hs (B, T, H), carry)`` of ``xs (B, T, D)`` from ``carry``."""
+    def scan(
+        self, xs: Array, p: Any, carry: Carry, recurrent_mask: Array | None = None
+    ) -> tuple[Array, Carry]:
+        """``(hs (B, T, H), carry)`` of ``xs (B, T, D)`` from ``carry``; ``recurrent_mask (B,
+        H)`` multiplies ``h_{t-1}`` where it meets ``W_h`` (recurrent dropout)."""
         state = carry[0] if len(carry) == 1 else carry
-        return cell_scan(self.cell, xs, p, state, **dict(self.options))
+        return cell_scan(
+            self.cell, xs, p, state, recurrent_mask=recurrent_mask, **dict(self.options)
+        )
 
-    def scan_vjp(self, xs: Array, p: Any, carry: Carry) -> tuple[tuple[Array, Carry], Backward]:
+    def scan_vjp(
+        self, xs: Array, p: Any, carry: Carry, recurrent_mask: Array | None = None
+    ) -> tuple[tuple[Array, Carry], Backward]:
         """:meth:`scan` and its ``Backward``."""
         state = carry[0] if len(carry) == 1 else carry
-        outputs, back = cell_scan_vjp(self.cell, xs, p, state, **dict(self.options))
+        outputs, back = cell_scan_vjp(
+            self.cell, xs, p, state, recurrent_mask=recurrent_mask, **dict(self.options)
+        )
         return outputs, lambda d_hs: back(d_hs, None)[:2]
 
 
@@ -280,10 +289,18 @@ def _embed(params: LMParams, tokens: Array) -> Array:
     return xp.reshape(x, (*tokens.shape, params.embed.shape[1]))
 
 
-Masks = tuple[Array, ...]
-"""Dropout multipliers of one step: ``L + 1`` arrays, ``(B, T, E)`` for the embedding's
-output and then ``(B, T, H)`` for each layer's output, each entry 0 (dropped) or
-``1 / (1 - p)`` (kept), in the parameters' dtype (see :func:`dropout_masks`)."""
+class Masks(NamedTuple):
+    """The dropout multipliers of one training step (:func:`dropout_masks`): each entry 0
+    (dropped) or ``1 / (1 - p)`` (kept), in the parameters' dtype."""
+
+    outputs: tuple[Array, ...] | None
+    """``L + 1`` arrays: ``(B, T, E)`` for the embedding's output, then ``(B, T, H)`` for
+    each layer's output; ``None``: no dropout there."""
+    recurrent: tuple[Array, ...] | None = None
+    """``L`` arrays ``(B, H)``: each layer's multiplier of ``h_{t-1}`` where it meets
+    ``W_h``, the same at every step of the chunk (recurrent dropout, Gal & Ghahramani
+    2016); ``None``: none."""
+
 
 DROPOUT_STREAM = 0x64726F70
 """The first word of the ``spawn_key`` of :func:`dropout_masks`' seed sequence ("drop" in
@@ -300,15 +317,18 @@ def dropout_masks(
     seed: int,
     step: int,
     dtype: str = "float64",
-) -> tuple[np.ndarray, ...]:
+    recurrent: float = 0.0,
+) -> Masks:
     r"""The dropout multipliers of training step ``step``, drawn on the host.
 
     ``rng = numpy.random.default_rng(numpy.random.SeedSequence(seed, spawn_key=(DROPOUT_STREAM,
-    step)))``, then, in order, for the embedding's output ``(B, T, E)`` and for the output of
-    each of the ``L`` layers ``(B, T, H)``: ``keep = rng.random(shape) >= rate`` (as
-    :func:`polyrnn.gru_layers` draws its ``seed=`` masks) and the multiplier
+    step)))``, then, where ``rate > 0``, in order, for the embedding's output ``(B, T, E)``
+    and for the output of each of the ``L`` layers ``(B, T, H)``: ``keep = rng.random(shape)
+    >= rate`` (as :func:`polyrnn.gru_layers` draws its ``seed=`` masks) and the multiplier
     ``keep / (1 - rate)`` (inverted dropout: the expected value of every input is unchanged,
-    so validation and sampling use the weights as they are).
+    so validation and sampling use the weights as they are); then, where ``recurrent > 0``,
+    for each layer ``rng.random((B, H)) >= recurrent``, scaled likewise: one recurrent
+    mask per stream and chunk.
 
     They depend on ``(seed, step)`` only, so every backend trains with the same masks, and
     they are drawn outside any compiled function: the training step takes them as arguments
@@ -320,7 +340,7 @@ def dropout_masks(
     config : ModelConfig
         E, H and L.
     rate : float
-        p in ``[0, 1)``, the probability that an entry is dropped.
+        p in ``[0, 1)``, the probability that an entry of an output is dropped.
     batch, seq_len : int
         B and T of the step.
     seed, step : int
@@ -330,46 +350,80 @@ def dropout_masks(
         ``1 / (1 - rate)`` rounded to it).  Made on the host, the masks move to the backend
         as they are, without a conversion there: on PyTorch's CPU a float64 mask costs a
         copy and a cast per step, a float32 one none.
+    recurrent : float
+        The probability in ``[0, 1)`` that an entry of a recurrent mask is dropped.
 
     Returns
     -------
-    tuple of numpy.ndarray
-        ``L + 1`` arrays of 0 and ``1 / (1 - rate)``: the ``masks`` of :func:`forward`, to
-        move to the backend (``Backend.asarray``).
+    Masks
+        Of NumPy arrays of 0 and ``1 / (1 - p)``: the ``masks`` of :func:`forward`, to
+        move to the backend (``Backend.asarray``); a field is ``None`` where its rate is 0.
 
     Examples
     --------
     >>> cfg = polyrnn.lm.ModelConfig(embed_size=3, hidden_size=4, layers=2)
-    >>> m = polyrnn.lm.dropout_masks(cfg, 0.5, 2, 5, seed=0, step=7)
-    >>> [a.shape for a in m], np.unique(np.concatenate([a.ravel() for a in m])).tolist()
-    ([(2, 5, 3), (2, 5, 4), (2, 5, 4)], [0.0, 2.0])
+    >>> m = polyrnn.lm.dropout_masks(cfg, 0.5, 2, 5, seed=0, step=7, recurrent=0.2)
+    >>> [a.shape for a in m.outputs], [a.shape for a in m.recurrent]
+    ([(2, 5, 3), (2, 5, 4), (2, 5, 4)], [(2, 4), (2, 4)])
+    >>> np.unique(np.concatenate([a.ravel() for a in m.outputs])).tolist()
+    [0.0, 2.0]
     """
-    if not 0.0 <= rate < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {rate}")
+    for name, p in (("dropout", rate), ("recurrent dropout", recurrent)):
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {p}")
     sequence = np.random.SeedSequence(seed, spawn_key=(DROPOUT_STREAM, step))
     rng = np.random.default_rng(sequence)
-    scale = np.asarray(1.0 / (1.0 - rate), dtype=dtype)
-    masks = []
-    for width in (config.embed_size,) + (config.hidden_size,) * config.layers:
-        mask = (rng.random((batch, seq_len, width)) >= rate).astype(dtype)
-        mask *= scale  # 0 or scale exactly; half the time of numpy.where(keep, scale, 0)
-        masks.append(mask)
-    return tuple(masks)
+
+    def draw(shape: tuple[int, ...], p: float) -> np.ndarray:
+        mask = (rng.random(shape) >= p).astype(dtype)
+        mask *= np.asarray(1.0 / (1.0 - p), dtype=dtype)  # 0 or 1/(1-p) exactly; half the
+        return mask  # time of numpy.where(keep, scale, 0)
+
+    widths = (config.embed_size,) + (config.hidden_size,) * config.layers
+    outputs = tuple(draw((batch, seq_len, w), rate) for w in widths) if rate else None
+    hidden = (batch, config.hidden_size)
+    rec = tuple(draw(hidden, recurrent) for _ in range(config.layers)) if recurrent else None
+    return Masks(outputs, rec)
 
 
 def _check_masks(masks: Masks, params: LMParams, tokens: Array) -> None:
     """Shapes only (static under :func:`jax.jit`): one mask per dropped connection."""
     n_layers = len(params.layers)
-    if len(masks) != n_layers + 1:
-        raise ValueError(
-            f"masks must hold L + 1 = {n_layers + 1} arrays (the embedding's output and each "
-            f"layer's), got {len(masks)}"
-        )
     b, t = tokens.shape
-    for i, m in enumerate(masks):
-        width = params.embed.shape[1] if i == 0 else params.w_out.shape[0]
-        if tuple(m.shape) != (b, t, width):
-            raise ValueError(f"masks[{i}] must have shape {(b, t, width)}, got {tuple(m.shape)}")
+    n_h = params.w_out.shape[0]
+    if masks.outputs is not None:
+        if len(masks.outputs) != n_layers + 1:
+            raise ValueError(
+                f"masks.outputs must hold L + 1 = {n_layers + 1} arrays (the embedding's "
+                f"output and each layer's), got {len(masks.outputs)}"
+            )
+        for i, m in enumerate(masks.outputs):
+            width = params.embed.shape[1] if i == 0 else n_h
+            if tuple(m.shape) != (b, t, width):
+                raise ValueError(
+                    f"masks.outputs[{i}] must have shape {(b, t, width)}, got {tuple(m.shape)}"
+                )
+    if masks.recurrent is not None:
+        if len(masks.recurrent) != n_layers:
+            raise ValueError(
+                f"masks.recurrent must hold L = {n_layers} arrays (one per layer), got "
+                f"{len(masks.recurrent)}"
+            )
+        for i, m in enumerate(masks.recurrent):
+            if tuple(m.shape) != (b, n_h):
+                raise ValueError(
+                    f"masks.recurrent[{i}] must have shape {(b, n_h)}, got {tuple(m.shape)}"
+                )
+
+
+def _unpack(
+    masks: Masks | None, params: LMParams, tokens: Array
+) -> tuple[tuple[Array, ...] | None, tuple[Array, ...] | None]:
+    """``(outputs, recurrent)`` of checked ``masks``; ``(None, None)`` without."""
+    if masks is None:
+        return None, None
+    _check_masks(masks, params, tokens)
+    return masks.outputs, masks.recurrent
 
 
 def forward(
@@ -386,10 +440,11 @@ def forward(
         The state before the first position (:func:`zero_state` or a previous call's).
     cell : str
         The key of :data:`CELLS` the params were made for.
-    masks : tuple of arrays, optional
-        Dropout, during training only: ``L + 1`` multipliers (:func:`dropout_masks`) of the
-        embedding's output and of each layer's output, the last one's before the readout.
-        ``None`` (evaluation, sampling) drops nothing.
+    masks : Masks, optional
+        Dropout, during training only (:func:`dropout_masks`): multipliers of the
+        embedding's output and of each layer's output (the last one's before the readout),
+        and of each layer's ``h_{t-1}`` where it meets ``W_h``.  ``None`` (evaluation,
+        sampling) drops nothing.
 
     Returns
     -------
@@ -400,15 +455,15 @@ def forward(
     """
     spec = CELLS[cell]
     xp = array_namespace(params.embed)
+    out, rec = _unpack(masks, params, tokens)
     x = _embed(params, tokens)
-    if masks is not None:
-        _check_masks(masks, params, tokens)
-        x = x * masks[0]
+    if out is not None:
+        x = x * out[0]
     new_state = []
     for i, (p, carry) in enumerate(zip(params.layers, state, strict=True)):
-        x, last = spec.scan(x, p, carry)
-        if masks is not None:
-            x = x * masks[i + 1]
+        x, last = spec.scan(x, p, carry, None if rec is None else rec[i])
+        if out is not None:
+            x = x * out[i + 1]
         new_state.append(last)
     b, t, h = x.shape
     logits = xp.reshape(x, (b * t, h)) @ params.w_out + params.b_out
@@ -464,7 +519,8 @@ def loss_and_grad(
     truncated backpropagation through time); the embedding gradient is the scatter-add
     of the input cotangents into their characters' rows, written as ``onehot(tokens)^T
     d_x``.  With dropout ``masks``, the cotangent of each masked activation is multiplied
-    by the same mask on its way back (``d x = m * d(m x)``).
+    by the same mask on its way back (``d x = m * d(m x)``); the recurrent masks are the
+    scan-VJPs' own (``recurrent_mask``).
 
     Parameters
     ----------
@@ -483,16 +539,16 @@ def loss_and_grad(
     n_vocab = params.w_out.shape[1]
     b, t = tokens.shape
     n = b * t
+    out, rec = _unpack(masks, params, tokens)
     x = _embed(params, tokens)
-    if masks is not None:
-        _check_masks(masks, params, tokens)
-        x = x * masks[0]
+    if out is not None:
+        x = x * out[0]
     backs = []
     new_state = []
     for i, (p, carry) in enumerate(zip(params.layers, state, strict=True)):
-        (x, last), back = spec.scan_vjp(x, p, carry)
-        if masks is not None:
-            x = x * masks[i + 1]
+        (x, last), back = spec.scan_vjp(x, p, carry, None if rec is None else rec[i])
+        if out is not None:
+            x = x * out[i + 1]
         backs.append(back)
         new_state.append(last)
     h = xp.reshape(x, (n, x.shape[-1]))
@@ -508,12 +564,12 @@ def loss_and_grad(
     d_x = xp.reshape(d_logits @ params.w_out.T, x.shape)
     d_layers = []
     for i in reversed(range(len(backs))):
-        if masks is not None:
-            d_x = d_x * masks[i + 1]
+        if out is not None:
+            d_x = d_x * out[i + 1]
         d_x, d_p = backs[i](d_x)
         d_layers.append(d_p)
-    if masks is not None:
-        d_x = d_x * masks[0]
+    if out is not None:
+        d_x = d_x * out[0]
     flat_tokens = xp.reshape(tokens, (n,))
     onehot_tokens = xp.astype(flat_tokens[:, None] == classes, dtype)
     d_embed = onehot_tokens.T @ xp.reshape(d_x, (n, d_x.shape[-1]))

@@ -40,6 +40,7 @@ from .errors import DivergedError
 from .evaluation import Metrics, evaluate_tokens
 from .grad import value_and_grad
 from .model import (
+    CELLS,
     LanguageModel,
     LMParams,
     Masks,
@@ -84,6 +85,13 @@ class TrainConfig:
         and of every recurrent layer's output (the last one's before the readout) is
         zeroed with probability p and the others scaled by ``1 / (1 - p)`` (Zaremba et al.
         2014; see :func:`polyrnn.lm.dropout_masks`).  0, the default, drops nothing.
+    recurrent_dropout : float
+        p in ``[0, 1)``: during training steps only, each layer's ``h_{t-1}`` is multiplied,
+        where it meets ``W_h``, by a mask drawn once per stream and chunk (zeros with
+        probability p, ``1 / (1 - p)`` else; Gal & Ghahramani 2016, Keras'
+        ``recurrent_dropout``).  For the cells with a recurrent weight (not minGRU and
+        minLSTM); their fused kernels have no mask, so the generic scan runs.  0, the
+        default, drops nothing.
     """
 
     batch: int = 32
@@ -98,6 +106,7 @@ class TrainConfig:
     seed: int = 0
     val_fraction: float = 0.1
     dropout: float = 0.0
+    recurrent_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         _checks.integer("batch", self.batch, 1)
@@ -110,8 +119,10 @@ class TrainConfig:
         _checks.integer("seed", self.seed)
         if not 0.0 < _checks.real("val_fraction", self.val_fraction) < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
-        if not 0.0 <= _checks.real("dropout", self.dropout, -math.inf) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("dropout", "recurrent_dropout"):
+            value = getattr(self, name)
+            if not 0.0 <= _checks.real(name, value, -math.inf) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {value}")
 
     def lr_at(self, step: int, progress: float) -> float:
         """The learning rate of step ``step`` (0-based) at ``progress`` in [0, 1] of the run."""
@@ -298,6 +309,11 @@ class Trainer:
         b = get_backend(backend, dtype) if isinstance(backend, str) else backend
         self.config = config = config or TrainConfig()
         arch = model or ModelConfig()
+        if config.recurrent_dropout and not CELLS[arch.cell].cell.recurrent_dropout:
+            raise ValueError(
+                f"recurrent_dropout needs a cell with a recurrent weight W_h; {arch.cell!r} "
+                "has none (its gates read the input alone)"
+            )
         train_text, val_text = split_text(text, config.val_fraction)
         vocab = Vocab.from_text(text)
         self.val_tokens = vocab.encode(val_text)
@@ -362,7 +378,7 @@ class Trainer:
     def _masks(self) -> Masks | None:
         """The dropout multipliers of the next step on the backend, ``None`` without dropout."""
         c = self.config
-        if not c.dropout:
+        if not (c.dropout or c.recurrent_dropout):
             return None
         b = self.lm.backend
         host = dropout_masks(
@@ -373,8 +389,9 @@ class Trainer:
             seed=c.seed,
             step=self.steps_done,
             dtype=b.dtype_name,
+            recurrent=c.recurrent_dropout,
         )
-        return tuple(b.asarray(m) for m in host)
+        return _tree.map_(b.asarray, host)
 
     def validate(self) -> Metrics:
         """:meth:`evaluate`, keeping the parameters in ``best`` when their loss is the
