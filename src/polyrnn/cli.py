@@ -7,7 +7,10 @@ exits with status 2, anything else (a missing text, an uninstalled backend, a co
 model file, a diverged run) with 1.  ``train --out`` saves the parameters with the lowest
 validation loss of the run (the attribute ``best`` of :class:`polyrnn.lm.Trainer`), not the last ones; an
 interrupted or diverged run saves them too (the last parameters when it had validated
-none) before it exits, with 130 when interrupted.  The command never writes over its
+none) before it exits, with 130 when interrupted.  ``train --checkpoint`` saves the
+*last* state (parameters, Adam's moments, the run's progress) after every validation,
+at the end and when stopped; ``train --resume`` continues such a checkpoint to the result
+the run would have had without the stop.  The command never writes over its
 inputs: ``--out``, ``--history`` and ``--text`` must be three different files, and the
 output paths are checked before training starts.
 """
@@ -83,6 +86,8 @@ TRAINING = lm.TrainConfig()
 :class:`polyrnn.lm.TrainConfig`)."""
 MINUTES = 10.0
 """The training time of ``polyrnn train`` when neither --steps nor --minutes is given."""
+EVALS = 10
+"""The validations of a ``polyrnn train`` run when --evals is not given."""
 
 DEMO: dict[str, Any] = {"embed_size": 32, "hidden_size": 128, "minutes": 1.0}
 """What ``polyrnn demo`` changes from the defaults: a smaller model NumPy trains in a minute."""
@@ -283,11 +288,17 @@ class _Run:
     backend: str
     dtype: str
     steps: int | None
-    minutes: float
-    evals: int
+    minutes: float | None
+    """``None``: :data:`MINUTES`, or the resumed run's budget."""
+    evals: int | None
+    """``None`` only with ``resume``: the resumed run's."""
     out: str | None
     history: str | None
     command: str
+    checkpoint: str | None = None
+    """Where to save the last state (:func:`polyrnn.lm.io.save_training`)."""
+    resume: str | None = None
+    """The checkpoint to continue."""
 
 
 def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
@@ -297,8 +308,10 @@ def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
     last, finite, parameters when none were validated."""
     m, c = run.model, run.config
     trainer = lm.Trainer(text, model=m, config=c, backend=run.backend, dtype=run.dtype)
-    seconds = None if run.steps is not None else 60.0 * run.minutes
-    budget = f"{run.steps} steps" if run.steps is not None else f"{run.minutes:g} min"
+    steps, seconds = _budget(trainer, run)
+    budget = f"{steps} steps" if seconds is None else f"{seconds / 60:g} min"
+    if run.resume:
+        budget += f", resumed after step {trainer.steps_done} from {run.resume}"
     params = trainer.lm.params.size()
     vocab = len(trainer.lm.vocab)
     print(
@@ -318,29 +331,37 @@ def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
         "train": c.to_dict(),
         "vocab_size": vocab,
         "parameters": params,
-        "history": [],
+        "history": list(trainer.progress.history) if run.resume and trainer.progress else [],
     }
-    progress = _Progress(run.steps, seconds)
+    progress = _Progress(steps, seconds)
+
+    def save_checkpoint() -> None:
+        if run.checkpoint:
+            with _despite_ctrl_c(f"saving the checkpoint {run.checkpoint}"):
+                lm.io.save_training(trainer, run.checkpoint)
 
     def on_eval(record: dict[str, Any]) -> None:
         progress.eval(record)
         if run.history is not None:
             document["history"].append(record)
             _write_json(run.history, document)
+        save_checkpoint()
 
     try:
         report = trainer.run(
-            steps=run.steps,
+            steps=steps,
             seconds=seconds,
-            evals=run.evals,
+            evals=run.evals or 0,
             on_step=progress.step,
             on_eval=on_eval,
+            resume=run.resume is not None,
         )
         if report.val is None:  # --evals 0: still measure the result once
             report.val = trainer.validate()
     except (KeyboardInterrupt, lm.DivergedError) as e:  # keep the last good parameters
         progress.close()
         why = "interrupted" if isinstance(e, KeyboardInterrupt) else "stopped"
+        save_checkpoint()
         n = trainer.steps_done
         done = f"{why} after {n} step{'' if n == 1 else 's'}"
         if run.out:
@@ -367,6 +388,7 @@ def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
     progress.close()
     summary = _summary(trainer, report)
     trainer.lm.info = {"text": run.source, "train": c.to_dict(), **summary}
+    save_checkpoint()
     with _despite_ctrl_c("saving the results"):
         if run.out:
             lm.save(trainer.best_model(), run.out)  # with trainer.lm's info
@@ -379,6 +401,33 @@ def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
             document["final"] = summary
             _write_json(run.history, document)
     return trainer, report
+
+
+def _budget(trainer: lm.Trainer, run: _Run) -> tuple[int | None, float | None]:
+    """The run's steps or seconds; with ``run.resume``, restores the checkpoint into
+    ``trainer`` and returns its run's budget, which ``run.steps`` and ``run.evals``, when
+    given, must repeat."""
+    if run.resume is None:
+        if run.steps is not None:
+            return run.steps, None
+        return None, 60.0 * (MINUTES if run.minutes is None else run.minutes)
+    lm.io.resume_training(trainer, run.resume)
+    p = trainer.progress
+    if p is None:
+        raise lm.ModelFileError(f"checkpoint {run.resume!r} holds no run to continue")
+    given = {
+        "--steps": (run.steps, p.steps),
+        "--minutes": (run.minutes, None if p.seconds is None else p.seconds / 60.0),
+        "--evals": (run.evals, p.evals),
+    }
+    for option, (value, saved) in given.items():
+        if value is not None and value != saved:
+            of = "no such budget" if saved is None else f"{option} {saved:g}"
+            raise lm.LMError(
+                f"{option} {value:g} differs from the checkpoint's run ({of}); leave it out "
+                "to continue that run as it was"
+            )
+    return p.steps, p.seconds
 
 
 def _summary(trainer: lm.Trainer, report: lm.TrainReport) -> dict[str, Any]:
@@ -411,7 +460,10 @@ def _summary(trainer: lm.Trainer, report: lm.TrainReport) -> dict[str, Any]:
 
 def train(args: argparse.Namespace) -> int:
     """Train a character-level language model on a text file."""
-    _check_files(args.text, {"--out": args.out, "--history": args.history})
+    outputs = {"--out": args.out, "--history": args.history, "--checkpoint": args.checkpoint}
+    _check_files(args.text, outputs)
+    if args.resume is None and args.evals is None:
+        args.evals = EVALS
     text = lm.read_text(args.text)
     run = _Run(
         source=args.text,
@@ -434,6 +486,8 @@ def train(args: argparse.Namespace) -> int:
         out=args.out,
         history=args.history,
         command=args.command_line,
+        checkpoint=args.checkpoint,
+        resume=args.resume,
     )
     trainer, report = _train(text, run)
     if report is None:
@@ -615,8 +669,8 @@ def _parser() -> argparse.ArgumentParser:
     budget.add_argument(
         "--minutes",
         type=_positive(float),
-        default=MINUTES,
-        help="or for this many minutes of training, evaluation excluded",
+        help=f"or for this many minutes of training, evaluation excluded ; {MINUTES:g} when "
+        "neither is given, the checkpoint's with --resume",
     )
     p.add_argument("--lr", type=_positive(float), default=t.lr, help="peak Adam learning rate")
     p.add_argument(
@@ -638,7 +692,11 @@ def _parser() -> argparse.ArgumentParser:
         help="probability of zeroing each output of the embedding and of every recurrent "
         "layer during training steps (never when validating); 0: off",
     )
-    p.add_argument("--evals", type=_number(int, 0), default=10, help="validations during the run")
+    p.add_argument(
+        "--evals",
+        type=_number(int, 0),
+        help=f"validations during the run: {EVALS} unless given, the checkpoint's with --resume",
+    )
     p.add_argument(
         "--seed",
         type=_number(int, 0),
@@ -652,6 +710,18 @@ def _parser() -> argparse.ArgumentParser:
         help="save the model with the lowest validation loss here (.npz), also on Ctrl-C",
     )
     p.add_argument("--history", type=_file_path, help="write the learning curve here (.json)")
+    p.add_argument(
+        "--checkpoint",
+        type=_file_path,
+        help="save the last state here (.npz: parameters, Adam's moments, the run's "
+        "progress) after every validation, at the end and when stopped",
+    )
+    p.add_argument(
+        "--resume",
+        type=_file_path,
+        help="continue the run of this --checkpoint file (same --text and options) to the "
+        "result it would have had uninterrupted",
+    )
     p.add_argument(
         "--json",
         action="store_true",

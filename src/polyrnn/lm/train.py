@@ -23,6 +23,7 @@ model to keep is the best one seen, not the last one: training longer never make
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -51,7 +52,7 @@ from .model import (
 )
 from .optim import Adam, AdamState
 
-__all__ = ["Checkpoint", "Progress", "TrainConfig", "TrainReport", "Trainer"]
+__all__ = ["Checkpoint", "Progress", "RunProgress", "TrainConfig", "TrainReport", "Trainer"]
 
 
 @dataclass(frozen=True)
@@ -222,6 +223,47 @@ class Checkpoint:
         return self.metrics.loss
 
 
+@dataclass
+class RunProgress:
+    """Where a call of :meth:`Trainer.run` stands: with the parameters, the optimiser
+    state, the carried state and ``Trainer.steps_done`` (the batch position), what a
+    checkpoint (:func:`polyrnn.lm.io.save_training`) needs to continue the run exactly."""
+
+    steps: int | None
+    """The run's budget in steps, or ``None``."""
+    seconds: float | None
+    """Or in training seconds."""
+    evals: int
+    """Validations over the run."""
+    losses: list[float] = field(default_factory=list)
+    """The training loss of every step of the run so far."""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """Its evaluation records so far (:attr:`TrainReport.history`)."""
+    since_eval: list[float] = field(default_factory=list)
+    """The losses since the last evaluation."""
+    next_eval: int = 1
+    """The number of the next evaluation, 1 to ``evals``."""
+    elapsed: float = 0.0
+    """The run's training time so far."""
+
+    @property
+    def fraction(self) -> float:
+        """The share of the run done, in steps or training time."""
+        if self.steps is not None:
+            return len(self.losses) / self.steps
+        assert self.seconds is not None
+        return self.elapsed / self.seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict (:meth:`from_dict` reads it back)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunProgress:
+        """The progress :meth:`to_dict` wrote."""
+        return cls(**d)
+
+
 class Trainer:
     """Trains a character-level language model on a text.
 
@@ -255,6 +297,10 @@ class Trainer:
         Steps applied, over every call of :meth:`run` and :meth:`train_step`.
     seconds : float
         Their training time, evaluations excluded.
+    progress : RunProgress or None
+        Of the current or last call of :meth:`run` (``None`` before the first).
+    text_digest : str
+        SHA-256 of the text (UTF-8), to tell a checkpoint of another text apart.
 
     Raises
     ------
@@ -312,6 +358,8 @@ class Trainer:
         self.steps_done = 0
         self.seconds = 0.0
         self.best: Checkpoint | None = None
+        self.progress: RunProgress | None = None
+        self.text_digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
         self._step = b.jit(
             functools.partial(
                 _train_step, grad_fn=value_and_grad(b, arch.cell), optimizer=self.optimizer
@@ -426,12 +474,15 @@ class Trainer:
         evals: int = 10,
         on_step: Callable[[Progress], None] | None = None,
         on_eval: Callable[[dict[str, Any]], None] | None = None,
+        resume: bool = False,
     ) -> TrainReport:
         """Train for ``steps`` steps or ``seconds`` of training time, evaluating as it goes.
 
         Each call runs its own learning-rate schedule (warm-up, then cosine over the call)
         from the current parameters and optimiser state; the batches continue where the
-        previous call stopped.
+        previous call stopped.  With ``resume``, the call goes on with the run recorded in
+        :attr:`progress` (as :func:`polyrnn.lm.io.resume_training` restores it), exactly
+        as if that run had not stopped.
 
         Parameters
         ----------
@@ -445,11 +496,16 @@ class Trainer:
             the end); 0 never evaluates.
         on_step, on_eval : callable, optional
             Called with a :class:`Progress` after every step, and with each history
-            record after each evaluation.
+            record after each evaluation (when :attr:`progress` holds that record, so a
+            checkpoint saved then continues after it).
+        resume : bool
+            Continue :attr:`progress`; ``steps``, ``seconds`` and ``evals`` must then be
+            those of that run (or left out).
 
         Returns
         -------
         TrainReport
+            Of the whole run, resumed parts included.
 
         Raises
         ------
@@ -458,72 +514,78 @@ class Trainer:
             finite: that step is not applied) or :meth:`validate`; ``steps_done`` and the
             parameters, all finite, are those of the last good step.
         """
-        if (steps is None) == (seconds is None):
-            raise ValueError("give exactly one of steps and seconds")
-        if steps is not None:
-            _checks.integer("steps", steps, 1)
-        if seconds is not None:
-            _checks.real("seconds", seconds, above=True)
-        _checks.integer("evals", evals)
-        tokens_per_step = self.config.batch * self.config.seq_len
-        losses: list[float] = []
-        history: list[dict[str, Any]] = []
-        seconds0 = self.seconds  # the run's time: what train_step adds to it
-        elapsed = 0.0
-        since_eval: list[float] = []
-        val: Metrics | None = None
-
-        def progress() -> float:
+        if resume:
+            p = self.progress
+            if p is None:
+                raise ValueError("resume needs a run to continue: progress is None")
+            given = {"steps": steps, "seconds": seconds}
+            for name, value in given.items():
+                if value is not None and value != getattr(p, name):
+                    raise ValueError(
+                        f"{name}={value} differs from the {name}={getattr(p, name)} of the "
+                        "run to resume"
+                    )
+        else:
+            if (steps is None) == (seconds is None):
+                raise ValueError("give exactly one of steps and seconds")
             if steps is not None:
-                return len(losses) / steps
-            return elapsed / seconds  # type: ignore[operator]
+                _checks.integer("steps", steps, 1)
+            if seconds is not None:
+                _checks.real("seconds", seconds, above=True)
+            _checks.integer("evals", evals)
+            p = self.progress = RunProgress(steps, seconds, evals)
+        tokens_per_step = self.config.batch * self.config.seq_len
+        seconds0 = self.seconds - p.elapsed  # the run's time: what train_step adds to it
+        val: Metrics | None = None
 
         def record() -> None:
             nonlocal val
             val = self.validate()
+            done = len(p.losses)
             entry = {
-                "step": len(losses),
-                "seconds": elapsed,
-                "tokens": len(losses) * tokens_per_step,
-                "train_loss": sum(since_eval) / len(since_eval) if since_eval else None,
+                "step": done,
+                "seconds": p.elapsed,
+                "tokens": done * tokens_per_step,
+                "train_loss": sum(p.since_eval) / len(p.since_eval) if p.since_eval else None,
                 "val_loss": val.loss,
                 "val_perplexity": val.perplexity,
             }
-            since_eval.clear()
-            history.append(entry)
+            p.since_eval.clear()
+            p.history.append(entry)
             if on_eval is not None:
                 on_eval(entry)
 
-        if evals:
+        if p.evals and not resume:
             record()
-        next_eval = 1
-        while progress() < 1.0:
-            lr = self.config.lr_at(len(losses), progress())
+        while p.fraction < 1.0:
+            lr = self.config.lr_at(len(p.losses), p.fraction)
             value = self.train_step(lr)
-            elapsed = self.seconds - seconds0
-            losses.append(value)
-            since_eval.append(value)
-            done = progress()
+            p.elapsed = self.seconds - seconds0
+            p.losses.append(value)
+            p.since_eval.append(value)
+            done = p.fraction
             if on_step is not None:
-                recent = losses[-20:]
+                recent = p.losses[-20:]
                 on_step(
                     Progress(
-                        len(losses),
+                        len(p.losses),
                         min(done, 1.0),
-                        elapsed,
+                        p.elapsed,
                         sum(recent) / len(recent),
-                        len(losses) * tokens_per_step / elapsed,
+                        len(p.losses) * tokens_per_step / p.elapsed,
                         lr,
                     )
                 )
-            if evals and (done >= next_eval / evals - 1e-12 or done >= 1.0):
+            if p.evals and (done >= p.next_eval / p.evals - 1e-12 or done >= 1.0):
+                p.next_eval = math.floor(done * p.evals + 1e-9) + 1
                 record()
-                next_eval = math.floor(done * evals + 1e-9) + 1
+        if p.evals and val is None:  # a finished run resumed: measure it again
+            val = self.evaluate()
         return TrainReport(
-            len(losses),
-            elapsed,
-            len(losses) * tokens_per_step / elapsed,
-            losses,
-            history,
+            len(p.losses),
+            p.elapsed,
+            len(p.losses) * tokens_per_step / p.elapsed if p.elapsed else 0.0,
+            list(p.losses),
+            list(p.history),
             val,
         )
