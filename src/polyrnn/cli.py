@@ -507,10 +507,36 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _torch_group(timeout: float) -> Iterator[Any]:
+    """The :class:`~polyrnn.lm.distributed_torch.TorchGroup` of a process started by
+    ``torchrun`` as one of several (left at the end), else ``None``."""
+    from .lm import distributed_torch
+
+    if not distributed_torch.launched():
+        yield None
+        return
+    group = distributed_torch.TorchGroup.from_env(timeout)
+    try:
+        yield group
+    finally:
+        group.close()
+
+
 def evaluate(args: argparse.Namespace) -> int:
-    """Cross-entropy and perplexity of a saved model on a text file."""
+    """Cross-entropy and perplexity of a saved model on a text file; under torchrun, the
+    text's streams are shared among the processes and their sums combined."""
+    from .lm import distributed_torch
+
     model = lm.load(args.model, backend=args.backend)
-    metrics = lm.evaluate(model, lm.read_text(args.text))
+    tokens = model.vocab.encode(lm.read_text(args.text))
+    with _torch_group(args.timeout) as group:
+        if group is None:
+            metrics = lm.evaluate_tokens(model, tokens)
+        else:
+            metrics = distributed_torch.evaluate_tokens(model, tokens, group)
+            if group.rank != 0:
+                return 0
     if args.json:
         print(
             _json(
@@ -621,6 +647,18 @@ def _add_backend(p: argparse.ArgumentParser, default: str) -> None:
         choices=list(lm.BACKENDS),
         help="array library; jax and torch differentiate automatically, the others use "
         "polyrnn's hand-written backpropagation",
+    )
+
+
+def _add_timeout(p: argparse.ArgumentParser) -> None:
+    from .lm.distributed_torch import TIMEOUT
+
+    p.add_argument(
+        "--timeout",
+        type=_positive(float),
+        default=TIMEOUT,
+        help="under torchrun: seconds to wait for the other processes (to join, and in "
+        "every exchange) before stopping with an error naming the missing ranks",
     )
 
 
@@ -737,6 +775,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--text", required=True, type=_file_path, help="UTF-8 text file to score")
     _add_backend(p, "numpy")
     p.add_argument("--json", action="store_true", help="print the metrics as one line of JSON")
+    _add_timeout(p)
     p.set_defaults(run=evaluate)
 
     p = sub_parser("sample", help=_one_line(sample), description=_one_line(sample))
