@@ -164,12 +164,20 @@ class _Progress:
     """Training progress on stderr: a tqdm bar on a terminal when tqdm is installed,
     else a plain line every ``interval`` seconds; evaluation results always get a line."""
 
-    def __init__(self, total_steps: int | None, seconds: float | None, interval: float = 10.0):
+    def __init__(
+        self,
+        total_steps: int | None,
+        seconds: float | None,
+        interval: float = 10.0,
+        *,
+        quiet: bool = False,
+    ):
         self.bar: Any = None
+        self.quiet = quiet
         self.interval = interval
         self.last_line = time.perf_counter()
         self.total_steps = total_steps
-        if sys.stderr.isatty() and importlib.util.find_spec("tqdm") is not None:
+        if not quiet and sys.stderr.isatty() and importlib.util.find_spec("tqdm") is not None:
             from tqdm import tqdm
 
             if total_steps is not None:
@@ -179,6 +187,8 @@ class _Progress:
                 self.bar = tqdm(total=seconds, bar_format=fmt, file=sys.stderr, leave=False)
 
     def step(self, p: lm.Progress) -> None:
+        if self.quiet:
+            return
         stats = f"loss {_shown(p.loss, 4)}, {p.tokens_per_s:,.0f} tok/s, lr {p.lr:.2e}"
         if self.bar is not None:
             self.bar.update((p.step if self.total_steps is not None else p.seconds) - self.bar.n)
@@ -197,6 +207,8 @@ class _Progress:
         )
 
     def write(self, line: str) -> None:
+        if self.quiet:
+            return
         if self.bar is not None:
             self.bar.write(line, file=sys.stderr)
         else:
@@ -299,6 +311,9 @@ class _Run:
     """Where to save the last state (:func:`polyrnn.lm.io.save_training`)."""
     resume: str | None = None
     """The checkpoint to continue."""
+    group: Any = None
+    """The :class:`~polyrnn.lm.distributed_torch.TorchGroup` under torchrun; only its rank
+    0 writes files and messages."""
 
 
 def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
@@ -307,20 +322,26 @@ def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
     interrupted or diverged (:class:`~polyrnn.lm.DivergedError`, re-raised), and then the
     last, finite, parameters when none were validated."""
     m, c = run.model, run.config
-    trainer = lm.Trainer(text, model=m, config=c, backend=run.backend, dtype=run.dtype)
+    leader = run.group is None or run.group.rank == 0
+    say: Any = functools.partial(print, file=sys.stderr) if leader else lambda *_: None
+    trainer = lm.Trainer(
+        text, model=m, config=c, backend=run.backend, dtype=run.dtype, group=run.group
+    )
     steps, seconds = _budget(trainer, run)
     budget = f"{steps} steps" if seconds is None else f"{seconds / 60:g} min"
     if run.resume:
         budget += f", resumed after step {trainer.steps_done} from {run.resume}"
     params = trainer.lm.params.size()
     vocab = len(trainer.lm.vocab)
-    print(
+    if run.group is not None:
+        first, last = trainer.rows.start, trainer.rows.stop - 1
+        budget += f"; process {run.group.rank} of {run.group.world} steps streams {first}-{last}"
+    say(
         f"training a {m.layers}-layer {m.cell.upper()} (E={m.embed_size}, H={m.hidden_size}, "
         f"{params:,} parameters) on {run.source}: {len(text):,} characters, {vocab} "
         f"distinct; backend {run.backend} {run.dtype}, B={c.batch}, T={c.seq_len}, "
         + (f"dropout {c.dropout:g}, " if c.dropout else "")
-        + budget,
-        file=sys.stderr,
+        + budget
     )
     document: dict[str, Any] = {
         "command": run.command,
@@ -333,7 +354,7 @@ def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
         "parameters": params,
         "history": list(trainer.progress.history) if run.resume and trainer.progress else [],
     }
-    progress = _Progress(steps, seconds)
+    progress = _Progress(steps, seconds, quiet=not leader)
 
     def save_checkpoint() -> None:
         if run.checkpoint:
@@ -379,9 +400,9 @@ def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
                 where = f"to {run.out}, the best validated (loss {_shown(best.loss, 4)})"
             with _despite_ctrl_c(f"saving {what} to {run.out}"):
                 lm.save(model, run.out)
-            print(f"{done}; saved {what} {where}", file=sys.stderr)
+            say(f"{done}; saved {what} {where}")
         else:
-            print(f"{done}; nothing saved (no --out)", file=sys.stderr)
+            say(f"{done}; nothing saved (no --out)")
         if isinstance(e, lm.DivergedError):
             raise  # main() reports it in one line and exits with status 1
         return trainer, None
@@ -392,10 +413,9 @@ def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
     with _despite_ctrl_c("saving the results"):
         if run.out:
             lm.save(trainer.best_model(), run.out)  # with trainer.lm's info
-            print(
+            say(
                 f"saved the model of step {summary['best_step']}, the lowest validation "
-                f"loss ({_shown(summary['val_loss'], 4)}), to {run.out}",
-                file=sys.stderr,
+                f"loss ({_shown(summary['val_loss'], 4)}), to {run.out}"
             )
         if run.history is not None:
             document["final"] = summary
@@ -465,6 +485,13 @@ def train(args: argparse.Namespace) -> int:
     if args.resume is None and args.evals is None:
         args.evals = EVALS
     text = lm.read_text(args.text)
+    with _torch_group(args.timeout, args.backend) as group:
+        if group is not None and group.rank != 0:  # rank 0 writes the files and the output
+            args.out = args.history = None
+        return _train_command(args, text, group)
+
+
+def _train_command(args: argparse.Namespace, text: str, group: Any) -> int:
     run = _Run(
         source=args.text,
         model=lm.ModelConfig(args.embed, args.hidden, args.layers, args.cell),
@@ -488,11 +515,14 @@ def train(args: argparse.Namespace) -> int:
         command=args.command_line,
         checkpoint=args.checkpoint,
         resume=args.resume,
+        group=group,
     )
     trainer, report = _train(text, run)
     if report is None:
         return 130
     summary = _summary(trainer, report)
+    if group is not None and group.rank != 0:
+        return 0
     if args.json:
         print(_json(summary))
     else:
@@ -508,18 +538,29 @@ def train(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _torch_group(timeout: float) -> Iterator[Any]:
+def _torch_group(timeout: float, train_backend: str | None = None) -> Iterator[Any]:
     """The :class:`~polyrnn.lm.distributed_torch.TorchGroup` of a process started by
-    ``torchrun`` as one of several (left at the end), else ``None``."""
+    ``torchrun`` as one of several (left at the end), else ``None``; refuses to train on
+    ``train_backend`` where that is single-process."""
     from .lm import distributed_torch
 
     if not distributed_torch.launched():
         yield None
         return
+    if train_backend is not None and train_backend not in distributed_torch.BACKENDS:
+        raise distributed_torch.single_process_error(train_backend)
     group = distributed_torch.TorchGroup.from_env(timeout)
+
+    def stopped(signum: int, frame: Any) -> None:  # torchrun stops the others of a failure
+        if group.reporting:  # a failed exchange is being reported already
+            return
+        raise distributed_torch.PeerLostError(group.lost("and was stopped by the launcher"))
+
+    previous = signal.signal(signal.SIGTERM, stopped)
     try:
         yield group
     finally:
+        signal.signal(signal.SIGTERM, previous)
         group.close()
 
 
@@ -748,6 +789,7 @@ def _parser() -> argparse.ArgumentParser:
         help="save the model with the lowest validation loss here (.npz), also on Ctrl-C",
     )
     p.add_argument("--history", type=_file_path, help="write the learning curve here (.json)")
+    _add_timeout(p)
     p.add_argument(
         "--checkpoint",
         type=_file_path,

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -90,6 +91,8 @@ class TorchGroup:
         """The number of processes."""
         self.timeout = timeout
         """Seconds a collective waits."""
+        self.reporting = False
+        """Whether :meth:`lost` has been called: the process is on its way out."""
         self._store = store
 
     @classmethod
@@ -149,11 +152,12 @@ class TorchGroup:
         try:
             return fn()
         except RuntimeError as e:  # torch.distributed.DistError is one
-            raise PeerLostError(self._lost(what, e)) from None
+            raise PeerLostError(self.lost(f"during {what} ({_first_line(e)})")) from None
 
-    def _lost(self, what: str, error: BaseException) -> str:
-        """One line: which ranks are gone, found by each survivor registering in the
-        store and waiting briefly for the others."""
+    def lost(self, how: str) -> str:
+        """One line saying that this rank stopped ``how`` and which ranks are gone, found
+        by each survivor registering in the store and waiting briefly for the others."""
+        self.reporting = True
         gone = self.missing_peers()
         if gone is None:
             who = "the process hosting the rendezvous store (rank 0 or torchrun's agent)"
@@ -162,8 +166,8 @@ class TorchGroup:
         else:
             who = "a peer (every rank is still registered)"
         return (
-            f"rank {self.rank} of {self.world} lost {who} during {what} "
-            f"({_first_line(error)}); resume from the last --checkpoint with --resume"
+            f"rank {self.rank} of {self.world} lost {who} {how}; resume from the last "
+            "--checkpoint with --resume"
         )
 
     def missing_peers(self, wait: float = 3.0) -> list[int] | None:
@@ -178,7 +182,9 @@ class TorchGroup:
                 if not missing or time.monotonic() > deadline:
                     return missing
                 time.sleep(0.1)
-        except RuntimeError:
+        except PeerLostError:
+            raise
+        except RuntimeError:  # the store's own errors
             return None
 
     def all_sum(self, a: np.ndarray, what: str) -> np.ndarray:
@@ -287,5 +293,7 @@ def evaluate_tokens(
 
 
 def _first_line(error: BaseException) -> str:
+    """The first sentence of ``error``'s message, without gloo's source location."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
+    first = re.sub(r"^\[[^\]]*\]\s*", "", lines[0]) if lines else ""
+    return first.split(". ")[0].rstrip(".") or type(error).__name__

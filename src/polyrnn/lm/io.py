@@ -293,7 +293,9 @@ def load(
 def save_training(trainer: Trainer, path: str | os.PathLike[str]) -> None:
     """Write a checkpoint of ``trainer`` to ``path``, atomically: the last parameters (a
     model file :func:`load` reads) and what :func:`resume_training` needs to continue the
-    run of ``trainer.progress`` exactly (see the module's description).
+    run of ``trainer.progress`` exactly (see the module's description).  With
+    ``trainer.group``, every process must call it (the state of the streams is
+    gathered) and rank 0 writes.
 
     Raises
     ------
@@ -305,9 +307,11 @@ def save_training(trainer: Trainer, path: str | os.PathLike[str]) -> None:
     _check_arrays(os.fspath(path), lm.config, lm.vocab, arrays, b.dtype_name)
     for name, tree in (("adam.m.", trainer.opt_state.m), ("adam.v.", trainer.opt_state.v)):
         arrays.update({name + k: a for k, a in _named_arrays(tree, b.to_numpy).items()})
-    for i, carry in enumerate(trainer.state):
+    for i, carry in enumerate(trainer.full_state()):  # with a group: collective
         for k, a in enumerate(carry):
-            arrays[f"state.{i}.{k}"] = b.to_numpy(a)
+            arrays[f"state.{i}.{k}"] = a
+    if trainer.group is not None and trainer.group.rank != 0:
+        return  # rank 0 writes
     best = trainer.best
     if best is not None:
         arrays.update({"best." + k: a for k, a in _named_arrays(best.params, np.asarray).items()})
@@ -412,17 +416,18 @@ def resume_training(trainer: Trainer, path: str | os.PathLike[str]) -> None:
             tree("adam.v.", b.asarray),
         )
         shape = (trainer.config.batch, config.hidden_size)
-        state = tuple(
-            tuple(b.asarray(arrays[f"state.{i}.{k}"]) for k in range(len(carry)))
-            for i, carry in enumerate(trainer.state)
-        )
-        for i, carry in enumerate(state):
-            for k, a in enumerate(carry):
+        for i, carry in enumerate(trainer.state):
+            for k in range(len(carry)):
+                a = arrays[f"state.{i}.{k}"]
                 if tuple(a.shape) != shape:
                     raise ModelFileError(
                         f"{path!r}: array 'state.{i}.{k}' has shape {tuple(a.shape)}, "
                         f"expected {shape}"
                     )
+        state = tuple(  # this process's streams
+            tuple(b.asarray(arrays[f"state.{i}.{k}"][trainer.rows]) for k in range(len(carry)))
+            for i, carry in enumerate(trainer.state)
+        )
         best_meta = training["best"]
         best = None
         if best_meta is not None:

@@ -37,6 +37,8 @@ from .._compat import Array, array_namespace
 from . import _checks
 from .backend import Backend, get_backend
 from .data import StreamBatches, Vocab, split_text
+from .distributed_torch import TorchGroup
+from .distributed_torch import evaluate_tokens as evaluate_across
 from .errors import DivergedError
 from .evaluation import Metrics, evaluate_tokens
 from .grad import value_and_grad
@@ -282,6 +284,12 @@ class Trainer:
         The array library (see :func:`~polyrnn.lm.get_backend`).
     dtype : {"float32", "float64"}
         Used when ``backend`` is a name.
+    group : TorchGroup, optional
+        Train data-parallel across the processes of this
+        :mod:`torch.distributed` group (:mod:`polyrnn.lm.distributed_torch`): this
+        process steps rows :attr:`rows` of every global batch of ``config.batch``
+        streams, the gradients are all-reduced, and validation is shared out.  NumPy and
+        PyTorch backends only.
 
     Attributes
     ----------
@@ -301,6 +309,8 @@ class Trainer:
         Of the current or last call of :meth:`run` (``None`` before the first).
     text_digest : str
         SHA-256 of the text (UTF-8), to tell a checkpoint of another text apart.
+    rows : slice
+        The streams of every batch this process steps: all of them without ``group``.
 
     Raises
     ------
@@ -333,6 +343,7 @@ class Trainer:
         config: TrainConfig | None = None,
         backend: str | Backend = "numpy",
         dtype: str = "float32",
+        group: TorchGroup | None = None,
     ) -> None:
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
@@ -351,19 +362,33 @@ class Trainer:
             vocab.encode(train_text), batch=config.batch, seq_len=config.seq_len
         )
         params = init_params(arch, len(vocab), b, seed=config.seed)
+        grad_fn = value_and_grad(b, arch.cell)
+        self.group = group
+        self.rows = slice(0, config.batch)
+        if group is not None:
+            if config.batch < group.world:
+                raise ValueError(
+                    f"batch must be at least the number of processes, {group.world}, "
+                    f"got {config.batch}"
+                )
+            self.rows = group.rows(config.batch)
+            local = self.rows.stop - self.rows.start
+            grad_fn = group.reduce_gradients(grad_fn, b, local / config.batch)
+            params = _tree.map_(  # replicas start equal, as DistributedDataParallel's do
+                lambda a: b.asarray(group.broadcast(b.to_numpy(a), "the first broadcast")),
+                params,
+            )
         self.lm = LanguageModel(arch, vocab, params, b)
         self.optimizer = Adam(config.beta1, config.beta2, config.eps, config.clip_norm)
         self.opt_state = self.optimizer.init(params)
-        self.state = zero_state(arch, b, config.batch)
+        self.state = zero_state(arch, b, self.rows.stop - self.rows.start)
         self.steps_done = 0
         self.seconds = 0.0
         self.best: Checkpoint | None = None
         self.progress: RunProgress | None = None
         self.text_digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
         self._step = b.jit(
-            functools.partial(
-                _train_step, grad_fn=value_and_grad(b, arch.cell), optimizer=self.optimizer
-            )
+            functools.partial(_train_step, grad_fn=grad_fn, optimizer=self.optimizer)
         )
 
     def train_step(self, lr: float) -> float:
@@ -383,8 +408,8 @@ class Trainer:
         b, lm = self.lm.backend, self.lm
         k = self.steps_done % len(self.batches)
         if k == 0:  # a new epoch: the streams start over
-            self.state = zero_state(lm.config, b, self.config.batch)
-        x, y = self.batches[k]
+            self.state = zero_state(lm.config, b, self.rows.stop - self.rows.start)
+        x, y = (a[self.rows] for a in self.batches[k])
         masks = self._masks()
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             # NumPy's warnings of overflow would only precede the DivergedError below
@@ -422,7 +447,7 @@ class Trainer:
             step=self.steps_done,
             dtype=b.dtype_name,
         )
-        return tuple(b.asarray(m) for m in host)
+        return tuple(b.asarray(m[self.rows]) for m in host)
 
     def validate(self) -> Metrics:
         """:meth:`evaluate`, keeping the parameters in ``best`` when their loss is the
@@ -463,8 +488,22 @@ class Trainer:
 
     def evaluate(self) -> Metrics:
         """:class:`~polyrnn.lm.Metrics` on the held-out validation text (never dropped
-        out)."""
+        out; shared out among the processes of ``group``)."""
+        if self.group is not None:
+            return evaluate_across(self.lm, self.val_tokens, self.group)
         return evaluate_tokens(self.lm, self.val_tokens)
+
+    def full_state(self) -> tuple[tuple[np.ndarray, ...], ...]:
+        """The carried recurrent state of all ``config.batch`` streams, on the host (with
+        ``group``, gathered from every process: all must call it)."""
+        to_numpy, n = self.lm.backend.to_numpy, self.config.batch
+        if self.group is None:
+            return tuple(tuple(to_numpy(a) for a in carry) for carry in self.state)
+        g = self.group
+        return tuple(
+            tuple(g.gather_rows(to_numpy(a), n, "gathering the state") for a in carry)
+            for carry in self.state
+        )
 
     def run(
         self,
