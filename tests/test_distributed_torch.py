@@ -217,3 +217,11 @@ def test_a_killed_process_stops_the_other_and_resume_finishes_the_run(capsys, tm
     a, b = _arrays(tmp_path / "s.npz"), _arrays(tmp_path / "r.npz")
     for name in a:
         np.testing.assert_allclose(b[name], a[name], rtol=0, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("world", [1, 2, 3, 5])
+def test_the_ranks_rows_are_numpys_array_split(world):
+    for n in (5, 8, 13):
+        groups = [lm.TorchGroup(rank, world, store=None, timeout=1.0) for rank in range(world)]
+        for group, part in zip(groups, np.array_split(np.arange(n), world), strict=True):
+            assert list(range(n)[group.rows(n)]) == list(part)

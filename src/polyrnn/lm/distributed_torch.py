@@ -3,17 +3,17 @@
 Launched by ``torchrun`` (or any launcher that sets ``RANK``, ``WORLD_SIZE``,
 ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``), every process joins one process
 group (gloo; ``cpu:gloo,cuda:nccl`` where CUDA is available) through a
-:class:`torch.distributed.TCPStore` at ``MASTER_ADDR:MASTER_PORT`` (torchrun's own store
+``torch.distributed.TCPStore`` at ``MASTER_ADDR:MASTER_PORT`` (torchrun's own store
 when it hosts one), with a timeout on every collective.
 
 - Training (:class:`~polyrnn.lm.Trainer` with ``group=``): the ``B`` streams of every
   batch are cut into ``WORLD_SIZE`` contiguous blocks of rows, one per rank
-  (:meth:`TorchGroup.rows`); each rank computes the gradient of its rows' mean loss, and
+  (:meth:`~polyrnn.lm.TorchGroup.rows`); each rank computes the gradient of its rows' mean loss, and
   one :func:`torch.distributed.all_reduce` of the gradients weighted by the rows' share,
   ``g = sum_r (B_r / B) g_r``, gives every rank the gradient of the whole batch, which
   the same Adam step applies to the same (replicated) parameters.  The dropout masks are
   the whole batch's (:func:`~polyrnn.lm.dropout_masks`), cut the same way.
-- Evaluation (:func:`evaluate_tokens`): the ``S`` streams of
+- Evaluation (``distributed_torch.evaluate_tokens``): the ``S`` streams of
   :func:`polyrnn.lm.evaluate_tokens` are cut the same way; each rank sums the negative
   log-likelihood of its streams and counts its characters, and one all-reduce in float64
   of the two sums gives ``loss = sum(nll) / sum(count)``, the single process's figure up
@@ -97,7 +97,7 @@ class TorchGroup:
 
     @classmethod
     def from_env(cls, timeout: float = TIMEOUT) -> TorchGroup:
-        """Join the group ``torchrun`` set up (the variables of :data:`ENV` and
+        """Join the group ``torchrun`` set up (the variables ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
         ``MASTER_ADDR``/``MASTER_PORT``), with ``timeout`` seconds for the rendezvous and
         for every collective.
 

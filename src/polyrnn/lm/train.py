@@ -229,7 +229,7 @@ class Checkpoint:
 class RunProgress:
     """Where a call of :meth:`Trainer.run` stands: with the parameters, the optimiser
     state, the carried state and ``Trainer.steps_done`` (the batch position), what a
-    checkpoint (:func:`polyrnn.lm.io.save_training`) needs to continue the run exactly."""
+    checkpoint (:func:`~polyrnn.lm.save_training`) needs to continue the run exactly."""
 
     steps: int | None
     """The run's budget in steps, or ``None``."""
@@ -240,7 +240,7 @@ class RunProgress:
     losses: list[float] = field(default_factory=list)
     """The training loss of every step of the run so far."""
     history: list[dict[str, Any]] = field(default_factory=list)
-    """Its evaluation records so far (:attr:`TrainReport.history`)."""
+    """Its evaluation records so far (``TrainReport.history``)."""
     since_eval: list[float] = field(default_factory=list)
     """The losses since the last evaluation."""
     next_eval: int = 1
@@ -285,11 +285,10 @@ class Trainer:
     dtype : {"float32", "float64"}
         Used when ``backend`` is a name.
     group : TorchGroup, optional
-        Train data-parallel across the processes of this
-        :mod:`torch.distributed` group (:mod:`polyrnn.lm.distributed_torch`): this
-        process steps rows :attr:`rows` of every global batch of ``config.batch``
-        streams, the gradients are all-reduced, and validation is shared out.  NumPy and
-        PyTorch backends only.
+        Train data-parallel across the processes of this :mod:`torch.distributed` group
+        (:mod:`~polyrnn.lm.distributed_torch`): this process steps the streams ``rows``
+        (a slice) of every global batch of ``config.batch``, the gradients are
+        all-reduced, and validation is shared out.  NumPy and PyTorch backends only.
 
     Attributes
     ----------
@@ -309,8 +308,6 @@ class Trainer:
         Of the current or last call of :meth:`run` (``None`` before the first).
     text_digest : str
         SHA-256 of the text (UTF-8), to tell a checkpoint of another text apart.
-    rows : slice
-        The streams of every batch this process steps: all of them without ``group``.
 
     Raises
     ------
@@ -520,8 +517,8 @@ class Trainer:
         Each call runs its own learning-rate schedule (warm-up, then cosine over the call)
         from the current parameters and optimiser state; the batches continue where the
         previous call stopped.  With ``resume``, the call goes on with the run recorded in
-        :attr:`progress` (as :func:`polyrnn.lm.io.resume_training` restores it), exactly
-        as if that run had not stopped.
+        ``progress`` (as :func:`~polyrnn.lm.resume_training` restores it), exactly as if
+        that run had not stopped.
 
         Parameters
         ----------
@@ -535,10 +532,10 @@ class Trainer:
             the end); 0 never evaluates.
         on_step, on_eval : callable, optional
             Called with a :class:`Progress` after every step, and with each history
-            record after each evaluation (when :attr:`progress` holds that record, so a
+            record after each evaluation (when ``progress`` holds that record, so a
             checkpoint saved then continues after it).
         resume : bool
-            Continue :attr:`progress`; ``steps``, ``seconds`` and ``evals`` must then be
+            Continue ``progress``; ``steps``, ``seconds`` and ``evals`` must then be
             those of that run (or left out).
 
         Returns
@@ -600,6 +597,9 @@ class Trainer:
             lr = self.config.lr_at(len(p.losses), p.fraction)
             value = self.train_step(lr)
             p.elapsed = self.seconds - seconds0
+            if self.group is not None and p.seconds is not None:  # rank 0's clock decides
+                clock = self.group.broadcast(np.array([p.elapsed]), "sharing the clock")
+                p.elapsed = float(clock[0])
             p.losses.append(value)
             p.since_eval.append(value)
             done = p.fraction
