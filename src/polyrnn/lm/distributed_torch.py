@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _tree
 from .._compat import Array
 from . import evaluation, model
 from .backend import Backend
@@ -239,8 +240,6 @@ class TorchGroup:
             state: model.State,
             masks: model.Masks | None = None,
         ) -> tuple[tuple[Array, model.State], model.LMParams]:
-            from .. import _tree
-
             (value, new_state), grads = value_and_grad(params, tokens, targets, state, masks)
             leaves, rebuild = _tree.flatten(grads)
             parts = [value, *leaves]
