@@ -7,7 +7,10 @@ exits with status 2, anything else (a missing text, an uninstalled backend, a co
 model file, a diverged run) with 1.  ``train --out`` saves the parameters with the lowest
 validation loss of the run (the attribute ``best`` of :class:`polyrnn.lm.Trainer`), not the last ones; an
 interrupted or diverged run saves them too (the last parameters when it had validated
-none) before it exits, with 130 when interrupted.  The command never writes over its
+none) before it exits, with 130 when interrupted.  ``train --checkpoint`` saves the
+*last* state (parameters, Adam's moments, the run's progress) after every validation,
+at the end and when stopped; ``train --resume`` continues such a checkpoint to the result
+the run would have had without the stop.  The command never writes over its
 inputs: ``--out``, ``--history`` and ``--text`` must be three different files, and the
 output paths are checked before training starts.
 """
@@ -83,6 +86,8 @@ TRAINING = lm.TrainConfig()
 :class:`polyrnn.lm.TrainConfig`)."""
 MINUTES = 10.0
 """The training time of ``polyrnn train`` when neither --steps nor --minutes is given."""
+EVALS = 10
+"""The validations of a ``polyrnn train`` run when --evals is not given."""
 
 DEMO: dict[str, Any] = {"embed_size": 32, "hidden_size": 128, "minutes": 1.0}
 """What ``polyrnn demo`` changes from the defaults: a smaller model NumPy trains in a minute."""
@@ -159,12 +164,20 @@ class _Progress:
     """Training progress on stderr: a tqdm bar on a terminal when tqdm is installed,
     else a plain line every ``interval`` seconds; evaluation results always get a line."""
 
-    def __init__(self, total_steps: int | None, seconds: float | None, interval: float = 10.0):
+    def __init__(
+        self,
+        total_steps: int | None,
+        seconds: float | None,
+        interval: float = 10.0,
+        *,
+        quiet: bool = False,
+    ):
         self.bar: Any = None
+        self.quiet = quiet
         self.interval = interval
         self.last_line = time.perf_counter()
         self.total_steps = total_steps
-        if sys.stderr.isatty() and importlib.util.find_spec("tqdm") is not None:
+        if not quiet and sys.stderr.isatty() and importlib.util.find_spec("tqdm") is not None:
             from tqdm import tqdm
 
             if total_steps is not None:
@@ -174,6 +187,8 @@ class _Progress:
                 self.bar = tqdm(total=seconds, bar_format=fmt, file=sys.stderr, leave=False)
 
     def step(self, p: lm.Progress) -> None:
+        if self.quiet:
+            return
         stats = f"loss {_shown(p.loss, 4)}, {p.tokens_per_s:,.0f} tok/s, lr {p.lr:.2e}"
         if self.bar is not None:
             self.bar.update((p.step if self.total_steps is not None else p.seconds) - self.bar.n)
@@ -192,6 +207,8 @@ class _Progress:
         )
 
     def write(self, line: str) -> None:
+        if self.quiet:
+            return
         if self.bar is not None:
             self.bar.write(line, file=sys.stderr)
         else:
@@ -283,11 +300,20 @@ class _Run:
     backend: str
     dtype: str
     steps: int | None
-    minutes: float
-    evals: int
+    minutes: float | None
+    """``None``: :data:`MINUTES`, or the resumed run's budget."""
+    evals: int | None
+    """``None`` only with ``resume``: the resumed run's."""
     out: str | None
     history: str | None
     command: str
+    checkpoint: str | None = None
+    """Where to save the last state (:func:`polyrnn.lm.io.save_training`)."""
+    resume: str | None = None
+    """The checkpoint to continue."""
+    group: Any = None
+    """The :class:`~polyrnn.lm.distributed_torch.TorchGroup` under torchrun; only its rank
+    0 writes files and messages."""
 
 
 def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
@@ -296,19 +322,27 @@ def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
     interrupted or diverged (:class:`~polyrnn.lm.DivergedError`, re-raised), and then the
     last, finite, parameters when none were validated."""
     m, c = run.model, run.config
-    trainer = lm.Trainer(text, model=m, config=c, backend=run.backend, dtype=run.dtype)
-    seconds = None if run.steps is not None else 60.0 * run.minutes
-    budget = f"{run.steps} steps" if run.steps is not None else f"{run.minutes:g} min"
+    leader = run.group is None or run.group.rank == 0
+    say: Any = functools.partial(print, file=sys.stderr) if leader else lambda *_: None
+    trainer = lm.Trainer(
+        text, model=m, config=c, backend=run.backend, dtype=run.dtype, group=run.group
+    )
+    steps, seconds = _budget(trainer, run)
+    budget = f"{steps} steps" if seconds is None else f"{seconds / 60:g} min"
+    if run.resume:
+        budget += f", resumed after step {trainer.steps_done} from {run.resume}"
     params = trainer.lm.params.size()
     vocab = len(trainer.lm.vocab)
-    print(
+    if run.group is not None:
+        first, last = trainer.rows.start, trainer.rows.stop - 1
+        budget += f"; process {run.group.rank} of {run.group.world} steps streams {first}-{last}"
+    say(
         f"training a {m.layers}-layer {m.cell.upper()} (E={m.embed_size}, H={m.hidden_size}, "
         f"{params:,} parameters) on {run.source}: {len(text):,} characters, {vocab} "
         f"distinct; backend {run.backend} {run.dtype}, B={c.batch}, T={c.seq_len}, "
         + (f"dropout {c.dropout:g}, " if c.dropout else "")
         + (f"recurrent dropout {c.recurrent_dropout:g}, " if c.recurrent_dropout else "")
-        + budget,
-        file=sys.stderr,
+        + budget
     )
     document: dict[str, Any] = {
         "command": run.command,
@@ -319,29 +353,37 @@ def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
         "train": c.to_dict(),
         "vocab_size": vocab,
         "parameters": params,
-        "history": [],
+        "history": list(trainer.progress.history) if run.resume and trainer.progress else [],
     }
-    progress = _Progress(run.steps, seconds)
+    progress = _Progress(steps, seconds, quiet=not leader)
+
+    def save_checkpoint() -> None:
+        if run.checkpoint:
+            with _despite_ctrl_c(f"saving the checkpoint {run.checkpoint}"):
+                lm.io.save_training(trainer, run.checkpoint)
 
     def on_eval(record: dict[str, Any]) -> None:
         progress.eval(record)
         if run.history is not None:
             document["history"].append(record)
             _write_json(run.history, document)
+        save_checkpoint()
 
     try:
         report = trainer.run(
-            steps=run.steps,
+            steps=steps,
             seconds=seconds,
-            evals=run.evals,
+            evals=run.evals or 0,
             on_step=progress.step,
             on_eval=on_eval,
+            resume=run.resume is not None,
         )
         if report.val is None:  # --evals 0: still measure the result once
             report.val = trainer.validate()
     except (KeyboardInterrupt, lm.DivergedError) as e:  # keep the last good parameters
         progress.close()
         why = "interrupted" if isinstance(e, KeyboardInterrupt) else "stopped"
+        save_checkpoint()
         n = trainer.steps_done
         done = f"{why} after {n} step{'' if n == 1 else 's'}"
         if run.out:
@@ -359,27 +401,54 @@ def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
                 where = f"to {run.out}, the best validated (loss {_shown(best.loss, 4)})"
             with _despite_ctrl_c(f"saving {what} to {run.out}"):
                 lm.save(model, run.out)
-            print(f"{done}; saved {what} {where}", file=sys.stderr)
+            say(f"{done}; saved {what} {where}")
         else:
-            print(f"{done}; nothing saved (no --out)", file=sys.stderr)
+            say(f"{done}; nothing saved (no --out)")
         if isinstance(e, lm.DivergedError):
             raise  # main() reports it in one line and exits with status 1
         return trainer, None
     progress.close()
     summary = _summary(trainer, report)
     trainer.lm.info = {"text": run.source, "train": c.to_dict(), **summary}
+    save_checkpoint()
     with _despite_ctrl_c("saving the results"):
         if run.out:
             lm.save(trainer.best_model(), run.out)  # with trainer.lm's info
-            print(
+            say(
                 f"saved the model of step {summary['best_step']}, the lowest validation "
-                f"loss ({_shown(summary['val_loss'], 4)}), to {run.out}",
-                file=sys.stderr,
+                f"loss ({_shown(summary['val_loss'], 4)}), to {run.out}"
             )
         if run.history is not None:
             document["final"] = summary
             _write_json(run.history, document)
     return trainer, report
+
+
+def _budget(trainer: lm.Trainer, run: _Run) -> tuple[int | None, float | None]:
+    """The run's steps or seconds; with ``run.resume``, restores the checkpoint into
+    ``trainer`` and returns its run's budget, which ``run.steps`` and ``run.evals``, when
+    given, must repeat."""
+    if run.resume is None:
+        if run.steps is not None:
+            return run.steps, None
+        return None, 60.0 * (MINUTES if run.minutes is None else run.minutes)
+    lm.io.resume_training(trainer, run.resume)
+    p = trainer.progress
+    if p is None:
+        raise lm.ModelFileError(f"checkpoint {run.resume!r} holds no run to continue")
+    given = {
+        "--steps": (run.steps, p.steps),
+        "--minutes": (run.minutes, None if p.seconds is None else p.seconds / 60.0),
+        "--evals": (run.evals, p.evals),
+    }
+    for option, (value, saved) in given.items():
+        if value is not None and value != saved:
+            of = "no such budget" if saved is None else f"{option} {saved:g}"
+            raise lm.LMError(
+                f"{option} {value:g} differs from the checkpoint's run ({of}); leave it out "
+                "to continue that run as it was"
+            )
+    return p.steps, p.seconds
 
 
 def _summary(trainer: lm.Trainer, report: lm.TrainReport) -> dict[str, Any]:
@@ -413,13 +482,23 @@ def _summary(trainer: lm.Trainer, report: lm.TrainReport) -> dict[str, Any]:
 
 def train(args: argparse.Namespace) -> int:
     """Train a character-level language model on a text file."""
-    _check_files(args.text, {"--out": args.out, "--history": args.history})
+    outputs = {"--out": args.out, "--history": args.history, "--checkpoint": args.checkpoint}
+    _check_files(args.text, outputs)
     if args.recurrent_dropout and not lm.CELLS[args.cell].cell.recurrent_dropout:
         raise lm.LMError(
             f"--recurrent-dropout needs a cell with a recurrent weight; --cell {args.cell} has "
             "none (its gates read the input alone)"
         )
+    if args.resume is None and args.evals is None:
+        args.evals = EVALS
     text = lm.read_text(args.text)
+    with _torch_group(args.timeout, args.backend) as group:
+        if group is not None and group.rank != 0:  # rank 0 writes the files and the output
+            args.out = args.history = None
+        return _train_command(args, text, group)
+
+
+def _train_command(args: argparse.Namespace, text: str, group: Any) -> int:
     run = _Run(
         source=args.text,
         model=lm.ModelConfig(args.embed, args.hidden, args.layers, args.cell),
@@ -442,11 +521,16 @@ def train(args: argparse.Namespace) -> int:
         out=args.out,
         history=args.history,
         command=args.command_line,
+        checkpoint=args.checkpoint,
+        resume=args.resume,
+        group=group,
     )
     trainer, report = _train(text, run)
     if report is None:
         return 130
     summary = _summary(trainer, report)
+    if group is not None and group.rank != 0:
+        return 0
     if args.json:
         print(_json(summary))
     else:
@@ -461,10 +545,47 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _torch_group(timeout: float, train_backend: str | None = None) -> Iterator[Any]:
+    """The :class:`~polyrnn.lm.distributed_torch.TorchGroup` of a process started by
+    ``torchrun`` as one of several (left at the end), else ``None``; refuses to train on
+    ``train_backend`` where that is single-process."""
+    from .lm import distributed_torch
+
+    if not distributed_torch.launched():
+        yield None
+        return
+    if train_backend is not None and train_backend not in distributed_torch.BACKENDS:
+        raise distributed_torch.single_process_error(train_backend)
+    group = distributed_torch.TorchGroup.from_env(timeout)
+
+    def stopped(signum: int, frame: Any) -> None:  # torchrun stops the others of a failure
+        if group.reporting:  # a failed exchange is being reported already
+            return
+        raise distributed_torch.PeerLostError(group.lost("and was stopped by the launcher"))
+
+    previous = signal.signal(signal.SIGTERM, stopped)
+    try:
+        yield group
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        group.close()
+
+
 def evaluate(args: argparse.Namespace) -> int:
-    """Cross-entropy and perplexity of a saved model on a text file."""
+    """Cross-entropy and perplexity of a saved model on a text file; under torchrun, the
+    text's streams are shared among the processes and their sums combined."""
+    from .lm import distributed_torch
+
     model = lm.load(args.model, backend=args.backend)
-    metrics = lm.evaluate(model, lm.read_text(args.text))
+    tokens = model.vocab.encode(lm.read_text(args.text))
+    with _torch_group(args.timeout) as group:
+        if group is None:
+            metrics = lm.evaluate_tokens(model, tokens)
+        else:
+            metrics = distributed_torch.evaluate_tokens(model, tokens, group)
+            if group.rank != 0:
+                return 0
     if args.json:
         print(
             _json(
@@ -578,6 +699,18 @@ def _add_backend(p: argparse.ArgumentParser, default: str) -> None:
     )
 
 
+def _add_timeout(p: argparse.ArgumentParser) -> None:
+    from .lm.distributed_torch import TIMEOUT
+
+    p.add_argument(
+        "--timeout",
+        type=_positive(float),
+        default=TIMEOUT,
+        help="under torchrun: seconds to wait for the other processes (to join, and in "
+        "every exchange) before stopping with an error naming the missing ranks",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="polyrnn",
@@ -623,8 +756,8 @@ def _parser() -> argparse.ArgumentParser:
     budget.add_argument(
         "--minutes",
         type=_positive(float),
-        default=MINUTES,
-        help="or for this many minutes of training, evaluation excluded",
+        help=f"or for this many minutes of training, evaluation excluded ; {MINUTES:g} when "
+        "neither is given, the checkpoint's with --resume",
     )
     p.add_argument("--lr", type=_positive(float), default=t.lr, help="peak Adam learning rate")
     p.add_argument(
@@ -653,7 +786,11 @@ def _parser() -> argparse.ArgumentParser:
         help="probability of zeroing each unit of h_{t-1} where it meets W_h, one mask per "
         "stream and step (Gal & Ghahramani 2016; not minGRU, minLSTM); 0: off",
     )
-    p.add_argument("--evals", type=_number(int, 0), default=10, help="validations during the run")
+    p.add_argument(
+        "--evals",
+        type=_number(int, 0),
+        help=f"validations during the run: {EVALS} unless given, the checkpoint's with --resume",
+    )
     p.add_argument(
         "--seed",
         type=_number(int, 0),
@@ -667,6 +804,19 @@ def _parser() -> argparse.ArgumentParser:
         help="save the model with the lowest validation loss here (.npz), also on Ctrl-C",
     )
     p.add_argument("--history", type=_file_path, help="write the learning curve here (.json)")
+    _add_timeout(p)
+    p.add_argument(
+        "--checkpoint",
+        type=_file_path,
+        help="save the last state here (.npz: parameters, Adam's moments, the run's "
+        "progress) after every validation, at the end and when stopped",
+    )
+    p.add_argument(
+        "--resume",
+        type=_file_path,
+        help="continue the run of this --checkpoint file (same --text and options) to the "
+        "result it would have had uninterrupted",
+    )
     p.add_argument(
         "--json",
         action="store_true",
@@ -682,6 +832,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--text", required=True, type=_file_path, help="UTF-8 text file to score")
     _add_backend(p, "numpy")
     p.add_argument("--json", action="store_true", help="print the metrics as one line of JSON")
+    _add_timeout(p)
     p.set_defaults(run=evaluate)
 
     p = sub_parser("sample", help=_one_line(sample), description=_one_line(sample))

@@ -21,15 +21,18 @@ Modules: :mod:`~polyrnn.lm.data` (vocabulary, split, batches), :mod:`~polyrnn.lm
 (the network, its loss and hand-written gradient, the cell table :data:`CELLS`),
 :mod:`~polyrnn.lm.grad` (one gradient engine per library), :mod:`~polyrnn.lm.optim`
 (Adam), :mod:`~polyrnn.lm.train`, :mod:`~polyrnn.lm.evaluation`, :mod:`~polyrnn.lm.sampling`,
-:mod:`~polyrnn.lm.io` (``.npz`` files) and :mod:`~polyrnn.lm.backend`.
+:mod:`~polyrnn.lm.io` (``.npz`` files and training checkpoints),
+:mod:`~polyrnn.lm.distributed_torch` (several processes under ``torchrun``) and
+:mod:`~polyrnn.lm.backend`.
 """
 
 from .backend import BACKENDS, Backend, get_backend
 from .data import StreamBatches, Vocab, read_text, split_text
+from .distributed_torch import PeerLostError, TorchGroup
 from .errors import BackendUnavailableError, DataError, DivergedError, LMError, ModelFileError
 from .evaluation import Metrics, evaluate, evaluate_tokens
 from .grad import value_and_grad
-from .io import load, save
+from .io import load, resume_training, save, save_training
 from .model import (
     CELLS,
     CellSpec,
@@ -45,7 +48,7 @@ from .model import (
 )
 from .optim import Adam, AdamState
 from .sampling import sample
-from .train import Checkpoint, Progress, TrainConfig, Trainer, TrainReport
+from .train import Checkpoint, Progress, RunProgress, TrainConfig, Trainer, TrainReport
 
 __all__ = [
     "BACKENDS",
@@ -64,8 +67,11 @@ __all__ = [
     "Metrics",
     "ModelConfig",
     "ModelFileError",
+    "PeerLostError",
     "Progress",
+    "RunProgress",
     "StreamBatches",
+    "TorchGroup",
     "TrainConfig",
     "TrainReport",
     "Trainer",
@@ -80,8 +86,10 @@ __all__ = [
     "loss",
     "loss_and_grad",
     "read_text",
+    "resume_training",
     "sample",
     "save",
+    "save_training",
     "split_text",
     "value_and_grad",
     "zero_state",

@@ -90,6 +90,32 @@ def evaluate_tokens(
         For tokens that are not a 1-d integer array, or ``streams`` and ``seq_len`` that
         are not positive integers.
     """
+    nll, n = nll_sum(lm, tokens, streams=streams, seq_len=seq_len)
+    return metrics(nll, n)
+
+
+def metrics(nll: float, n: int) -> Metrics:
+    """The :class:`Metrics` of a total negative log-likelihood ``nll`` over ``n`` characters."""
+    loss = nll / n
+    return Metrics(loss, _exp_or_inf(loss), n)
+
+
+def nll_sum(
+    lm: model.LanguageModel,
+    tokens: np.ndarray,
+    *,
+    streams: int = 64,
+    seq_len: int = 256,
+    part: tuple[int, int] = (0, 1),
+) -> tuple[float, int]:
+    """The summed negative log-likelihood of part ``part = (i, k)`` of the ``S`` streams of
+    :func:`evaluate_tokens` (the ``i``-th of ``k`` contiguous blocks of streams, as
+    :func:`numpy.array_split` cuts them), and the number of characters it scores.
+
+    Every stream is scored as in the whole evaluation, so the sums of the ``k`` parts are
+    the whole's: ``sum(nll) / sum(count)`` is its loss.  The arguments are checked as by
+    :func:`evaluate_tokens`.
+    """
     streams = _checks.integer("streams", streams, 1)
     seq_len = _checks.integer("seq_len", seq_len, 1)
     tokens = np.asarray(tokens)
@@ -116,11 +142,15 @@ def evaluate_tokens(
     chunks = -(-span // t)
     pos = np.arange(s)[:, None] * span + np.arange(chunks * t)[None, :]
     keep = (pos < np.arange(1, s + 1)[:, None] * span) & (pos < n)
+    mine = np.array_split(np.arange(s), part[1])[part[0]]
+    pos, keep = pos[mine], keep[mine]
+    if not keep.any():
+        return 0.0, 0
     pos = np.where(keep, pos, 0)
     inputs, targets = tokens[pos], tokens[pos + 1]
     b = lm.backend
     run = _compiled(b, lm.config.cell)
-    state = model.zero_state(lm.config, b, s)
+    state = model.zero_state(lm.config, b, len(mine))
     nll = 0.0
     with np.errstate(over="ignore", invalid="ignore"):  # a diverged model: inf or NaN below
         for k in range(chunks):
@@ -133,8 +163,7 @@ def evaluate_tokens(
                 state,
             )
             nll += float(value)
-    loss = nll / n
-    return Metrics(loss, _exp_or_inf(loss), n)
+    return nll, int(keep.sum())
 
 
 def _exp_or_inf(x: float) -> float:

@@ -25,9 +25,15 @@ import numpy as np
 from .backend import DTYPES, Backend, get_backend
 from .data import Vocab
 from .errors import DataError, ModelFileError
+from .evaluation import Metrics
 from .model import LanguageModel, LMParams, ModelConfig, init_params
+from .optim import AdamState
+from .train import Checkpoint, RunProgress, Trainer
 
-__all__ = ["FORMAT", "VERSION", "load", "save", "write_atomic"]
+__all__ = ["FORMAT", "VERSION", "load", "resume_training", "save", "save_training", "write_atomic"]
+
+TRAINING_PREFIXES = ("adam.m.", "adam.v.", "state.", "best.")
+"""The names of a checkpoint's arrays that are not the model's parameters."""
 
 TEMPORARY_PREFIX = ".polyrnn-"
 """The temporary files of :func:`write_atomic` are ``.polyrnn-XXXXXXXX.tmp``, short
@@ -270,6 +276,8 @@ def load(
     path = os.fspath(path)
     meta, arrays = _read(path)
     config, vocab, saved_dtype, info = _metadata(path, meta)
+    if "training" in meta:  # a checkpoint: its model is the last parameters
+        arrays = {k: a for k, a in arrays.items() if not k.startswith(TRAINING_PREFIXES)}
     b = backend if isinstance(backend, Backend) else get_backend(backend, dtype or saved_dtype)
     template = _check_arrays(path, config, vocab, arrays, b.dtype_name)
     layers = tuple(
@@ -280,3 +288,163 @@ def load(
         b.asarray(arrays["embed"]), layers, b.asarray(arrays["w_out"]), b.asarray(arrays["b_out"])
     )
     return LanguageModel(config, vocab, params, b, info)
+
+
+def save_training(trainer: Trainer, path: str | os.PathLike[str]) -> None:
+    """Write a checkpoint of ``trainer`` to ``path``, atomically: the last parameters (a
+    model file :func:`load` reads) and what :func:`resume_training` needs to continue the
+    run of ``trainer.progress`` exactly (see the module's description).  With
+    ``trainer.group``, every process must call it (the state of the streams is
+    gathered) and rank 0 writes.
+
+    Raises
+    ------
+    OSError
+        As :func:`save`; the previous file is then unchanged.
+    """
+    lm, b = trainer.lm, trainer.lm.backend
+    arrays: dict[str, Any] = _named_arrays(lm.params, b.to_numpy)
+    _check_arrays(os.fspath(path), lm.config, lm.vocab, arrays, b.dtype_name)
+    for name, tree in (("adam.m.", trainer.opt_state.m), ("adam.v.", trainer.opt_state.v)):
+        arrays.update({name + k: a for k, a in _named_arrays(tree, b.to_numpy).items()})
+    for i, carry in enumerate(trainer.full_state()):  # with a group: collective
+        for k, a in enumerate(carry):
+            arrays[f"state.{i}.{k}"] = a
+    if trainer.group is not None and trainer.group.rank != 0:
+        return  # rank 0 writes
+    best = trainer.best
+    if best is not None:
+        arrays.update({"best." + k: a for k, a in _named_arrays(best.params, np.asarray).items()})
+    progress = trainer.progress
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": lm.config.to_dict(),
+        "vocab": list(lm.vocab.chars),
+        "dtype": b.dtype_name,
+        "info": lm.info,
+        "training": {
+            "config": trainer.config.to_dict(),
+            "text_sha256": trainer.text_digest,
+            "steps_done": trainer.steps_done,
+            "seconds": trainer.seconds,
+            "adam_count": int(b.to_numpy(trainer.opt_state.count)),
+            "progress": None if progress is None else progress.to_dict(),
+            "best": None
+            if best is None
+            else {
+                "metrics": list(best.metrics),
+                "step": best.step,
+                "seconds": best.seconds,
+            },
+        },
+    }
+    arrays["meta"] = np.array(json.dumps(meta, ensure_ascii=False))
+    write_atomic(path, lambda f: np.savez(f, **arrays))
+
+
+def resume_training(trainer: Trainer, path: str | os.PathLike[str]) -> None:
+    """Put the checkpoint at ``path`` (:func:`save_training`) back into ``trainer``: its
+    parameters, optimiser and carried state, steps, time, best parameters and run
+    progress; then ``trainer.run(resume=True)`` continues the run.
+
+    ``trainer`` must have been built as the checkpoint's was: the same text, architecture,
+    vocabulary, dtype and training hyper-parameters (the backend may differ).
+
+    Raises
+    ------
+    ModelFileError
+        If the file is not a checkpoint (a model saved by :func:`save` has no training
+        state), is corrupt, or does not match ``trainer`` (the message names what differs).
+    """
+    path = os.fspath(path)
+    meta, arrays = _read(path)
+    config, vocab, dtype, info = _metadata(path, meta)
+    training = meta.get("training")
+    if not isinstance(training, dict):
+        raise ModelFileError(
+            f"{path!r} is a model without training state (saved by --out or "
+            "polyrnn.lm.save); resume from a checkpoint (--checkpoint, "
+            "polyrnn.lm.io.save_training)"
+        )
+    b = trainer.lm.backend
+    ours = {
+        **{f"model {k}": v for k, v in trainer.lm.config.to_dict().items()},
+        **{f"training {k}": v for k, v in trainer.config.to_dict().items()},
+        "dtype": b.dtype_name,
+    }
+    theirs = {
+        **{f"model {k}": v for k, v in config.to_dict().items()},
+        **{f"training {k}": v for k, v in (training.get("config") or {}).items()},
+        "dtype": dtype,
+    }
+    differ = [
+        f"{k} {theirs.get(k)!r} (this run: {v!r})" for k, v in ours.items() if theirs.get(k) != v
+    ]
+    if differ:
+        raise ModelFileError(
+            f"checkpoint {path!r} does not match this run: it has " + ", ".join(differ)
+        )
+    if training.get("text_sha256") != trainer.text_digest or vocab != trainer.lm.vocab:
+        raise ModelFileError(
+            f"checkpoint {path!r} was trained on another text (its SHA-256 differs); resume "
+            "with the text it was trained on"
+        )
+    try:
+        model_arrays = {k: a for k, a in arrays.items() if not k.startswith(TRAINING_PREFIXES)}
+        template = _check_arrays(path, config, vocab, model_arrays, dtype)
+
+        def tree(prefix: str, to: Callable[[np.ndarray], Any]) -> LMParams:
+            named = _named_arrays(template, np.asarray)
+            for name, ref in named.items():
+                _check_array(path, prefix + name, arrays[prefix + name], ref.shape, dtype)
+            layers = tuple(
+                type(layer)(*(to(arrays[f"{prefix}layers.{i}.{f}"]) for f in layer._fields))
+                for i, layer in enumerate(template.layers)
+            )
+            return LMParams(
+                to(arrays[prefix + "embed"]),
+                layers,
+                to(arrays[prefix + "w_out"]),
+                to(arrays[prefix + "b_out"]),
+            )
+
+        params = tree("", b.asarray)
+        opt_state = AdamState(
+            b.xp.asarray(int(training["adam_count"]), dtype=b.xp.int32),
+            tree("adam.m.", b.asarray),
+            tree("adam.v.", b.asarray),
+        )
+        shape = (trainer.config.batch, config.hidden_size)
+        for i, carry in enumerate(trainer.state):
+            for k in range(len(carry)):
+                a = arrays[f"state.{i}.{k}"]
+                if tuple(a.shape) != shape:
+                    raise ModelFileError(
+                        f"{path!r}: array 'state.{i}.{k}' has shape {tuple(a.shape)}, "
+                        f"expected {shape}"
+                    )
+        state = tuple(  # this process's streams
+            tuple(b.asarray(arrays[f"state.{i}.{k}"][trainer.rows]) for k in range(len(carry)))
+            for i, carry in enumerate(trainer.state)
+        )
+        best_meta = training["best"]
+        best = None
+        if best_meta is not None:
+            best = Checkpoint(
+                tree("best.", lambda a: np.array(a, dtype=dtype)),
+                Metrics(*best_meta["metrics"]),
+                int(best_meta["step"]),
+                float(best_meta["seconds"]),
+            )
+        progress = training["progress"]
+        run = None if progress is None else RunProgress.from_dict(progress)
+        steps_done, seconds = int(training["steps_done"]), float(training["seconds"])
+    except (KeyError, TypeError, ValueError) as e:
+        if isinstance(e, ModelFileError):
+            raise
+        raise ModelFileError(f"{path!r} has an incomplete training state ({e!r:.80})") from None
+    trainer.lm.params, trainer.opt_state, trainer.state = params, opt_state, state
+    trainer.lm.info = info
+    trainer.steps_done, trainer.seconds = steps_done, seconds
+    trainer.best, trainer.progress = best, run

@@ -23,6 +23,7 @@ model to keep is the best one seen, not the last one: training longer never make
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -36,6 +37,8 @@ from .._compat import Array, array_namespace
 from . import _checks
 from .backend import Backend, get_backend
 from .data import StreamBatches, Vocab, split_text
+from .distributed_torch import TorchGroup
+from .distributed_torch import evaluate_tokens as evaluate_across
 from .errors import DivergedError
 from .evaluation import Metrics, evaluate_tokens
 from .grad import value_and_grad
@@ -52,7 +55,7 @@ from .model import (
 )
 from .optim import Adam, AdamState
 
-__all__ = ["Checkpoint", "Progress", "TrainConfig", "TrainReport", "Trainer"]
+__all__ = ["Checkpoint", "Progress", "RunProgress", "TrainConfig", "TrainReport", "Trainer"]
 
 
 @dataclass(frozen=True)
@@ -233,6 +236,47 @@ class Checkpoint:
         return self.metrics.loss
 
 
+@dataclass
+class RunProgress:
+    """Where a call of :meth:`Trainer.run` stands: with the parameters, the optimiser
+    state, the carried state and ``Trainer.steps_done`` (the batch position), what a
+    checkpoint (:func:`~polyrnn.lm.save_training`) needs to continue the run exactly."""
+
+    steps: int | None
+    """The run's budget in steps, or ``None``."""
+    seconds: float | None
+    """Or in training seconds."""
+    evals: int
+    """Validations over the run."""
+    losses: list[float] = field(default_factory=list)
+    """The training loss of every step of the run so far."""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """Its evaluation records so far (``TrainReport.history``)."""
+    since_eval: list[float] = field(default_factory=list)
+    """The losses since the last evaluation."""
+    next_eval: int = 1
+    """The number of the next evaluation, 1 to ``evals``."""
+    elapsed: float = 0.0
+    """The run's training time so far."""
+
+    @property
+    def fraction(self) -> float:
+        """The share of the run done, in steps or training time."""
+        if self.steps is not None:
+            return len(self.losses) / self.steps
+        assert self.seconds is not None
+        return self.elapsed / self.seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict (:meth:`from_dict` reads it back)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunProgress:
+        """The progress :meth:`to_dict` wrote."""
+        return cls(**d)
+
+
 class Trainer:
     """Trains a character-level language model on a text.
 
@@ -251,6 +295,11 @@ class Trainer:
         The array library (see :func:`~polyrnn.lm.get_backend`).
     dtype : {"float32", "float64"}
         Used when ``backend`` is a name.
+    group : TorchGroup, optional
+        Train data-parallel across the processes of this :mod:`torch.distributed` group
+        (:mod:`~polyrnn.lm.distributed_torch`): this process steps the streams ``rows``
+        (a slice) of every global batch of ``config.batch``, the gradients are
+        all-reduced, and validation is shared out.  NumPy and PyTorch backends only.
 
     Attributes
     ----------
@@ -266,6 +315,10 @@ class Trainer:
         Steps applied, over every call of :meth:`run` and :meth:`train_step`.
     seconds : float
         Their training time, evaluations excluded.
+    progress : RunProgress or None
+        Of the current or last call of :meth:`run` (``None`` before the first).
+    text_digest : str
+        SHA-256 of the text (UTF-8), to tell a checkpoint of another text apart.
 
     Raises
     ------
@@ -298,6 +351,7 @@ class Trainer:
         config: TrainConfig | None = None,
         backend: str | Backend = "numpy",
         dtype: str = "float32",
+        group: TorchGroup | None = None,
     ) -> None:
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
@@ -321,17 +375,33 @@ class Trainer:
             vocab.encode(train_text), batch=config.batch, seq_len=config.seq_len
         )
         params = init_params(arch, len(vocab), b, seed=config.seed)
+        grad_fn = value_and_grad(b, arch.cell)
+        self.group = group
+        self.rows = slice(0, config.batch)
+        if group is not None:
+            if config.batch < group.world:
+                raise ValueError(
+                    f"batch must be at least the number of processes, {group.world}, "
+                    f"got {config.batch}"
+                )
+            self.rows = group.rows(config.batch)
+            local = self.rows.stop - self.rows.start
+            grad_fn = group.reduce_gradients(grad_fn, b, local / config.batch)
+            params = _tree.map_(  # replicas start equal, as DistributedDataParallel's do
+                lambda a: b.asarray(group.broadcast(b.to_numpy(a), "the first broadcast")),
+                params,
+            )
         self.lm = LanguageModel(arch, vocab, params, b)
         self.optimizer = Adam(config.beta1, config.beta2, config.eps, config.clip_norm)
         self.opt_state = self.optimizer.init(params)
-        self.state = zero_state(arch, b, config.batch)
+        self.state = zero_state(arch, b, self.rows.stop - self.rows.start)
         self.steps_done = 0
         self.seconds = 0.0
         self.best: Checkpoint | None = None
+        self.progress: RunProgress | None = None
+        self.text_digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
         self._step = b.jit(
-            functools.partial(
-                _train_step, grad_fn=value_and_grad(b, arch.cell), optimizer=self.optimizer
-            )
+            functools.partial(_train_step, grad_fn=grad_fn, optimizer=self.optimizer)
         )
 
     def train_step(self, lr: float) -> float:
@@ -351,8 +421,8 @@ class Trainer:
         b, lm = self.lm.backend, self.lm
         k = self.steps_done % len(self.batches)
         if k == 0:  # a new epoch: the streams start over
-            self.state = zero_state(lm.config, b, self.config.batch)
-        x, y = self.batches[k]
+            self.state = zero_state(lm.config, b, self.rows.stop - self.rows.start)
+        x, y = (a[self.rows] for a in self.batches[k])
         masks = self._masks()
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             # NumPy's warnings of overflow would only precede the DivergedError below
@@ -391,7 +461,7 @@ class Trainer:
             dtype=b.dtype_name,
             recurrent=c.recurrent_dropout,
         )
-        return _tree.map_(b.asarray, host)
+        return _tree.map_(lambda m: b.asarray(m[self.rows]), host)
 
     def validate(self) -> Metrics:
         """:meth:`evaluate`, keeping the parameters in ``best`` when their loss is the
@@ -432,8 +502,22 @@ class Trainer:
 
     def evaluate(self) -> Metrics:
         """:class:`~polyrnn.lm.Metrics` on the held-out validation text (never dropped
-        out)."""
+        out; shared out among the processes of ``group``)."""
+        if self.group is not None:
+            return evaluate_across(self.lm, self.val_tokens, self.group)
         return evaluate_tokens(self.lm, self.val_tokens)
+
+    def full_state(self) -> tuple[tuple[np.ndarray, ...], ...]:
+        """The carried recurrent state of all ``config.batch`` streams, on the host (with
+        ``group``, gathered from every process: all must call it)."""
+        to_numpy, n = self.lm.backend.to_numpy, self.config.batch
+        if self.group is None:
+            return tuple(tuple(to_numpy(a) for a in carry) for carry in self.state)
+        g = self.group
+        return tuple(
+            tuple(g.gather_rows(to_numpy(a), n, "gathering the state") for a in carry)
+            for carry in self.state
+        )
 
     def run(
         self,
@@ -443,12 +527,15 @@ class Trainer:
         evals: int = 10,
         on_step: Callable[[Progress], None] | None = None,
         on_eval: Callable[[dict[str, Any]], None] | None = None,
+        resume: bool = False,
     ) -> TrainReport:
         """Train for ``steps`` steps or ``seconds`` of training time, evaluating as it goes.
 
         Each call runs its own learning-rate schedule (warm-up, then cosine over the call)
         from the current parameters and optimiser state; the batches continue where the
-        previous call stopped.
+        previous call stopped.  With ``resume``, the call goes on with the run recorded in
+        ``progress`` (as :func:`~polyrnn.lm.resume_training` restores it), exactly as if
+        that run had not stopped.
 
         Parameters
         ----------
@@ -462,11 +549,16 @@ class Trainer:
             the end); 0 never evaluates.
         on_step, on_eval : callable, optional
             Called with a :class:`Progress` after every step, and with each history
-            record after each evaluation.
+            record after each evaluation (when ``progress`` holds that record, so a
+            checkpoint saved then continues after it).
+        resume : bool
+            Continue ``progress``; ``steps``, ``seconds`` and ``evals`` must then be
+            those of that run (or left out).
 
         Returns
         -------
         TrainReport
+            Of the whole run, resumed parts included.
 
         Raises
         ------
@@ -475,72 +567,81 @@ class Trainer:
             finite: that step is not applied) or :meth:`validate`; ``steps_done`` and the
             parameters, all finite, are those of the last good step.
         """
-        if (steps is None) == (seconds is None):
-            raise ValueError("give exactly one of steps and seconds")
-        if steps is not None:
-            _checks.integer("steps", steps, 1)
-        if seconds is not None:
-            _checks.real("seconds", seconds, above=True)
-        _checks.integer("evals", evals)
-        tokens_per_step = self.config.batch * self.config.seq_len
-        losses: list[float] = []
-        history: list[dict[str, Any]] = []
-        seconds0 = self.seconds  # the run's time: what train_step adds to it
-        elapsed = 0.0
-        since_eval: list[float] = []
-        val: Metrics | None = None
-
-        def progress() -> float:
+        if resume:
+            p = self.progress
+            if p is None:
+                raise ValueError("resume needs a run to continue: progress is None")
+            given = {"steps": steps, "seconds": seconds}
+            for name, value in given.items():
+                if value is not None and value != getattr(p, name):
+                    raise ValueError(
+                        f"{name}={value} differs from the {name}={getattr(p, name)} of the "
+                        "run to resume"
+                    )
+        else:
+            if (steps is None) == (seconds is None):
+                raise ValueError("give exactly one of steps and seconds")
             if steps is not None:
-                return len(losses) / steps
-            return elapsed / seconds  # type: ignore[operator]
+                _checks.integer("steps", steps, 1)
+            if seconds is not None:
+                _checks.real("seconds", seconds, above=True)
+            _checks.integer("evals", evals)
+            p = self.progress = RunProgress(steps, seconds, evals)
+        tokens_per_step = self.config.batch * self.config.seq_len
+        seconds0 = self.seconds - p.elapsed  # the run's time: what train_step adds to it
+        val: Metrics | None = None
 
         def record() -> None:
             nonlocal val
             val = self.validate()
+            done = len(p.losses)
             entry = {
-                "step": len(losses),
-                "seconds": elapsed,
-                "tokens": len(losses) * tokens_per_step,
-                "train_loss": sum(since_eval) / len(since_eval) if since_eval else None,
+                "step": done,
+                "seconds": p.elapsed,
+                "tokens": done * tokens_per_step,
+                "train_loss": sum(p.since_eval) / len(p.since_eval) if p.since_eval else None,
                 "val_loss": val.loss,
                 "val_perplexity": val.perplexity,
             }
-            since_eval.clear()
-            history.append(entry)
+            p.since_eval.clear()
+            p.history.append(entry)
             if on_eval is not None:
                 on_eval(entry)
 
-        if evals:
+        if p.evals and not resume:
             record()
-        next_eval = 1
-        while progress() < 1.0:
-            lr = self.config.lr_at(len(losses), progress())
+        while p.fraction < 1.0:
+            lr = self.config.lr_at(len(p.losses), p.fraction)
             value = self.train_step(lr)
-            elapsed = self.seconds - seconds0
-            losses.append(value)
-            since_eval.append(value)
-            done = progress()
+            p.elapsed = self.seconds - seconds0
+            if self.group is not None and p.seconds is not None:  # rank 0's clock decides
+                clock = self.group.broadcast(np.array([p.elapsed]), "sharing the clock")
+                p.elapsed = float(clock[0])
+            p.losses.append(value)
+            p.since_eval.append(value)
+            done = p.fraction
             if on_step is not None:
-                recent = losses[-20:]
+                recent = p.losses[-20:]
                 on_step(
                     Progress(
-                        len(losses),
+                        len(p.losses),
                         min(done, 1.0),
-                        elapsed,
+                        p.elapsed,
                         sum(recent) / len(recent),
-                        len(losses) * tokens_per_step / elapsed,
+                        len(p.losses) * tokens_per_step / p.elapsed,
                         lr,
                     )
                 )
-            if evals and (done >= next_eval / evals - 1e-12 or done >= 1.0):
+            if p.evals and (done >= p.next_eval / p.evals - 1e-12 or done >= 1.0):
+                p.next_eval = math.floor(done * p.evals + 1e-9) + 1
                 record()
-                next_eval = math.floor(done * evals + 1e-9) + 1
+        if p.evals and val is None:  # a finished run resumed: measure it again
+            val = self.evaluate()
         return TrainReport(
-            len(losses),
-            elapsed,
-            len(losses) * tokens_per_step / elapsed,
-            losses,
-            history,
+            len(p.losses),
+            p.elapsed,
+            len(p.losses) * tokens_per_step / p.elapsed if p.elapsed else 0.0,
+            list(p.losses),
+            list(p.history),
             val,
         )

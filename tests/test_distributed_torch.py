@@ -1,0 +1,227 @@
+"""polyrnn under PyTorch's own distributed runtime (``torchrun``, gloo on CPU, loopback).
+
+Each test launches real processes with ``python -m torch.distributed.run`` (torchrun) and
+an explicit rendezvous on 127.0.0.1, with timeouts so nothing can hang, and compares
+their figures with the same command run in one process: the combined evaluation and the
+data-parallel training see the same characters and the same global batches, so they
+differ from one process by the order of float64 additions only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch.distributed")
+
+from polyrnn import cli, lm
+
+TEXT = ("the cat sat on the mat; the dog ran after the cat. " * 40)[:1900]
+
+TRAIN = ["--embed", "8", "--hidden", "16", "--batch", "4", "--seq-len", "16", "--lr", "1e-2"]
+TRAIN += ["--warmup", "2", "--dropout", "0.2", "--dtype", "float64", "--json"]
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    path = tmp_path / "text.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return str(path)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+ENV = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+
+
+def _torchrun(nproc, *argv, timeout=90):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc)]
+    cmd += ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{_free_port()}"]
+    cmd += ["-m", "polyrnn", *argv]
+    return subprocess.run(
+        cmd, capture_output=True, text=True, env=ENV, timeout=timeout, check=False
+    )
+
+
+def test_eval_across_two_processes_equals_one(capsys, tmp_path, text_file):
+    """Total NLL / total characters over the two processes' streams is the one-process
+    loss to 1e-12 (float64), on NumPy and on PyTorch."""
+    model = str(tmp_path / "m.npz")
+    train = ["train", "--text", text_file, *TRAIN, "--steps", "4", "--out", model]
+    assert cli.main(train) == 0
+    capsys.readouterr()
+    text = TEXT * 3  # 5,700 characters: 64 streams of 90, 32 for each process
+    (tmp_path / "eval.txt").write_text(text, encoding="utf-8")
+    single = lm.evaluate(lm.load(model), text)
+    for backend in ("numpy", "torch"):
+        args = ["eval", "--model", model, "--text", str(tmp_path / "eval.txt"), "--json"]
+        done = _torchrun(2, *args, "--backend", backend)
+        assert done.returncode == 0, done.stderr
+        (line,) = done.stdout.splitlines()  # rank 0 alone prints
+        result = json.loads(line)
+        assert result["characters"] == single.tokens == len(text) - 1
+        assert result["loss"] == pytest.approx(single.loss, rel=1e-12, abs=0)
+        assert result["perplexity"] == pytest.approx(single.perplexity, rel=1e-12, abs=0)
+
+
+def test_the_parts_of_an_evaluation_sum_to_the_whole(tmp_path):
+    """Cut into 1 to 70 parts (more than the 64 streams: some parts empty), the NLL sums
+    and counts add up to the whole's, in float64, to 1e-12."""
+    trainer = lm.Trainer(
+        TEXT,
+        model=lm.ModelConfig(embed_size=8, hidden_size=16),
+        config=lm.TrainConfig(batch=4, seq_len=16),
+        dtype="float64",
+    )
+    tokens = trainer.lm.vocab.encode(TEXT)
+    whole = lm.evaluate_tokens(trainer.lm, tokens, seq_len=7)
+    for k in (1, 2, 3, 64, 70):
+        parts = [
+            lm.evaluation.nll_sum(trainer.lm, tokens, seq_len=7, part=(i, k)) for i in range(k)
+        ]
+        assert sum(c for _, c in parts) == whole.tokens
+        nll = sum(v for v, _ in parts)
+        assert nll / whole.tokens == pytest.approx(whole.loss, rel=1e-12, abs=0)
+
+
+def _straight(capsys, *argv):
+    code = cli.main(["train", *argv])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return json.loads(out)
+
+
+def _arrays(path):
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files if k != "meta"}
+
+
+TIMES = {"seconds", "tokens_per_s", "best_seconds"}
+
+
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_training_on_two_processes_equals_one(capsys, tmp_path, text_file, backend):
+    """Two processes, each stepping 2 of the 4 streams with all-reduced gradients, print
+    the metrics of one process stepping all 4 (float64, to 1e-12 relative: the sums are
+    only grouped differently) and save the same parameters (to 1e-12); rank 0 alone
+    writes and prints."""
+    run = ["--text", text_file, *TRAIN, "--steps", "8", "--evals", "2", "--backend", backend]
+    one = _straight(capsys, *run, "--out", str(tmp_path / "one.npz"))
+    two = _torchrun(2, "train", *run, "--out", str(tmp_path / "two.npz"))
+    assert two.returncode == 0, two.stderr
+    (line,) = two.stdout.splitlines()
+    result = json.loads(line)
+    assert result.keys() == one.keys()
+    for key, value in one.items():
+        if key in TIMES:
+            continue
+        if isinstance(value, float):
+            assert result[key] == pytest.approx(value, rel=1e-12, abs=0), key
+        else:
+            assert result[key] == value, key
+    assert "process 0 of 2 steps streams 0-1" in two.stderr
+    assert "process 1 of 2" not in two.stderr
+    a, b = _arrays(tmp_path / "one.npz"), _arrays(tmp_path / "two.npz")
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_allclose(b[name], a[name], rtol=0, atol=1e-12, err_msg=name)
+
+
+def test_single_process_backends_are_refused_under_torchrun(tmp_path, text_file):
+    done = _torchrun(2, "train", "--text", text_file, "--backend", "array_api_strict")
+    assert done.returncode != 0
+    assert "polyrnn: error: --backend array_api_strict trains in one process only" in done.stderr
+
+
+def _children(pid):
+    """The processes whose parent is ``pid`` (Linux's /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+def _rank_of(pid):
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        env = dict(v.split(b"=", 1) for v in f.read().split(b"\0") if b"=" in v)
+    return int(env[b"RANK"])
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="finds the workers in /proc")
+def test_a_killed_process_stops_the_other_and_resume_finishes_the_run(capsys, tmp_path, text_file):
+    """Rank 1 killed (SIGKILL) mid-run (NumPy gradients all-reduced by gloo): rank 0 exits within 60 s with one line naming
+    rank 1, torchrun exits non-zero; --resume from the last checkpoint (one process)
+    ends with the metrics and parameters of the uninterrupted run (float64: the
+    two-process steps before the fault differ from one process's by the grouping of
+    sums, 1e-12 relative at most)."""
+    run = ["--text", text_file, *TRAIN, "--steps", "600", "--evals", "12"]  # NumPy: quick
+    ck, history = str(tmp_path / "ck.npz"), tmp_path / "h.json"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    cmd += ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{_free_port()}"]
+    cmd += ["-m", "polyrnn", "train", *run, "--checkpoint", ck, "--history", str(history)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # until the validation after step 100
+            time.sleep(0.2)
+            if proc.poll() is not None:
+                break
+            try:
+                if len(json.loads(history.read_text())["history"]) >= 3:
+                    break
+            except (OSError, ValueError):
+                continue
+        workers = {_rank_of(p): p for p in _children(proc.pid)}
+        assert set(workers) == {0, 1}, proc.communicate(timeout=60)
+        os.kill(workers[1], signal.SIGKILL)
+        killed = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+        assert time.monotonic() - killed < 60
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    lines = [line for line in err.splitlines() if line.startswith("polyrnn: error:")]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("polyrnn: error: rank 0 of 2 lost rank 1 "), err
+    assert "resume from the last --checkpoint with --resume" in lines[0]
+
+    with np.load(ck) as z:  # the last checkpoint: that of a validation before the end
+        assert json.loads(str(z["meta"]))["training"]["steps_done"] in range(100, 600, 50)
+    resumed = _straight(capsys, *run, "--resume", ck, "--out", str(tmp_path / "r.npz"))
+    straight = _straight(capsys, *run, "--out", str(tmp_path / "s.npz"))
+    for key, value in straight.items():
+        if key in TIMES:
+            continue
+        if isinstance(value, float):
+            assert resumed[key] == pytest.approx(value, rel=1e-12, abs=0), key
+        else:
+            assert resumed[key] == value, key
+    a, b = _arrays(tmp_path / "s.npz"), _arrays(tmp_path / "r.npz")
+    for name in a:
+        np.testing.assert_allclose(b[name], a[name], rtol=0, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("world", [1, 2, 3, 5])
+def test_the_ranks_rows_are_numpys_array_split(world):
+    for n in (5, 8, 13):
+        groups = [lm.TorchGroup(rank, world, store=None, timeout=1.0) for rank in range(world)]
+        for group, part in zip(groups, np.array_split(np.arange(n), world), strict=True):
+            assert list(range(n)[group.rows(n)]) == list(part)
