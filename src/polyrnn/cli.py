@@ -288,6 +288,8 @@ class _Run:
     out: str | None
     history: str | None
     command: str
+    mesh: Any = None
+    """The ``jax.sharding.Mesh`` to train data-parallel over (``Trainer``'s ``mesh``)."""
 
 
 def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
@@ -296,7 +298,9 @@ def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
     interrupted or diverged (:class:`~polyrnn.lm.DivergedError`, re-raised), and then the
     last, finite, parameters when none were validated."""
     m, c = run.model, run.config
-    trainer = lm.Trainer(text, model=m, config=c, backend=run.backend, dtype=run.dtype)
+    trainer = lm.Trainer(
+        text, model=m, config=c, backend=run.backend, dtype=run.dtype, mesh=run.mesh
+    )
     seconds = None if run.steps is not None else 60.0 * run.minutes
     budget = f"{run.steps} steps" if run.steps is not None else f"{run.minutes:g} min"
     params = trainer.lm.params.size()
@@ -409,9 +413,36 @@ def _summary(trainer: lm.Trainer, report: lm.TrainReport) -> dict[str, Any]:
     }
 
 
+def _jax_mesh(args: argparse.Namespace) -> Any:
+    """The mesh of ``--devices`` and ``--num-processes`` (JAX's data parallelism, set up
+    before JAX first computes), ``None`` without them."""
+    given = [
+        o
+        for o in ("devices", "num_processes", "process_id", "coordinator_address")
+        if getattr(args, o) is not None
+    ]
+    if not given:
+        return None
+    if args.backend != "jax":
+        raise lm.LMError(
+            f"--{given[0].replace('_', '-')} needs --backend jax, got --backend {args.backend}"
+        )
+    from .lm import distributed_jax  # needs JAX
+
+    return distributed_jax.initialize(
+        args.devices,
+        coordinator_address=args.coordinator_address,
+        num_processes=args.num_processes,
+        process_id=args.process_id,
+    )
+
+
 def train(args: argparse.Namespace) -> int:
     """Train a character-level language model on a text file."""
-    _check_files(args.text, {"--out": args.out, "--history": args.history})
+    mesh = _jax_mesh(args)
+    main = not args.process_id  # process 0 writes the files and reports; the others are quiet
+    if main:
+        _check_files(args.text, {"--out": args.out, "--history": args.history})
     text = lm.read_text(args.text)
     run = _Run(
         source=args.text,
@@ -431,10 +462,14 @@ def train(args: argparse.Namespace) -> int:
         steps=args.steps,
         minutes=args.minutes,
         evals=args.evals,
-        out=args.out,
-        history=args.history,
+        out=args.out if main else None,
+        history=args.history if main else None,
         command=args.command_line,
+        mesh=mesh,
     )
+    if not main:
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
+            return 0 if _train(text, run)[1] is not None else 130
     trainer, report = _train(text, run)
     if report is None:
         return 130
@@ -657,6 +692,28 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print one line of final metrics as JSON (val_loss: the lowest validation "
         "loss, that of --out; final_val_loss: the last)",
+    )
+    g = p.add_argument_group(
+        "data parallelism on JAX",
+        "split each batch across devices (of one process, or of several joined by "
+        "jax.distributed); process 0 alone writes files and reports",
+    )
+    g.add_argument(
+        "--devices",
+        type=_positive(int),
+        help="devices to split the batch across (dividing --batch); on CPU, simulated; "
+        "with --num-processes, all of theirs (the default there)",
+    )
+    g.add_argument(
+        "--num-processes", type=_positive(int), help="processes to join (jax.distributed)"
+    )
+    g.add_argument(
+        "--process-id", type=_number(int, 0), help="this process's rank, 0 to --num-processes - 1"
+    )
+    g.add_argument(
+        "--coordinator-address",
+        metavar="HOST:PORT",
+        help="where process 0 listens for the others; without it, $JAX_COORDINATOR_ADDRESS",
     )
     p.set_defaults(run=train)
 
