@@ -314,6 +314,8 @@ class _Run:
     group: Any = None
     """The :class:`~polyrnn.lm.distributed_torch.TorchGroup` under torchrun; only its rank
     0 writes files and messages."""
+    mesh: Any = None
+    """The ``jax.sharding.Mesh`` to train data-parallel over (``Trainer``'s ``mesh``)."""
 
 
 def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
@@ -325,8 +327,9 @@ def _train(text: str, run: _Run) -> tuple[lm.Trainer, lm.TrainReport | None]:
     leader = run.group is None or run.group.rank == 0
     say: Any = functools.partial(print, file=sys.stderr) if leader else lambda *_: None
     trainer = lm.Trainer(
-        text, model=m, config=c, backend=run.backend, dtype=run.dtype, group=run.group
-    )
+        text, model=m, config=c, backend=run.backend, dtype=run.dtype, group=run.group,
+        mesh=run.mesh,
+    )  # fmt: skip
     steps, seconds = _budget(trainer, run)
     budget = f"{steps} steps" if seconds is None else f"{seconds / 60:g} min"
     if run.resume:
@@ -480,10 +483,41 @@ def _summary(trainer: lm.Trainer, report: lm.TrainReport) -> dict[str, Any]:
     }
 
 
+def _jax_mesh(args: argparse.Namespace) -> Any:
+    """The mesh of ``--devices`` and ``--num-processes`` (JAX's data parallelism, set up
+    before JAX first computes), ``None`` without them."""
+    given = [
+        o
+        for o in ("devices", "num_processes", "process_id", "coordinator_address")
+        if getattr(args, o) is not None
+    ]
+    if not given:
+        return None
+    if args.backend != "jax":
+        raise lm.LMError(
+            f"--{given[0].replace('_', '-')} needs --backend jax, got --backend {args.backend}"
+        )
+    from .lm import distributed_jax  # needs JAX
+
+    return distributed_jax.initialize(
+        args.devices,
+        coordinator_address=args.coordinator_address,
+        num_processes=args.num_processes,
+        process_id=args.process_id,
+    )
+
+
 def train(args: argparse.Namespace) -> int:
     """Train a character-level language model on a text file."""
-    outputs = {"--out": args.out, "--history": args.history, "--checkpoint": args.checkpoint}
-    _check_files(args.text, outputs)
+    if args.resume is not None and (args.devices or args.num_processes):
+        raise lm.LMError(
+            "--resume continues a run on one device: without --devices and --num-processes"
+        )
+    mesh = _jax_mesh(args)
+    main = not args.process_id  # JAX's process 0 writes the files and reports
+    if main:
+        outputs = {"--out": args.out, "--history": args.history, "--checkpoint": args.checkpoint}
+        _check_files(args.text, outputs)
     if args.recurrent_dropout and not lm.CELLS[args.cell].cell.recurrent_dropout:
         raise lm.LMError(
             f"--recurrent-dropout needs a cell with a recurrent weight; --cell {args.cell} has "
@@ -495,10 +529,11 @@ def train(args: argparse.Namespace) -> int:
     with _torch_group(args.timeout, args.backend) as group:
         if group is not None and group.rank != 0:  # rank 0 writes the files and the output
             args.out = args.history = None
-        return _train_command(args, text, group)
+        return _train_command(args, text, group, mesh)
 
 
-def _train_command(args: argparse.Namespace, text: str, group: Any) -> int:
+def _train_command(args: argparse.Namespace, text: str, group: Any, mesh: Any) -> int:
+    main = not args.process_id  # the other processes of jax.distributed are quiet
     run = _Run(
         source=args.text,
         model=lm.ModelConfig(args.embed, args.hidden, args.layers, args.cell),
@@ -518,13 +553,17 @@ def _train_command(args: argparse.Namespace, text: str, group: Any) -> int:
         steps=args.steps,
         minutes=args.minutes,
         evals=args.evals,
-        out=args.out,
-        history=args.history,
+        out=args.out if main else None,
+        history=args.history if main else None,
         command=args.command_line,
-        checkpoint=args.checkpoint,
+        checkpoint=args.checkpoint if main else None,
         resume=args.resume,
         group=group,
+        mesh=mesh,
     )
+    if not main:
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
+            return 0 if _train(text, run)[1] is not None else 130
     trainer, report = _train(text, run)
     if report is None:
         return 130
@@ -822,6 +861,28 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print one line of final metrics as JSON (val_loss: the lowest validation "
         "loss, that of --out; final_val_loss: the last)",
+    )
+    g = p.add_argument_group(
+        "data parallelism on JAX",
+        "split each batch across devices (of one process, or of several joined by "
+        "jax.distributed); process 0 alone writes files and reports",
+    )
+    g.add_argument(
+        "--devices",
+        type=_positive(int),
+        help="devices to split the batch across (dividing --batch); on CPU, simulated; "
+        "with --num-processes, all of theirs (the default there)",
+    )
+    g.add_argument(
+        "--num-processes", type=_positive(int), help="processes to join (jax.distributed)"
+    )
+    g.add_argument(
+        "--process-id", type=_number(int, 0), help="this process's rank, 0 to --num-processes - 1"
+    )
+    g.add_argument(
+        "--coordinator-address",
+        metavar="HOST:PORT",
+        help="where process 0 listens for the others; without it, $JAX_COORDINATOR_ADDRESS",
     )
     p.set_defaults(run=train)
 

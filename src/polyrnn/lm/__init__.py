@@ -23,8 +23,12 @@ Modules: :mod:`~polyrnn.lm.data` (vocabulary, split, batches), :mod:`~polyrnn.lm
 (Adam), :mod:`~polyrnn.lm.train`, :mod:`~polyrnn.lm.evaluation`, :mod:`~polyrnn.lm.sampling`,
 :mod:`~polyrnn.lm.io` (``.npz`` files and training checkpoints),
 :mod:`~polyrnn.lm.distributed_torch` (several processes under ``torchrun``) and
-:mod:`~polyrnn.lm.backend`.
+:mod:`~polyrnn.lm.backend`; :mod:`~polyrnn.lm.distributed_jax` (data-parallel training on
+JAX) imports JAX, on first use of the attribute ``polyrnn.lm.distributed_jax``.
 """
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from .backend import BACKENDS, Backend, get_backend
 from .data import StreamBatches, Vocab, read_text, split_text
@@ -94,3 +98,19 @@ __all__ = [
     "value_and_grad",
     "zero_state",
 ]
+
+_SUBMODULES = ("distributed_jax",)
+"""The modules that import a framework, loaded on first use as attributes of the package."""
+
+
+def __getattr__(name: str) -> Any:
+    """``polyrnn.lm.distributed_jax`` imports that module (and JAX) on first use."""
+    if name in _SUBMODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+if TYPE_CHECKING:
+    from . import distributed_jax as distributed_jax

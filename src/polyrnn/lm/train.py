@@ -22,13 +22,14 @@ model to keep is the best one seen, not the last one: training longer never make
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -39,7 +40,7 @@ from .backend import Backend, get_backend
 from .data import StreamBatches, Vocab, split_text
 from .distributed_torch import TorchGroup
 from .distributed_torch import evaluate_tokens as evaluate_across
-from .errors import DivergedError
+from .errors import DivergedError, LMError
 from .evaluation import Metrics, evaluate_tokens
 from .grad import value_and_grad
 from .model import (
@@ -54,6 +55,11 @@ from .model import (
     zero_state,
 )
 from .optim import Adam, AdamState
+
+if TYPE_CHECKING:
+    from jax.sharding import Mesh
+
+    from .distributed_jax import DataParallel
 
 __all__ = ["Checkpoint", "Progress", "RunProgress", "TrainConfig", "TrainReport", "Trainer"]
 
@@ -300,12 +306,22 @@ class Trainer:
         (:mod:`~polyrnn.lm.distributed_torch`): this process steps the streams ``rows``
         (a slice) of every global batch of ``config.batch``, the gradients are
         all-reduced, and validation is shared out.  NumPy and PyTorch backends only.
+    mesh : jax.sharding.Mesh, optional
+        JAX only: train data-parallel over its devices, along its one axis ``"data"``
+        (:mod:`polyrnn.lm.distributed_jax`, whose ``initialize`` makes one): every step's
+        batch is split by rows across them (``config.batch`` must be a multiple of their
+        number), the parameters and optimiser state are replicated, and the gradients are
+        averaged inside the compiled step.  The results are those of one device, to
+        rounding.  The attribute ``parallel`` then holds the module's ``DataParallel``,
+        which places the step's arrays (:meth:`step_inputs`) and compiles the step; it is
+        ``None`` without a mesh.
 
     Attributes
     ----------
     lm : LanguageModel
         The model, holding the parameters of the last completed step (so an interrupted
-        run can still be saved, and training goes on from them).
+        run can still be saved, and training goes on from them); with a ``mesh``,
+        replicated over it.
     best : Checkpoint or None
         The parameters with the lowest validation loss :meth:`validate` has seen, on
         host, with that loss, step and time (the first of equal losses); ``None`` before
@@ -326,6 +342,8 @@ class Trainer:
         If the text is too short for the validation split or for one batch.
     BackendUnavailableError
         If the backend's library is missing.
+    LMError
+        For a ``mesh`` on a backend other than JAX, or a batch its devices do not divide.
 
     Examples
     --------
@@ -352,6 +370,7 @@ class Trainer:
         backend: str | Backend = "numpy",
         dtype: str = "float32",
         group: TorchGroup | None = None,
+        mesh: Mesh | None = None,
     ) -> None:
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
@@ -374,6 +393,16 @@ class Trainer:
         self.batches = StreamBatches(
             vocab.encode(train_text), batch=config.batch, seq_len=config.seq_len
         )
+        self.parallel: DataParallel | None = None
+        if mesh is not None:
+            if group is not None:
+                raise LMError("give a mesh (JAX) or a group (torch.distributed), not both")
+            if b.name != "jax":
+                raise LMError(f"a mesh needs the backend 'jax', got {b.name!r}")
+            from .distributed_jax import DataParallel
+
+            self.parallel = DataParallel(mesh, b.dtype_name)
+            self.parallel.check_batch(config.batch)
         params = init_params(arch, len(vocab), b, seed=config.seed)
         grad_fn = value_and_grad(b, arch.cell)
         self.group = group
@@ -391,18 +420,25 @@ class Trainer:
                 lambda a: b.asarray(group.broadcast(b.to_numpy(a), "the first broadcast")),
                 params,
             )
-        self.lm = LanguageModel(arch, vocab, params, b)
         self.optimizer = Adam(config.beta1, config.beta2, config.eps, config.clip_norm)
-        self.opt_state = self.optimizer.init(params)
-        self.state = zero_state(arch, b, self.rows.stop - self.rows.start)
+        opt_state = self.optimizer.init(params)
+        if self.parallel is not None:
+            params, opt_state = self.parallel.replicate((params, opt_state))
+        self.lm = LanguageModel(arch, vocab, params, b)
+        self.opt_state = opt_state
+        self.state = self._zero_state()
         self.steps_done = 0
         self.seconds = 0.0
         self.best: Checkpoint | None = None
         self.progress: RunProgress | None = None
         self.text_digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-        self._step = b.jit(
-            functools.partial(_train_step, grad_fn=grad_fn, optimizer=self.optimizer)
-        )
+        step = functools.partial(_train_step, grad_fn=grad_fn, optimizer=self.optimizer)
+        if self.parallel is None:
+            self._step = b.jit(step)
+        else:  # split by rows: tokens, targets, state and masks in; the state out
+            inputs = (False, False, True, True, True, False, True)
+            outputs = (False, False, True, False, False, False)
+            self._step = self.parallel.jit(step, inputs, outputs)
 
     def train_step(self, lr: float) -> float:
         """One step of Adam at learning rate ``lr`` on the next batch.
@@ -418,18 +454,10 @@ class Trainer:
         """
         _checks.real("lr", lr, finite=False)  # inf and NaN: refused below, as diverged
         start = time.perf_counter()
-        b, lm = self.lm.backend, self.lm
-        k = self.steps_done % len(self.batches)
-        if k == 0:  # a new epoch: the streams start over
-            self.state = zero_state(lm.config, b, self.rows.stop - self.rows.start)
-        x, y = (a[self.rows] for a in self.batches[k])
-        masks = self._masks()
+        lm = self.lm
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             # NumPy's warnings of overflow would only precede the DivergedError below
-            lr_arr = b.asarray(np.asarray(lr, dtype=np.float64))
-            params, opt_state, state, value, norm, finite = self._step(
-                lm.params, self.opt_state, b.asarray(x), b.asarray(y), self.state, lr_arr, masks
-            )
+            params, opt_state, state, value, norm, finite = self._step(*self.step_inputs(lr))
         loss, grad_norm = float(value), float(norm)
         if not (math.isfinite(loss) and math.isfinite(grad_norm)):
             what = f"loss {loss:.4g}, gradient norm {grad_norm:.4g}"
@@ -445,8 +473,34 @@ class Trainer:
             "those before that step (a lower learning rate or gradient-norm clip may help)"
         )
 
-    def _masks(self) -> Masks | None:
-        """The dropout multipliers of the next step on the backend, ``None`` without dropout."""
+    def step_inputs(self, lr: float) -> tuple[Any, ...]:
+        """The arguments of the next step's compiled function: ``(params, opt_state,
+        tokens, targets, state, lr, masks)``, arrays of the backend.  With a ``mesh``,
+        ``tokens``, ``targets`` (``(B, T)``), ``state`` and ``masks`` are split by rows
+        across its devices (``NamedSharding(mesh, P("data"))``) and the others replicated.
+
+        The state is the zero state at the start of an epoch, when the streams start over.
+        """
+        b, p = self.lm.backend, self.parallel
+        put = b.asarray if p is None else p.shard
+        k = self.steps_done % len(self.batches)
+        state = self._zero_state() if k == 0 else self.state
+        x, y = (a[self.rows] for a in self.batches[k])
+        lr_host = np.asarray(lr, dtype=np.float64)
+        lr_arr = b.asarray(lr_host) if p is None else p.replicate(lr_host)
+        return self.lm.params, self.opt_state, put(x), put(y), state, lr_arr, self._masks(put)
+
+    def _zero_state(self) -> State:
+        """The zero state of this process's streams (``rows`` of the ``config.batch``),
+        split by rows on a mesh."""
+        state = zero_state(self.lm.config, self.lm.backend, self.rows.stop - self.rows.start)
+        if self.parallel is None:
+            return state
+        return _tree.map_(self.parallel.shard, state)
+
+    def _masks(self, put: Callable[[np.ndarray], Array]) -> Masks | None:
+        """The dropout multipliers of the next step, placed by ``put``; ``None`` without
+        dropout."""
         c = self.config
         if not (c.dropout or c.recurrent_dropout):
             return None
@@ -461,7 +515,7 @@ class Trainer:
             dtype=b.dtype_name,
             recurrent=c.recurrent_dropout,
         )
-        return _tree.map_(lambda m: b.asarray(m[self.rows]), host)
+        return _tree.map_(lambda m: put(m[self.rows]), host)
 
     def validate(self) -> Metrics:
         """:meth:`evaluate`, keeping the parameters in ``best`` when their loss is the
@@ -502,10 +556,14 @@ class Trainer:
 
     def evaluate(self) -> Metrics:
         """:class:`~polyrnn.lm.Metrics` on the held-out validation text (never dropped
-        out; shared out among the processes of ``group``)."""
+        out; shared out among the processes of ``group``; with a ``mesh``, on one device of
+        this process)."""
         if self.group is not None:
             return evaluate_across(self.lm, self.val_tokens, self.group)
-        return evaluate_tokens(self.lm, self.val_tokens)
+        lm = self.lm
+        if self.parallel is not None:
+            lm = dataclasses.replace(lm, params=self.parallel.local(lm.params))
+        return evaluate_tokens(lm, self.val_tokens)
 
     def full_state(self) -> tuple[tuple[np.ndarray, ...], ...]:
         """The carried recurrent state of all ``config.batch`` streams, on the host (with

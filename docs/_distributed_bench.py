@@ -1,0 +1,87 @@
+"""Throughput of data-parallel training on JAX's CPU devices: the figure of distributed.md.
+
+Run from the repository root: ``python docs/_distributed_bench.py``.  Each case runs in a
+subprocess of its own (JAX fixes its devices when it starts): the default model of
+``polyrnn train`` (GRU, E=64, H=256, 268k parameters) at B=32, T=32 on Python's
+documentation, without a mesh and with meshes of 1 and 2 CPU devices; 3 steps to
+compile, then the median of 5 rounds of 10 steps.  Each device case also times the
+all-reduce of the gradients alone: a sum over the devices of one float32 array per
+device of the size of the parameters.  Writes docs/distributed_results/throughput.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+CASE = r"""
+import json, statistics, sys, time
+import numpy as np
+from polyrnn import lm
+from polyrnn.lm import distributed_jax
+from pydoc_data.topics import topics
+
+devices = int(sys.argv[1])
+mesh = distributed_jax.initialize(devices) if devices else None
+import jax, jax.numpy as jnp
+
+text = "\n\n".join(topics[k] for k in sorted(topics))
+config = lm.TrainConfig(batch=32, seq_len=32)
+trainer = lm.Trainer(text, config=config, backend="jax", mesh=mesh)
+for _ in range(3):
+    trainer.train_step(1e-3)
+rounds = []
+for _ in range(5):
+    start = time.perf_counter()
+    for _ in range(10):
+        trainer.train_step(1e-3)
+    rounds.append((time.perf_counter() - start) / 10)
+step = statistics.median(rounds)
+out = {"devices": devices, "step_ms": 1e3 * step, "tokens_per_s": 32 * 32 / step,
+       "parameters": trainer.lm.params.size()}
+if mesh is not None:
+    P = jax.sharding.PartitionSpec
+    grads = jax.device_put(np.ones((devices, out["parameters"]), np.float32),
+                           jax.sharding.NamedSharding(mesh, P("data")))
+    reduce = jax.jit(lambda g: g.sum(0), out_shardings=jax.sharding.NamedSharding(mesh, P()))
+    reduce(grads).block_until_ready()
+    times = []
+    for _ in range(20):
+        start = time.perf_counter()
+        reduce(grads).block_until_ready()
+        times.append(time.perf_counter() - start)
+    out["allreduce_ms"] = 1e3 * statistics.median(times)
+print(json.dumps(out))
+"""
+
+
+def main() -> None:
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=str(root / "src"), JAX_PLATFORMS="cpu")
+    env.pop("XLA_FLAGS", None)
+    cases = []
+    for devices in (0, 1, 2):  # 0: no mesh, the plain single-device step
+        done = subprocess.run(
+            [sys.executable, "-c", CASE, str(devices)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        cases.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(cases[-1], flush=True)
+    result = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, shared with other "
+        f"jobs (load average {os.getloadavg()[0]:.1f} at the end)",
+        "cases": cases,
+    }
+    path = root / "docs" / "distributed_results" / "throughput.json"
+    path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""Data-parallel training on JAX (``polyrnn.lm.distributed_jax``): the same numbers as one device.
+
+JAX fixes its devices when it starts, so every run here is a subprocess of its own: one
+process with 4 simulated CPU devices, and 2 processes on 127.0.0.1 joined by
+:func:`jax.distributed.initialize` (one device each, collectives through gloo).  Each is
+compared with the plain single-device run of the same command, to 1e-5 relative in
+float32 (the sharded sums of the loss and the gradients only round in another order).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytest.importorskip("jax")
+
+TEXT = (
+    "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
+    "All:\nSpeak, speak.\n\n"
+    "First Citizen:\nYou are all resolved rather to die than to famish?\n\n"
+) * 12
+"""About 1,900 characters, 33 distinct."""
+
+RUN = ["--hidden", "32", "--seq-len", "16", "--batch", "8", "--steps", "10", "--seed", "0"]
+RUN += ["--evals", "2", "--json", "--backend", "jax"]
+"""The command of the issue (with a validation half-way, so the history has three)."""
+
+METRICS = ("train_loss", "val_loss", "val_perplexity", "final_val_loss")
+ENV = dict(os.environ, OMP_NUM_THREADS="1", JAX_PLATFORMS="cpu")
+ENV.pop("XLA_FLAGS", None)
+TIMEOUT = 120
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("text") / "small.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return str(path)
+
+
+def _start(text_file, history, *extra):
+    cmd = [sys.executable, "-m", "polyrnn", "train", "--text", text_file, *RUN, *extra]
+    if history is not None:
+        cmd += ["--history", str(history)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+
+
+def _finish(proc):
+    try:
+        out, err = proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    assert proc.returncode == 0, err[-2000:]
+    return out, err
+
+
+def _result(out):
+    """The JSON line (gloo prints a line of its own on stdout when it connects)."""
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def single(text_file, tmp_path_factory):
+    """The run on one device: its metrics and history."""
+    history = tmp_path_factory.mktemp("single") / "h.json"
+    out, _ = _finish(_start(text_file, history))
+    return _result(out), json.loads(history.read_text())["history"]
+
+
+def _agree(result, history, single):
+    expected, expected_history = single
+    assert result["steps"] == expected["steps"] == 10
+    for key in METRICS:
+        assert result[key] == pytest.approx(expected[key], rel=1e-5), key
+    assert len(history) == len(expected_history) == 3
+    for got, want in zip(history, expected_history, strict=True):
+        assert got["step"] == want["step"]
+        for key in ("train_loss", "val_loss"):
+            if want[key] is None:  # no training loss before the first step
+                assert got[key] is None
+            else:
+                assert got[key] == pytest.approx(want[key], rel=1e-5, abs=0), (got["step"], key)
+
+
+def test_four_devices_give_the_metrics_of_one(text_file, tmp_path, single):
+    history = tmp_path / "h.json"
+    out, _ = _finish(_start(text_file, history, "--devices", "4"))
+    _agree(_result(out), json.loads(history.read_text())["history"], single)
+
+
+SHARDING = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from polyrnn import _tree, lm
+    from polyrnn.lm import distributed_jax
+
+    mesh = distributed_jax.initialize(4)
+    import jax
+
+    text = open(sys.argv[1], encoding="utf-8").read()
+    config = lm.TrainConfig(batch=8, seq_len=16, dropout=0.25, recurrent_dropout=0.5, seed=3)
+    model = lm.ModelConfig(embed_size=8, hidden_size=16, layers=2)
+    devices = set(mesh.devices.flat)
+    assert len(devices) == 4
+
+    def replicated(a):
+        return a.sharding.is_fully_replicated and a.sharding.device_set == devices
+
+    def rows(a, host):  # split by rows, each device holding its own rows only
+        if a.sharding.spec != jax.sharding.PartitionSpec("data"):
+            return False
+        shards = sorted(a.addressable_shards, key=lambda s: s.index[0].start)
+        return {s.device for s in shards} == devices and all(
+            s.data.shape[0] == 2 and np.array_equal(np.asarray(s.data), host[2 * i : 2 * i + 2])
+            for i, s in enumerate(shards)
+        )
+
+    plain = lm.Trainer(text, model=model, config=config, backend="jax")
+    trainer = lm.Trainer(text, model=model, config=config, backend="jax", mesh=mesh)
+    params, opt_state, x, y, state, lr, masks = trainer.step_inputs(1e-2)
+    host_x, host_y = trainer.batches[0]
+    assert rows(x, host_x) and rows(y, host_y)
+    host = lm.dropout_masks(model, 0.25, 8, 16, seed=3, step=0, dtype="float32", recurrent=0.5)
+    assert len(masks.outputs) == 3 and all(map(rows, masks.outputs, host.outputs))
+    assert len(masks.recurrent) == 2 and all(map(rows, masks.recurrent, host.recurrent))
+    assert all(rows(s, np.zeros((8, 16), np.float32)) for s in _tree.flatten(state)[0])
+    assert all(map(replicated, _tree.flatten((params, opt_state, lr))[0]))
+    hlo = trainer._step.lower(params, opt_state, x, y, state, lr, masks).compile().as_text()
+    assert "all-reduce" in hlo  # the gradients are summed inside the compiled step
+
+    for step in range(2):  # the same losses as one device, dropout included
+        a, b = plain.train_step(1e-2), trainer.train_step(1e-2)
+        assert abs(a - b) <= 1e-5 * abs(a), (step, a, b)
+    assert all(map(replicated, _tree.flatten((trainer.lm.params, trainer.opt_state))[0]))
+    assert all(rows(s, np.asarray(s)) for s in _tree.flatten(trainer.state)[0])
+    for p, q in zip(_tree.flatten(plain.lm.params)[0], _tree.flatten(trainer.lm.params)[0]):
+        np.testing.assert_allclose(np.asarray(q), np.asarray(p), rtol=1e-5, atol=1e-6)
+    assert abs(plain.evaluate().loss - trainer.evaluate().loss) <= 1e-5 * plain.evaluate().loss
+
+    try:
+        lm.Trainer(text, model=model, config=lm.TrainConfig(batch=6), backend="jax", mesh=mesh)
+    except lm.LMError as e:
+        assert "divisible by the 4 devices" in str(e) and "got 6" in str(e), e
+    else:
+        raise AssertionError("a batch of 6 on 4 devices was accepted")
+    print("ok")
+    """
+)
+
+
+def test_step_inputs_are_split_by_rows_and_parameters_replicated(text_file):
+    cmd = [sys.executable, "-c", SHARDING, text_file]
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, env=ENV, timeout=TIMEOUT, check=False
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_give_the_metrics_of_one(text_file, tmp_path, single):
+    """jax.distributed on 127.0.0.1, one CPU device per process: process 0 alone reports
+    and writes the history; the other prints nothing of its own."""
+    join = ["--num-processes", "2", "--coordinator-address", f"127.0.0.1:{_free_port()}"]
+    history = tmp_path / "h.json"
+    procs = [_start(text_file, history, *join, "--process-id", str(rank)) for rank in (1, 0)]
+    try:
+        (out1, _), (out0, _) = map(_finish, procs)
+    finally:
+        for proc in procs:
+            proc.kill()
+    _agree(_result(out0), json.loads(history.read_text())["history"], single)
+    assert "{" not in out1
+
+
+def test_bad_requests_get_one_clear_line(text_file, capsys):
+    import jax
+    import numpy as np
+
+    from polyrnn import cli, lm
+    from polyrnn.lm import distributed_jax
+
+    run = ["train", "--text", text_file, "--steps", "1"]
+    for extra, message in [
+        (["--devices", "2"], "--devices needs --backend jax, got --backend numpy"),
+        (["--backend", "jax", "--process-id", "1"], "need num_processes"),
+        (["--backend", "jax", "--num-processes", "2", "--process-id", "2"], "in [0, 2)"),
+    ]:
+        assert cli.main([*run, *extra]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("polyrnn: error: ") and message in err, err
+        assert len(err.splitlines()) == 1
+    too_many = len(jax.devices()) + 1  # JAX has started: it cannot get more devices now
+    with pytest.raises(
+        lm.LMError, match=f"XLA_FLAGS=--xla_force_host_platform_device_count={too_many}"
+    ):
+        distributed_jax.data_mesh(too_many)
+    mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("data",))
+    with pytest.raises(lm.LMError, match="a mesh needs the backend 'jax', got 'numpy'"):
+        lm.Trainer(TEXT, backend="numpy", mesh=mesh)
+    with pytest.raises(lm.LMError, match="one axis 'data'"):
+        distributed_jax.DataParallel(
+            jax.sharding.Mesh(np.array(jax.devices()[:1]), ("x",)), "float32"
+        )
