@@ -388,7 +388,8 @@ class SimpleRNN(_Base):
     time_major, return_carry
         Defaults of the call, as ``nnx.RNN``'s.
     deterministic : bool
-        No dropout when true (``model.eval()`` sets it).
+        No dropout when true (``model.eval()`` sets it); ``False`` by default, as for
+        ``nnx.Dropout``.
     kernel_init, recurrent_kernel_init, bias_init
         Initialisers of ``kernel``, ``recurrent_kernel`` and the biases (``SimpleCell``'s
         defaults: LeCun normal, orthogonal, zeros).
