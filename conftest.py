@@ -19,6 +19,7 @@ collect_ignore = [
         ("torch", "backends/torch"),
         ("cupy", "backends/cupy"),
         ("torch", "nn/torch"),  # the framework modules, likewise
+        ("flax", "nn/flax"),
     )
     if importlib.util.find_spec(name) is None
 ]
