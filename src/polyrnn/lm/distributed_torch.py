@@ -40,7 +40,7 @@ from .. import _tree
 from .._compat import Array
 from . import evaluation, model
 from .backend import Backend
-from .errors import BackendUnavailableError, LMError
+from .errors import BackendUnavailableError, LMError, PeerLostError
 
 __all__ = ["ENV", "TIMEOUT", "PeerLostError", "TorchGroup", "evaluate_tokens", "launched"]
 
@@ -52,10 +52,6 @@ TIMEOUT = 30.0
 
 BACKENDS = ("numpy", "torch")
 """The backends whose training runs under :mod:`torch.distributed`."""
-
-
-class PeerLostError(LMError, RuntimeError):
-    """A collective failed: another process of the group stopped or cannot be reached."""
 
 
 def launched() -> bool:
