@@ -274,36 +274,44 @@ def test_a_run_on_two_devices_resumes_to_the_uninterrupted_result(text_file, tmp
         assert resumed[key] == pytest.approx(single[0][key], rel=1e-5), key
 
 
-def test_a_lost_process_stops_the_other_within_a_minute(text_file, tmp_path):
-    """SIGKILL process 1 mid-run: process 0's next step fails (gloo's connection is
-    reset), and it exits with status 1 and one line naming process 1, in seconds, not
-    after JAX's heartbeat timeout (here --timeout 30)."""
+@pytest.mark.parametrize("victim", [1, 0])
+def test_a_lost_process_stops_the_other_within_a_minute(text_file, tmp_path, victim):
+    """SIGKILL one process mid-run (after the first validation).  Process 1 killed:
+    process 0's next step fails (gloo's connection is reset), and it exits with status 1
+    and one line naming process 1, in seconds, not after the heartbeat timeout (here
+    --timeout 30).  Process 0 killed (the coordination service with it): JAX's client
+    aborts process 1 at once with its own log line, before polyrnn can say anything."""
     join = ["--num-processes", "2", "--coordinator-address", f"127.0.0.1:{_free_port()}"]
     history, ck = tmp_path / "h.json", tmp_path / "ck.npz"
     long = [*join, "--steps", "100000", "--timeout", "30", "--checkpoint", str(ck)]
-    procs = [_start(text_file, history, *long, "--process-id", str(rank)) for rank in (1, 0)]
+    procs = {rank: _start(text_file, history, *long, "--process-id", str(rank)) for rank in (1, 0)}
+    survivor = procs[1 - victim]
     try:
         deadline = time.monotonic() + TIMEOUT
-        while not history.exists():  # the first validation: the run is under way
-            assert time.monotonic() < deadline and procs[1].poll() is None
+        while not history.exists():  # process 0 validated: the run is under way
+            assert time.monotonic() < deadline and survivor.poll() is None
             time.sleep(0.2)
         time.sleep(1.0)
-        procs[0].send_signal(signal.SIGKILL)
+        procs[victim].send_signal(signal.SIGKILL)
         killed = time.monotonic()
-        _, err = procs[1].communicate(timeout=60)
+        _, err = survivor.communicate(timeout=60)
         took = time.monotonic() - killed
     finally:
-        for proc in procs:
+        for proc in procs.values():
             proc.kill()
             proc.communicate()
-    assert procs[1].returncode == 1, err[-2000:]
     assert took < 30, took
+    if victim == 0:
+        assert survivor.returncode == -signal.SIGABRT, err[-2000:]
+        assert "Terminating process because the JAX distributed service detected fatal" in err
+        return
+    assert survivor.returncode == 1, err[-2000:]
     last = err.strip().splitlines()[-1]
     assert last.startswith("polyrnn: error: process 0 of 2 lost process 1 during a training step")
     assert last.endswith("resume from the last --checkpoint with --resume")
     from polyrnn import lm
 
-    assert lm.load(str(ck)).params.size() == 12_609  # the first validation's checkpoint
+    assert lm.load(str(ck)).params.size() == 12_609  # the first validation's file is whole
 
 
 def test_two_processes_resume_to_the_uninterrupted_result(text_file, tmp_path, single):

@@ -607,7 +607,7 @@ def _torch_group(timeout: float, train_backend: str | None = None) -> Iterator[A
     def stopped(signum: int, frame: Any) -> None:  # torchrun stops the others of a failure
         if group.reporting:  # a failed exchange is being reported already
             return
-        raise distributed_torch.PeerLostError(group.lost("and was stopped by the launcher"))
+        raise lm.PeerLostError(group.lost("and was stopped by the launcher"))
 
     previous = signal.signal(signal.SIGTERM, stopped)
     try:

@@ -42,7 +42,7 @@ from . import evaluation, model
 from .backend import Backend
 from .errors import BackendUnavailableError, LMError, PeerLostError
 
-__all__ = ["ENV", "TIMEOUT", "PeerLostError", "TorchGroup", "evaluate_tokens", "launched"]
+__all__ = ["ENV", "TIMEOUT", "TorchGroup", "evaluate_tokens", "launched"]
 
 ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 """The environment variables by which ``torchrun`` tells a process its place."""
