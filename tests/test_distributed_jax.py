@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -48,6 +50,10 @@ def _start(text_file, history, *extra):
     cmd = [sys.executable, "-m", "polyrnn", "train", "--text", text_file, *RUN, *extra]
     if history is not None:
         cmd += ["--history", str(history)]
+    return _popen(cmd)
+
+
+def _popen(cmd):
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
 
 
@@ -202,6 +208,8 @@ def test_bad_requests_get_one_clear_line(text_file, capsys):
         err = capsys.readouterr().err
         assert err.startswith("polyrnn: error: ") and message in err, err
         assert len(err.splitlines()) == 1
+    with pytest.raises(ValueError, match="timeout must be > 0, got 0"):
+        distributed_jax.initialize(timeout=0)
     too_many = len(jax.devices()) + 1  # JAX has started: it cannot get more devices now
     with pytest.raises(
         lm.LMError, match=f"XLA_FLAGS=--xla_force_host_platform_device_count={too_many}"
@@ -214,3 +222,112 @@ def test_bad_requests_get_one_clear_line(text_file, capsys):
         distributed_jax.DataParallel(
             jax.sharding.Mesh(np.array(jax.devices()[:1]), ("x",)), "float32"
         )
+
+
+RESUME = textwrap.dedent(
+    """
+    import sys
+    from jax.sharding import PartitionSpec as P
+    from polyrnn import _tree, cli, lm
+
+    text, ck, stop = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    run = ["train", "--text", text, *sys.argv[4:]]
+    real_step = lm.Trainer.train_step
+
+    def stop_at(self, lr):  # Ctrl-C before step stop + 1
+        if self.steps_done == stop:
+            raise KeyboardInterrupt
+        return real_step(self, lr)
+
+    real_resume = lm.io.resume_training
+
+    def resume_checked(trainer, path):  # restored onto the mesh as a fresh run places it
+        real_resume(trainer, path)
+        devices = set(trainer.parallel.mesh.devices.flat)
+        for a in _tree.flatten((trainer.lm.params, trainer.opt_state))[0]:
+            assert a.sharding.is_fully_replicated and a.sharding.device_set == devices
+        for a in _tree.flatten(trainer.state)[0]:
+            assert a.sharding.spec == P("data") and a.sharding.device_set == devices
+        print("checked", file=sys.stderr)
+
+    lm.Trainer.train_step = stop_at
+    assert cli.main([*run, "--checkpoint", ck]) == 130
+    lm.Trainer.train_step = real_step
+    lm.io.resume_training = resume_checked
+    assert cli.main([*run, "--resume", ck]) == 0
+    """
+)
+
+
+def test_a_run_on_two_devices_resumes_to_the_uninterrupted_result(text_file, tmp_path, single):
+    """10 steps on 2 devices, stopped after 5 (a checkpoint) and resumed: the metrics of the
+    single-device run, as the uninterrupted 2-device run gives them; the restored
+    parameters and Adam moments are replicated and the state split by rows again."""
+    straight = _result(_finish(_start(text_file, None, "--devices", "2"))[0])
+    ck = str(tmp_path / "ck.npz")
+    cmd = [sys.executable, "-c", RESUME, text_file, ck, "5", *RUN, "--devices", "2"]
+    out, err = _finish(_popen(cmd))
+    assert "resumed after step 5" in err and "checked" in err
+    resumed = _result(out)
+    for key in METRICS:  # the same compiled step on the same numbers: equal to the bit
+        assert resumed[key] == straight[key], key
+        assert resumed[key] == pytest.approx(single[0][key], rel=1e-5), key
+
+
+@pytest.mark.parametrize("victim", [1, 0])
+def test_a_lost_process_stops_the_other_within_a_minute(text_file, tmp_path, victim):
+    """SIGKILL one process mid-run (after the first validation).  Process 1 killed:
+    process 0's next step fails (gloo's connection is reset), and it exits with status 1
+    and one line naming process 1, in seconds, not after the heartbeat timeout (here
+    --timeout 30).  Process 0 killed (the coordination service with it): JAX's client
+    aborts process 1 at once with its own log line, before polyrnn can say anything."""
+    join = ["--num-processes", "2", "--coordinator-address", f"127.0.0.1:{_free_port()}"]
+    history, ck = tmp_path / "h.json", tmp_path / "ck.npz"
+    long = [*join, "--steps", "100000", "--timeout", "30", "--checkpoint", str(ck)]
+    procs = {rank: _start(text_file, history, *long, "--process-id", str(rank)) for rank in (1, 0)}
+    survivor = procs[1 - victim]
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not history.exists():  # process 0 validated: the run is under way
+            assert time.monotonic() < deadline and survivor.poll() is None
+            time.sleep(0.2)
+        time.sleep(1.0)
+        procs[victim].send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        _, err = survivor.communicate(timeout=60)
+        took = time.monotonic() - killed
+    finally:
+        for proc in procs.values():
+            proc.kill()
+            proc.communicate()
+    assert took < 30, took
+    if victim == 0:
+        assert survivor.returncode == -signal.SIGABRT, err[-2000:]
+        assert "Terminating process because the JAX distributed service detected fatal" in err
+        return
+    assert survivor.returncode == 1, err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("polyrnn: error: process 0 of 2 lost process 1 during a training step")
+    assert last.endswith("resume from the last --checkpoint with --resume")
+    from polyrnn import lm
+
+    assert lm.load(str(ck)).params.size() == 12_609  # the first validation's file is whole
+
+
+def test_two_processes_resume_to_the_uninterrupted_result(text_file, tmp_path, single):
+    """jax.distributed: both processes stopped after step 5 (process 0 writes the
+    checkpoint, the state gathered from both), then resumed: the single-device metrics."""
+    join = ["--num-processes", "2", "--coordinator-address", f"127.0.0.1:{_free_port()}"]
+    ck = str(tmp_path / "ck.npz")
+    cmd = [sys.executable, "-c", RESUME, text_file, ck, "5", *RUN, *join, "--process-id"]
+    procs = [_popen([*cmd, rank]) for rank in ("1", "0")]
+    try:
+        (out1, _), (out0, err0) = map(_finish, procs)
+    finally:
+        for proc in procs:
+            proc.kill()
+    assert "resumed after step 5" in err0 and "checked" in err0
+    resumed = _result(out0)
+    for key in METRICS:
+        assert resumed[key] == pytest.approx(single[0][key], rel=1e-5), key
+    assert "{" not in out1

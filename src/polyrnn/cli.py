@@ -504,15 +504,21 @@ def _jax_mesh(args: argparse.Namespace) -> Any:
         coordinator_address=args.coordinator_address,
         num_processes=args.num_processes,
         process_id=args.process_id,
+        timeout=args.timeout,
     )
+
+
+def _jax_faults(mesh: Any) -> contextlib.AbstractContextManager[None]:
+    """``distributed_jax.peer_faults`` when ``mesh`` spans several processes."""
+    if mesh is None or len({d.process_index for d in mesh.devices.flat}) == 1:
+        return contextlib.nullcontext()
+    from .lm import distributed_jax
+
+    return distributed_jax.peer_faults()
 
 
 def train(args: argparse.Namespace) -> int:
     """Train a character-level language model on a text file."""
-    if args.resume is not None and (args.devices or args.num_processes):
-        raise lm.LMError(
-            "--resume continues a run on one device: without --devices and --num-processes"
-        )
     mesh = _jax_mesh(args)
     main = not args.process_id  # JAX's process 0 writes the files and reports
     if main:
@@ -526,7 +532,7 @@ def train(args: argparse.Namespace) -> int:
     if args.resume is None and args.evals is None:
         args.evals = EVALS
     text = lm.read_text(args.text)
-    with _torch_group(args.timeout, args.backend) as group:
+    with _torch_group(args.timeout, args.backend) as group, _jax_faults(mesh):
         if group is not None and group.rank != 0:  # rank 0 writes the files and the output
             args.out = args.history = None
         return _train_command(args, text, group, mesh)
@@ -556,7 +562,7 @@ def _train_command(args: argparse.Namespace, text: str, group: Any, mesh: Any) -
         out=args.out if main else None,
         history=args.history if main else None,
         command=args.command_line,
-        checkpoint=args.checkpoint if main else None,
+        checkpoint=args.checkpoint,  # every process gathers the state, process 0 writes
         resume=args.resume,
         group=group,
         mesh=mesh,
@@ -601,7 +607,7 @@ def _torch_group(timeout: float, train_backend: str | None = None) -> Iterator[A
     def stopped(signum: int, frame: Any) -> None:  # torchrun stops the others of a failure
         if group.reporting:  # a failed exchange is being reported already
             return
-        raise distributed_torch.PeerLostError(group.lost("and was stopped by the launcher"))
+        raise lm.PeerLostError(group.lost("and was stopped by the launcher"))
 
     previous = signal.signal(signal.SIGTERM, stopped)
     try:
@@ -738,6 +744,12 @@ def _add_backend(p: argparse.ArgumentParser, default: str) -> None:
     )
 
 
+def _jax_joined() -> bool:
+    """Whether this process joined others through ``jax.distributed``."""
+    jax = sys.modules.get("jax")
+    return jax is not None and bool(jax.distributed.is_initialized())
+
+
 def _add_timeout(p: argparse.ArgumentParser) -> None:
     from .lm.distributed_torch import TIMEOUT
 
@@ -746,7 +758,9 @@ def _add_timeout(p: argparse.ArgumentParser) -> None:
         type=_positive(float),
         default=TIMEOUT,
         help="under torchrun: seconds to wait for the other processes (to join, and in "
-        "every exchange) before stopping with an error naming the missing ranks",
+        "every exchange) before stopping with an error naming the missing ranks; with "
+        "--num-processes (jax.distributed): to join, and after which a process that "
+        "stopped sending heartbeats is declared dead",
     )
 
 
@@ -936,6 +950,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args))
     except lm.LMError as e:
         print(f"polyrnn: error: {e}", file=sys.stderr)
+        if isinstance(e, lm.PeerLostError) and _jax_joined():
+            from .lm import distributed_jax
+
+            distributed_jax.leave(1)  # jax.distributed.shutdown would wait for the lost
         return 1
     except OSError as e:  # writing a model or history file
         name = f" {e.filename!r}" if e.filename else ""

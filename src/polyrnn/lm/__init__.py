@@ -32,8 +32,15 @@ from typing import TYPE_CHECKING, Any
 
 from .backend import BACKENDS, Backend, get_backend
 from .data import StreamBatches, Vocab, read_text, split_text
-from .distributed_torch import PeerLostError, TorchGroup
-from .errors import BackendUnavailableError, DataError, DivergedError, LMError, ModelFileError
+from .distributed_torch import TorchGroup
+from .errors import (
+    BackendUnavailableError,
+    DataError,
+    DivergedError,
+    LMError,
+    ModelFileError,
+    PeerLostError,
+)
 from .evaluation import Metrics, evaluate, evaluate_tokens
 from .grad import value_and_grad
 from .io import load, resume_training, save, save_training

@@ -18,21 +18,41 @@ to them (:func:`jax.make_array_from_callback`).
 
 ``initialize`` sets up the devices (it must run before JAX first computes) and returns
 the mesh that :class:`polyrnn.lm.Trainer` takes as ``mesh``; ``DataParallel`` places a
-step's arrays on it and compiles the step.  ``polyrnn train --devices N`` (and
+step's arrays on it and compiles the step.
+
+Faults: the processes join with every timeout of :func:`jax.distributed.initialize`
+set to ``timeout`` (the join, the heartbeats by which the coordination service, on
+process 0, declares a silent process dead, and the shutdown).  A process that dies
+mid-step breaks the gloo connections, so the survivors' step raises at once;
+``lost`` names the processes gone (each survivor registers in the coordination
+service's key-value store and waits briefly for the others) and ``leave`` ends the
+process without the shutdown barrier, which would wait for the dead.  A survivor that
+is not in a collective when a peer dies is ended by JAX itself after ``timeout``
+seconds: the coordination service reports the missed heartbeats to every process, and
+the client, which :func:`jax.distributed.initialize` gives no callback, aborts it
+(status 134, a log line ``Terminating process because the JAX distributed service
+detected fatal errors``).  ``polyrnn train --devices N`` (and
 ``--num-processes``) drives them; see the documentation's page on distributed training.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
-from collections.abc import Callable, Sequence
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
 
 from ..backends._registry import LIBRARIES
 from . import _checks
-from .errors import BackendUnavailableError, LMError
+from .distributed_torch import TIMEOUT, _first_line
+from .errors import BackendUnavailableError, LMError, PeerLostError
 
 try:
     import jax
@@ -45,7 +65,7 @@ except ImportError as _error:  # pragma: no cover - needs an install without jax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-__all__ = ["AXIS", "DataParallel", "data_mesh", "initialize"]
+__all__ = ["AXIS", "DataParallel", "data_mesh", "initialize", "leave", "lost", "peer_faults"]
 
 AXIS = "data"
 """The name of the mesh axis the batch is split along."""
@@ -68,7 +88,7 @@ def initialize(
     coordinator_address: str | None = None,
     num_processes: int | None = None,
     process_id: int | None = None,
-    timeout: int = 300,
+    timeout: float = TIMEOUT,
 ) -> Mesh:
     """Set up JAX's devices (and processes) for data parallelism; the mesh of ``data_mesh``.
 
@@ -85,8 +105,10 @@ def initialize(
         Of :func:`jax.distributed.initialize`, which runs when ``num_processes`` is given:
         ``host:port`` of process 0 (``JAX_COORDINATOR_ADDRESS`` when not given), the
         number of processes and this one's rank in ``[0, num_processes)``.
-    timeout : int
-        Seconds to wait for every process to join.
+    timeout : float
+        With several processes: seconds to wait for every process to join, and after
+        which the coordination service declares a process that stopped sending
+        heartbeats dead (ending the others); rounded up to whole seconds.
 
     Returns
     -------
@@ -103,7 +125,7 @@ def initialize(
     """
     if devices is not None:
         _checks.integer("devices", devices, 1)
-    _checks.integer("timeout", timeout, 1)
+    _checks.real("timeout", timeout, above=True)
     if num_processes is None and (process_id is not None or coordinator_address is not None):
         raise LMError("process_id and coordinator_address need num_processes")
     if num_processes is not None:
@@ -126,8 +148,14 @@ def initialize(
                     "jax.distributed.initialize must run before JAX first computes, and JAX "
                     "has already started in this process"
                 )
+            seconds = math.ceil(timeout)
             jax.distributed.initialize(
-                address, num_processes, process_id, initialization_timeout=timeout
+                address,
+                num_processes,
+                process_id,
+                initialization_timeout=seconds,
+                heartbeat_timeout_seconds=seconds,
+                shutdown_timeout_seconds=seconds,
             )
     elif (
         devices is not None
@@ -227,6 +255,20 @@ class DataParallel:
         """Every array of ``tree`` (host or device) copied whole to every device of the mesh."""
         return jax.tree_util.tree_map(lambda a: self._place(a, self.replicated), tree)
 
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes the files: JAX's process 0."""
+        return jax.process_index() == 0
+
+    def gather(self, a: jax.Array) -> np.ndarray:
+        """The whole of ``a`` on the host; with several processes a collective
+        (``jax.experimental.multihost_utils.process_allgather``): all must call it."""
+        if a.is_fully_addressable or a.is_fully_replicated:
+            return np.asarray(a)
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(a, tiled=True))
+
     def local(self, tree: T) -> T:
         """This process's copy, on one of its devices, of every replicated array of ``tree``:
         for work done apart from the mesh (validation), at no copy."""
@@ -241,3 +283,83 @@ class DataParallel:
             return tuple(self.batch if b else self.replicated for b in batched)
 
         return jax.jit(step, in_shardings=where(inputs), out_shardings=where(outputs))
+
+
+def _client() -> Any:
+    """The client of JAX's coordination service (``None`` without jax.distributed)."""
+    from jax._src import distributed  # no public handle on the client
+
+    return distributed.global_state.client
+
+
+def _missing_processes(wait: float = 3.0) -> list[int] | None:
+    """The processes that do not register as alive in the coordination service's
+    key-value store within ``wait`` seconds (each survivor of a failed step registers);
+    ``None`` when the service itself (process 0) does not answer."""
+    me, world, client = jax.process_index(), jax.process_count(), _client()
+    found: list[list[int]] = []
+
+    def check() -> None:
+        client.key_value_set(f"polyrnn/alive/{me}", "1", allow_overwrite=True)
+        deadline = time.monotonic() + wait
+        while True:
+            missing = [p for p in range(world) if not _alive(client, p)]
+            if not missing or time.monotonic() > deadline:
+                found.append(missing)
+                return
+            time.sleep(0.1)
+
+    # the service's RPCs can wait long for a dead coordinator: bound them by a thread
+    thread = threading.Thread(target=_quietly, args=(check,), daemon=True)
+    thread.start()
+    thread.join(wait + 2.0)
+    return found[0] if found else None
+
+
+def _alive(client: Any, process: int) -> bool:
+    try:
+        client.key_value_try_get(f"polyrnn/alive/{process}")
+    except jax.errors.JaxRuntimeError:  # NOT_FOUND
+        return False
+    return True
+
+
+def _quietly(fn: Callable[[], None]) -> None:
+    with contextlib.suppress(jax.errors.JaxRuntimeError):  # the service is gone: None
+        fn()
+
+
+def lost(how: str) -> str:
+    """One line saying that this process stopped ``how`` and which processes are gone."""
+    gone = _missing_processes()
+    if gone is None:
+        who = "the coordinator (process 0, which hosts JAX's coordination service)"
+    elif gone:
+        who = "process" + ("es " if len(gone) > 1 else " ") + ", ".join(map(str, gone))
+    else:
+        who = "a peer (every process is still registered)"
+    return (
+        f"process {jax.process_index()} of {jax.process_count()} lost {who} {how}; resume "
+        "from the last --checkpoint with --resume"
+    )
+
+
+@contextlib.contextmanager
+def peer_faults() -> Iterator[None]:
+    """Turns a failed step of several processes (a peer died: gloo's connections broke,
+    ``jax.errors.JaxRuntimeError``) into :class:`~polyrnn.lm.PeerLostError` naming
+    the processes gone (:func:`lost`)."""
+    try:
+        yield
+    except jax.errors.JaxRuntimeError as e:
+        what = re.sub(r"\[[^\]\s]*:\d+\]\s*", "", _first_line(e))  # no source locations
+        raise PeerLostError(lost(f"during a training step ({what})")) from None
+
+
+def leave(status: int) -> None:
+    """End this process at once with ``status``, its output flushed, skipping
+    ``jax.distributed.shutdown`` (run at exit), whose barrier would wait for a lost
+    process until the heartbeat timeout and then abort."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -40,9 +40,9 @@ from .. import _tree
 from .._compat import Array
 from . import evaluation, model
 from .backend import Backend
-from .errors import BackendUnavailableError, LMError
+from .errors import BackendUnavailableError, LMError, PeerLostError
 
-__all__ = ["ENV", "TIMEOUT", "PeerLostError", "TorchGroup", "evaluate_tokens", "launched"]
+__all__ = ["ENV", "TIMEOUT", "TorchGroup", "evaluate_tokens", "launched"]
 
 ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 """The environment variables by which ``torchrun`` tells a process its place."""
@@ -52,10 +52,6 @@ TIMEOUT = 30.0
 
 BACKENDS = ("numpy", "torch")
 """The backends whose training runs under :mod:`torch.distributed`."""
-
-
-class PeerLostError(LMError, RuntimeError):
-    """A collective failed: another process of the group stopped or cannot be reached."""
 
 
 def launched() -> bool:

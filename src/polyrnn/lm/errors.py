@@ -3,7 +3,14 @@ can report every expected failure in one line and let real bugs raise."""
 
 from __future__ import annotations
 
-__all__ = ["BackendUnavailableError", "DataError", "DivergedError", "LMError", "ModelFileError"]
+__all__ = [
+    "BackendUnavailableError",
+    "DataError",
+    "DivergedError",
+    "LMError",
+    "ModelFileError",
+    "PeerLostError",
+]
 
 
 class LMError(Exception):
@@ -25,3 +32,8 @@ class BackendUnavailableError(LMError, ImportError):
 class DivergedError(LMError, FloatingPointError):
     """Numbers became NaN or infinite: in training (a loss, a gradient, an updated parameter
     or the validation loss; the step was not applied) or in a model's predictions."""
+
+
+class PeerLostError(LMError, RuntimeError):
+    """Another process of a distributed run stopped or cannot be reached (a collective of
+    :mod:`torch.distributed` or of JAX's multi-process runtime failed)."""

@@ -294,8 +294,8 @@ def save_training(trainer: Trainer, path: str | os.PathLike[str]) -> None:
     """Write a checkpoint of ``trainer`` to ``path``, atomically: the last parameters (a
     model file :func:`load` reads) and what :func:`resume_training` needs to continue the
     run of ``trainer.progress`` exactly (see the module's description).  With
-    ``trainer.group``, every process must call it (the state of the streams is
-    gathered) and rank 0 writes.
+    ``trainer.group``, or a ``mesh`` over several JAX processes, every process must call
+    it (the state of the streams is gathered) and rank 0 (process 0) writes.
 
     Raises
     ------
@@ -312,6 +312,8 @@ def save_training(trainer: Trainer, path: str | os.PathLike[str]) -> None:
             arrays[f"state.{i}.{k}"] = a
     if trainer.group is not None and trainer.group.rank != 0:
         return  # rank 0 writes
+    if trainer.parallel is not None and not trainer.parallel.writes:
+        return  # JAX's process 0 writes
     best = trainer.best
     if best is not None:
         arrays.update({"best." + k: a for k, a in _named_arrays(best.params, np.asarray).items()})
@@ -409,12 +411,13 @@ def resume_training(trainer: Trainer, path: str | os.PathLike[str]) -> None:
                 to(arrays[prefix + "b_out"]),
             )
 
-        params = tree("", b.asarray)
-        opt_state = AdamState(
-            b.xp.asarray(int(training["adam_count"]), dtype=b.xp.int32),
-            tree("adam.m.", b.asarray),
-            tree("adam.v.", b.asarray),
-        )
+        parallel = trainer.parallel  # on a mesh: replicated, the state split by rows
+        to = b.asarray if parallel is None else np.asarray
+        count = np.asarray(int(training["adam_count"]), dtype=np.int32)
+        params = tree("", to)
+        opt_state = AdamState(to(count), tree("adam.m.", to), tree("adam.v.", to))
+        if parallel is not None:
+            params, opt_state = parallel.replicate((params, opt_state))
         shape = (trainer.config.batch, config.hidden_size)
         for i, carry in enumerate(trainer.state):
             for k in range(len(carry)):
@@ -424,8 +427,9 @@ def resume_training(trainer: Trainer, path: str | os.PathLike[str]) -> None:
                         f"{path!r}: array 'state.{i}.{k}' has shape {tuple(a.shape)}, "
                         f"expected {shape}"
                     )
+        put = b.asarray if parallel is None else parallel.shard
         state = tuple(  # this process's streams
-            tuple(b.asarray(arrays[f"state.{i}.{k}"][trainer.rows]) for k in range(len(carry)))
+            tuple(put(arrays[f"state.{i}.{k}"][trainer.rows]) for k in range(len(carry)))
             for i, carry in enumerate(trainer.state)
         )
         best_meta = training["best"]

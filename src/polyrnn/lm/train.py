@@ -567,8 +567,11 @@ class Trainer:
 
     def full_state(self) -> tuple[tuple[np.ndarray, ...], ...]:
         """The carried recurrent state of all ``config.batch`` streams, on the host (with
-        ``group``, gathered from every process: all must call it)."""
+        ``group``, or a ``mesh`` over several processes, gathered from every process: all
+        must call it)."""
         to_numpy, n = self.lm.backend.to_numpy, self.config.batch
+        if self.parallel is not None:
+            to_numpy = self.parallel.gather
         if self.group is None:
             return tuple(tuple(to_numpy(a) for a in carry) for carry in self.state)
         g = self.group
