@@ -8,6 +8,7 @@ doctests where the framework is not installed.
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import numpy as np
 import pytest
@@ -20,9 +21,13 @@ collect_ignore = [
         ("cupy", "backends/cupy"),
         ("torch", "nn/torch"),  # the framework modules, likewise
         ("flax", "nn/flax"),
+        ("keras", "nn/keras"),
     )
     if importlib.util.find_spec(name) is None
 ]
+if os.environ.get("KERAS_BACKEND") not in ("jax", "torch", "numpy"):
+    # Keras's default backend, TensorFlow, is not one polyrnn takes (nor installed here)
+    collect_ignore.append("src/polyrnn/nn/keras.py")
 
 
 @pytest.fixture(autouse=True)

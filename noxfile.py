@@ -34,8 +34,8 @@ def tests(session: nox.Session, backend: str) -> None:
         session.skip("cupy needs a CUDA device; set POLYRNN_TEST_CUPY=1 on a GPU machine")
     _install(session, f"test-{backend}")
     env = {"POLYRNN_TEST_BACKENDS": backend}
-    if backend == "jax":
-        env["KERAS_BACKEND"] = "jax"
+    if backend in ("jax", "torch"):  # Keras 3 is in both groups: polyrnn.nn.keras on each
+        env["KERAS_BACKEND"] = backend
     session.run("pytest", *session.posargs, env=env)
 
 
@@ -63,14 +63,16 @@ def docs(session: nox.Session) -> None:
     files, and every example a reader can copy, run from polyrnn's wheel in a virtual
     environment of its own (``docs/_build/examples-venv``, built once and reused).
 
-    JAX and PyTorch are installed (CPU is enough), so the executed pages show every library
-    agreeing with NumPy and the front page's framework examples are tested; CuPy needs a
+    JAX, PyTorch and Keras (on JAX) are installed (CPU is enough), so the executed pages
+    show every library agreeing with NumPy and the front page's framework examples are
+    tested; CuPy needs a
     GPU and its rows say so.  Unpinned, pip may pick PyTorch's large CUDA build on Linux;
     CI pins the CPU wheel through ``PIP_CONSTRAINT`` (``.ci/constraints.txt``), and so can
     you, or point pip at ``https://download.pytorch.org/whl/cpu``.
     Options after ``--`` go to the HTML build, e.g. ``nox -s docs -- -E``.
     """
     _install(session, "docs")
+    session.env["KERAS_BACKEND"] = "jax"  # the Keras page, its API reference and examples
     common = ["-W", "--keep-going", "-n", "-d", "docs/_build/doctrees"]
     session.run("sphinx-build", "-b", "html", *common, *session.posargs, "docs", "docs/_build/html")
     session.run("sphinx-build", "-b", "doctest", *common, "docs", "docs/_build/doctest")

@@ -125,6 +125,9 @@ myst_dmath_double_inline = True
 # build times erratic.
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+# Keras (the Keras page, and autodoc importing polyrnn.nn.keras) on JAX, unless the
+# builder chose another backend polyrnn takes: Keras's default, TensorFlow, is not one.
+os.environ.setdefault("KERAS_BACKEND", "jax")
 
 nb_execution_mode = "off" if os.environ.get("POLYRNN_DOCS_EXECUTE") == "off" else "force"
 nb_execution_timeout = 300  # seconds per cell

@@ -8,7 +8,7 @@ temporary directory: an example that imports the docs' helpers, reads a file of 
 repository or leans on a name defined in a hidden cell fails here.
 
 The environment is built once under ``docs/_build/examples-venv`` and reused; the wheel
-is rebuilt and reinstalled on every run.  It installs ``polyrnn[jax,torch,flax]`` and
+is rebuilt and reinstalled on every run.  It installs ``polyrnn[jax,torch,flax,keras]`` and
 matplotlib, so pip honours ``PIP_CONSTRAINT`` (CI's pin of torch's CPU wheel).
 """
 
@@ -69,7 +69,9 @@ def python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pip = [str(exe), "-m", "pip", "--disable-pip-version-check"]
     subprocess.run([*pip, "wheel", "-q", "--no-deps", "-w", str(wheels), str(ROOT)], check=True)
     (wheel,) = wheels.glob("polyrnn-*.whl")
-    subprocess.run([*pip, "install", "-q", f"{wheel}[jax,torch,flax]", "matplotlib"], check=True)
+    subprocess.run(
+        [*pip, "install", "-q", f"{wheel}[jax,torch,flax,keras]", "matplotlib"], check=True
+    )
     subprocess.run([*pip, "install", "-q", "--force-reinstall", "--no-deps", wheel], check=True)
     return exe
 

@@ -1,0 +1,356 @@
+"""``polyrnn.nn.keras.SimpleRNN/GRU/LSTM`` against independent references.
+
+On the Keras backend the session sets (``KERAS_BACKEND``: jax in the jax session, torch in
+the torch session):
+
+- Keras's own ``keras.layers.SimpleRNN``, ``GRU`` (both ``reset_after``) and ``LSTM``
+  with the same weights: outputs and states with ``return_sequences``, ``return_state``,
+  ``go_backwards``, masks (given, from ``Masking`` and ``Embedding(mask_zero=True)``),
+  initial states, input dropout from the same seed, and the losses of two epochs of
+  ``fit``;
+- the seed notebook's printed numbers for its GRU (``reset_after=False``);
+- a model saved to a ``.keras`` file and loaded again: the very same predictions.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+pk = pytest.importorskip("polyrnn.nn.keras")
+
+from test_seed import GOLDEN_ATOL, PRINTED_FEATURES, SCAN_GRU_Y, _printed
+
+from polyrnn import backends, interop
+
+TOL = 2e-5
+"""float32 against Keras's layer: the same equations summed in another order (measured
+up to 3e-7 through these 6-step scans)."""
+FIT_RTOL = 1e-5
+"""The losses of 2 epochs of Adam (6 steps) on both models, relative: float32 rounding
+differences of the forward and backward passes, measured up to 2e-7."""
+D, H = 4, 5
+KERAS_NUMPY2 = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+)
+"""Keras's own warning under NumPy 2, where ``predict`` and ``save`` turn a backend tensor
+into a NumPy array."""
+CASES = [
+    ("SimpleRNN", {}),
+    ("SimpleRNN", {"activation": "relu"}),
+    ("GRU", {"reset_after": True}),
+    ("GRU", {"reset_after": False}),
+    ("LSTM", {}),
+]
+IDS = ["rnn-tanh", "rnn-relu", "gru-after", "gru-before", "lstm"]
+
+
+def numpy(a: Any) -> np.ndarray:
+    """A backend tensor on the host (through polyrnn: Keras's ``convert_to_numpy`` warns
+    under NumPy 2 on torch tensors)."""
+    return backends.to_numpy(a)
+
+
+def weights(layer: Any) -> list[np.ndarray]:
+    """``layer.get_weights()`` without Keras's NumPy-2 ``__array__`` warning."""
+    return [numpy(v.value) for v in layer.weights]
+
+
+def twins(kind: str, options: dict[str, Any], **kw: Any) -> tuple[Any, Any]:
+    """``(keras layer, polyrnn layer)`` of one configuration, built, with the same random
+    weights (biases included, so that every bias term counts)."""
+    kw = {**options, **kw}
+    ref = getattr(keras.layers, kind)(H, **kw)
+    ours = getattr(pk, kind)(H, **kw)
+    ref.build((None, None, D))
+    ours.build((None, None, D))
+    rng = np.random.default_rng(0)
+    ws = [(0.5 * rng.normal(size=w.shape)).astype("float32") for w in weights(ref)]
+    ref.set_weights(ws)
+    ours.set_weights(ws)
+    return ref, ours
+
+
+def inputs(n: int = 3, t: int = 6) -> np.ndarray:
+    return np.random.default_rng(1).normal(size=(n, t, D)).astype("float32")
+
+
+MASK = np.array([[1] * 6, [1] * 3 + [0] * 3, [0] * 6], dtype=bool)
+"""Right-padded rows: full, half, and empty (the state stays the initial one)."""
+
+
+def close(actual: Any, expected: Any, tol: float = TOL) -> None:
+    actual, expected = numpy(actual), numpy(expected)
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype
+    np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol)
+
+
+def all_close(ours: Any, ref: Any, tol: float = TOL) -> None:
+    ours = ours if isinstance(ours, tuple | list) else (ours,)
+    ref = ref if isinstance(ref, tuple | list) else (ref,)
+    assert len(ours) == len(ref)
+    for a, b in zip(ours, ref, strict=True):
+        close(a, b, tol)
+
+
+# --------------------------------------------------------------------------- the same outputs
+
+
+@pytest.mark.parametrize(("kind", "options"), CASES, ids=IDS)
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["fwd", "bwd"])
+def test_same_outputs_and_states_as_keras(kind, options, go_backwards):
+    if options.get("activation") == "relu" and go_backwards:
+        pytest.skip("the relu RNN differs from the tanh one in its activation only")
+    ref, ours = twins(
+        kind, options, return_sequences=True, return_state=True, go_backwards=go_backwards
+    )
+    x = inputs()
+    all_close(ours(x), ref(x))
+    states = 2 if kind == "LSTM" else 1
+    gen = np.random.default_rng(2)
+    h0 = [gen.normal(size=(3, H)).astype("float32") for _ in range(states)]
+    all_close(ours(x, initial_state=h0, mask=MASK), ref(x, initial_state=h0, mask=MASK))
+
+
+@pytest.mark.parametrize(("kind", "options"), CASES[2:], ids=IDS[2:])
+def test_last_output_and_masked_steps_as_keras(kind, options):
+    """Without ``return_sequences`` (Keras's last output, masked or not), with
+    ``zero_output_for_mask``, and without biases."""
+    x = inputs()
+    for go_backwards, zero_output, sequences in (
+        (False, False, False),
+        (True, False, False),
+        (False, True, False),
+        (True, True, True),
+    ):
+        kw = {"go_backwards": go_backwards, "zero_output_for_mask": zero_output}
+        ref, ours = twins(kind, options, return_sequences=sequences, **kw)
+        all_close(ours(x, mask=MASK), ref(x, mask=MASK))
+    # use_bias=False against Keras's layer with zero biases (Keras's own GRU(use_bias=False,
+    # reset_after=True) fails under the suite's strict JAX dtype promotion)
+    ref, _ = twins(kind, options, return_state=True)
+    kernel, recurrent, bias = weights(ref)
+    ref.set_weights([kernel, recurrent, np.zeros_like(bias)])
+    ours = getattr(pk, kind)(H, use_bias=False, return_state=True, **options)
+    ours(x)
+    ours.set_weights([kernel, recurrent])
+    all_close(ours(x), ref(x))
+
+
+@pytest.mark.parametrize(("kind", "options"), CASES[::2], ids=IDS[::2])
+def test_input_dropout_as_keras_from_the_same_seed(kind, options):
+    """Keras draws one input mask per call from the layer's seed; so does polyrnn's layer,
+    in training only."""
+    ref, ours = twins(kind, options, dropout=0.4, seed=3, return_sequences=True)
+    x = inputs()
+    dropped = ours(x, training=True)
+    close(dropped, ref(x, training=True))
+    close(ours(x), ref(x))  # inference: nothing dropped
+    assert np.abs(numpy(dropped) - numpy(ours(x))).max() > 1e-3
+
+
+def sequential(layer: Any, first: Any) -> Any:
+    return keras.Sequential([first, layer, keras.layers.Dense(1)])
+
+
+@KERAS_NUMPY2
+def test_keras_masks_become_lengths():
+    """A ``Masking`` layer and an ``Embedding(mask_zero=True)`` in a model: the same
+    predictions as Keras's GRU (``predict``: compiled on JAX, so the mask is traced)."""
+    x = inputs()
+    x[1, 3:] = 0.0
+    tokens = np.array([[3, 1, 2, 2, 0, 0], [1, 0, 0, 0, 0, 0]], dtype="int32")
+    for first, data in (
+        (lambda: keras.layers.Masking(0.0), x),
+        (lambda: keras.layers.Embedding(4, D, mask_zero=True), tokens),
+    ):
+        models = []
+        for lib in (keras.layers, pk):
+            model = sequential(lib.GRU(H, return_sequences=True, reset_after=False), first())
+            model(data[:1])
+            models.append(model)
+        models[1].set_weights(weights(models[0]))
+        all_close(models[1].predict(data, verbose=0), models[0].predict(data, verbose=0))
+
+
+# --------------------------------------------------------------------------- training
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (("GRU", {"reset_after": True}), ("LSTM", {})),
+        (("GRU", {"reset_after": False}), ("SimpleRNN", {})),
+    ],
+    ids=["gru-after+lstm", "gru-before+rnn"],
+)
+def test_fit_follows_keras_losses(first, second):
+    """Two epochs of ``fit`` (Adam, batches of 4, no shuffling) of two stacked layers,
+    from the same weights: the same losses, to ``FIT_RTOL``, and the same weights after."""
+    gen = np.random.default_rng(0)
+    x = gen.normal(size=(12, 6, D)).astype("float32")
+    y = np.sin(x[..., 0].cumsum(axis=1))[:, -1:].astype("float32")  # needs memory
+    histories, models = [], []
+    for lib in (keras.layers, pk):
+        layers = [
+            keras.Input((6, D)),
+            getattr(lib, first[0])(H, return_sequences=True, **first[1]),
+            getattr(lib, second[0])(H, **second[1]),
+            keras.layers.Dense(1),
+        ]
+        models.append(keras.Sequential(layers))
+    models[1].set_weights(weights(models[0]))
+    for model in models:
+        model.compile(optimizer=keras.optimizers.Adam(0.02), loss="mse")
+        fit = model.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
+        histories.append(fit.history["loss"])
+    np.testing.assert_allclose(histories[1], histories[0], rtol=FIT_RTOL, atol=0)
+    assert histories[0][1] < histories[0][0]  # it learned something
+    for a, b in zip(weights(models[1]), weights(models[0]), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@KERAS_NUMPY2
+def test_saved_model_reloads_with_identical_predictions(tmp_path):
+    tokens = np.array([[3, 1, 2, 2, 0, 0], [1, 2, 0, 0, 0, 0]], dtype="int32")
+    inner = keras.Sequential(
+        [
+            keras.Input((6,), dtype="int32"),
+            keras.layers.Embedding(4, D, mask_zero=True),
+            pk.GRU(H, return_sequences=True, reset_after=False, go_backwards=True),
+            pk.LSTM(H, return_sequences=True, dropout=0.1, seed=4),
+            pk.SimpleRNN(H, activation="sigmoid"),
+            keras.layers.Dense(1),
+        ]
+    )
+    path = tmp_path / "model.keras"
+    inner.save(path)
+    loaded = keras.saving.load_model(path)
+    assert [type(layer) for layer in loaded.layers] == [type(layer) for layer in inner.layers]
+    for a, b in zip(loaded.layers[1:4], inner.layers[1:4], strict=True):
+        assert a.get_config() | {"name": None} == b.get_config() | {"name": None}
+    expected = numpy(inner.predict(tokens, verbose=0))
+    np.testing.assert_array_equal(numpy(loaded.predict(tokens, verbose=0)), expected)
+
+
+def test_keras_configs_give_the_same_layer():
+    """``from_config`` of a Keras layer's config (the drop-in of a saved architecture)."""
+    x = inputs()
+    for kind in ("SimpleRNN", "GRU", "LSTM"):
+        ref = getattr(keras.layers, kind)(H, return_sequences=True, go_backwards=True)
+        ref(x)
+        ours = getattr(pk, kind).from_config(ref.get_config())
+        ours(x)
+        ours.set_weights(weights(ref))
+        all_close(ours(x), ref(x))
+
+
+def test_bidirectional_wrapper_as_keras():
+    """``keras.layers.Bidirectional`` makes the backward copy from the layer's config
+    (``go_backwards`` flipped): the same outputs as Keras's bidirectional LSTM, masked."""
+    x = inputs()
+    ref = keras.layers.Bidirectional(keras.layers.LSTM(H, return_sequences=True))
+    ours = keras.layers.Bidirectional(pk.LSTM(H, return_sequences=True))
+    ref.build(x.shape)
+    ours.build(x.shape)
+    assert type(ours.backward_layer) is pk.LSTM and ours.backward_layer.go_backwards
+    ours.set_weights(weights(ref))
+    all_close(ours(x, mask=MASK), ref(x, mask=MASK))
+
+
+# --------------------------------------------------------------------------- the seed notebook
+
+
+def test_seed_notebook_gru_as_a_keras_layer():
+    """The notebook's GRU (reset gate before the product) as ``GRU(16, reset_after=False)``
+    with its converted weights reproduces the numbers it printed (In [17])."""
+    with np.load(os.path.join(os.path.dirname(__file__), "data", "seed_weights.npz")) as f:
+        seed = {k: f[k].astype("float32") for k in f.files}
+    params = interop.from_seed_gru(*(seed[k] for k in ("w1", "w2", "w3", "b1", "b2", "b3")))
+    layer = pk.GRU(16, reset_after=False, return_sequences=True)
+    xs = seed["X"][None, :, :, 0]  # (1, T, D): the notebook's (T, D, 1)
+    layer(xs[:, :1])
+    layer.set_weights(interop.to_keras_gru(params, reset_after=False))
+    hs = numpy(layer(xs))[0]
+    w, b = interop.from_seed_readout(seed["w4"], seed["b4"])
+    ys = 1.0 / (1.0 + np.exp(-(hs @ w + b)))
+    steps, printed = _printed(SCAN_GRU_Y)
+    np.testing.assert_allclose(ys[steps][:, PRINTED_FEATURES], printed, rtol=0, atol=GOLDEN_ATOL)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_unsupported_arguments_are_refused_clearly():
+    with pytest.raises(NotImplementedError, match=r"recurrent_dropout must be 0, got 0\.2"):
+        pk.GRU(3, recurrent_dropout=0.2)
+    with pytest.raises(NotImplementedError, match="stateful=True is not supported"):
+        pk.LSTM(3, stateful=True)
+    with pytest.raises(ValueError, match=r"activation must be one of 'tanh'.*got 'relu'"):
+        pk.GRU(3, activation="relu")
+    with pytest.raises(ValueError, match=r"recurrent_activation must be one of 'sigmoid'"):
+        pk.LSTM(3, recurrent_activation="hard_sigmoid")
+    with pytest.raises(ValueError, match=r"dropout must be a number in \[0, 1\), got 1"):
+        pk.SimpleRNN(3, dropout=1)
+    with pytest.raises(ValueError, match="units must be a positive integer, got 0"):
+        pk.GRU(0)
+    with pytest.raises(TypeError, match="reset_after must be True or False, got 1"):
+        pk.GRU(3, reset_after=1)
+
+
+def test_bad_masks_and_states_are_refused_clearly():
+    layer = pk.GRU(H)
+    x = inputs()
+    holes = MASK.copy()
+    holes[2, 4] = True
+    with pytest.raises(ValueError, match=r"right-padded.*row 2 is \[0, 0, 0, 0, 1, 0\]"):
+        layer(x, mask=holes)
+    with pytest.raises(ValueError, match=r"initial_state must hold 2 tensor\(s\).*got 1"):
+        pk.LSTM(H)(x, initial_state=[np.zeros((3, H), dtype="float32")])
+
+
+# --------------------------------------------------------------------------- imports
+
+
+def test_numpy_backend_infers_as_keras(tmp_path):
+    """``KERAS_BACKEND=numpy`` (inference only), in a process of its own: the weights and
+    inputs of a Keras GRU here give its outputs there."""
+    if keras.backend.backend() != "jax":
+        pytest.skip("backend-independent: run once, in the session with KERAS_BACKEND=jax")
+    ref, _ = twins("GRU", {"reset_after": False}, return_sequences=True, go_backwards=True)
+    x = inputs()
+    np.savez(tmp_path / "in.npz", *weights(ref), x=x, mask=MASK)
+    code = (
+        "import sys, numpy as np, polyrnn.nn.keras as pk\n"
+        "f = np.load(sys.argv[1])\n"
+        "layer = pk.GRU(5, reset_after=False, return_sequences=True, go_backwards=True)\n"
+        "layer(f['x'])\n"
+        "layer.set_weights([f[f'arr_{i}'] for i in range(3)])\n"
+        "np.save(sys.argv[2], layer(f['x'], mask=f['mask']))\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "numpy", "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = tmp_path / "out.npy"
+    subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "in.npz"), str(out)], check=True, env=env
+    )
+    close(np.load(out), ref(x, mask=MASK))
+
+
+def test_import_without_keras_names_the_extra():
+    code = (
+        "import sys; sys.modules['keras'] = None\n"
+        "try:\n    import polyrnn.nn.keras\n"
+        "except ImportError as e:\n    print(e)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert "polyrnn.nn.keras needs Keras 3" in done.stdout
+    assert 'pip install "polyrnn[keras,jax]"' in done.stdout
