@@ -30,11 +30,15 @@ from test_seed import GOLDEN_ATOL, PRINTED_FEATURES, SCAN_GRU_Y, _printed
 from polyrnn import backends, interop
 
 TOL = 2e-5
-"""float32 against Keras's layer: the same equations summed in another order (measured
-up to 3e-7 through these 6-step scans)."""
+"""float32 against Keras's layer, the brief's tolerance: the same equations summed in
+another order (measured up to 5e-7 through these 6-step scans, on JAX and on torch)."""
 FIT_RTOL = 1e-5
 """The losses of 2 epochs of Adam (6 steps) on both models, relative: float32 rounding
 differences of the forward and backward passes, measured up to 2e-7."""
+FIT_WEIGHTS_ATOL = 1e-5
+"""The weights after those 6 steps, absolute (they are of order 1): measured up to 7.5e-7.
+Adam divides each gradient by its running norm, so where a gradient is near zero its
+float32 rounding moves a step by more than the loss shows."""
 D, H = 4, 5
 KERAS_NUMPY2 = pytest.mark.filterwarnings(
     "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
@@ -102,11 +106,12 @@ def all_close(ours: Any, ref: Any, tol: float = TOL) -> None:
 # --------------------------------------------------------------------------- the same outputs
 
 
-@pytest.mark.parametrize(("kind", "options"), CASES, ids=IDS)
-@pytest.mark.parametrize("go_backwards", [False, True], ids=["fwd", "bwd"])
+@pytest.mark.parametrize(
+    ("kind", "options", "go_backwards"),
+    [(*case, backwards) for case in CASES for backwards in (False, True)],
+    ids=[f"{name}-{way}" for name in IDS for way in ("fwd", "bwd")],
+)
 def test_same_outputs_and_states_as_keras(kind, options, go_backwards):
-    if options.get("activation") == "relu" and go_backwards:
-        pytest.skip("the relu RNN differs from the tanh one in its activation only")
     ref, ours = twins(
         kind, options, return_sequences=True, return_state=True, go_backwards=go_backwards
     )
@@ -213,7 +218,7 @@ def test_fit_follows_keras_losses(first, second):
     np.testing.assert_allclose(histories[1], histories[0], rtol=FIT_RTOL, atol=0)
     assert histories[0][1] < histories[0][0]  # it learned something
     for a, b in zip(weights(models[1]), weights(models[0]), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(a, b, rtol=0, atol=FIT_WEIGHTS_ATOL)
 
 
 @KERAS_NUMPY2

@@ -24,10 +24,12 @@ inside a ``jit``-compiled ``fit``).  Masked steps output what Keras outputs ther
 carried state.
 
 Not supported: ``recurrent_dropout`` other than 0 (a :class:`NotImplementedError`:
-polyrnn's scans have no per-step mask of the state) and ``stateful=True``; ``unroll`` and
-``use_cudnn`` are accepted and change nothing.  What polyrnn adds: ``GRU(...,
-reset_after=False)`` runs on every backend without Keras's per-step Python cell, and
-``SimpleRNN(activation="sigmoid")`` as well as ``"tanh"`` and ``"relu"``.
+polyrnn's scans have no per-step mask of the state), ``stateful=True``, and Keras's
+TensorFlow backend; ``unroll`` and ``use_cudnn`` are accepted (so Keras's configs load)
+and change nothing.  What polyrnn adds: the reset-before GRU of Cho et al.
+(``reset_after=False``, the seed notebook's) computed by polyrnn's scan like the other
+cells, and the same weights giving the same numbers in polyrnn's functions on any array
+library (:mod:`polyrnn.interop`).
 """
 
 from __future__ import annotations
@@ -437,13 +439,15 @@ class GRU(_RNNBase):
         z &= \sigma(x K_z + h R_z + b^{in}_z + b^{rec}_z), \quad
         r = \sigma(x K_r + h R_r + b^{in}_r + b^{rec}_r) \\
         \tilde h &= \tanh(x K_h + b^{in}_h + r \odot (h R_h + b^{rec}_h))
-        \quad \text{(reset_after=True, bias (2, 3H) = [b^{in}; b^{rec}])} \\
+        \quad \text{(reset_after=True)} \\
         \tilde h &= \tanh(x K_h + (r \odot h) R_h + b^{in}_h)
-        \quad \text{(reset_after=False, bias (3H,) = b^{in})} \\
+        \quad \text{(reset_after=False, no } b^{rec} \text{)} \\
         h' &= z \odot h + (1 - z) \odot \tilde h
 
-    the call is :func:`polyrnn.gru_scan` with the same ``reset_after`` on these weights,
-    the first two gate blocks exchanged into polyrnn's ``(r, z, n)``.
+    with ``bias`` ``(2, 3H)`` holding :math:`[b^{in}; b^{rec}]` (``reset_after=True``) or
+    ``(3H,)`` holding :math:`b^{in}` (``reset_after=False``).  The call is
+    :func:`polyrnn.gru_scan` with the same ``reset_after`` on these weights, the first two
+    gate blocks exchanged into polyrnn's ``(r, z, n)``.
 
     Parameters
     ----------
