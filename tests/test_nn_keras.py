@@ -196,8 +196,9 @@ def test_keras_masks_become_lengths():
     ids=["gru-after+lstm", "gru-before+rnn"],
 )
 def test_fit_follows_keras_losses(first, second):
-    """Two epochs of ``fit`` (Adam, batches of 4, no shuffling) of two stacked layers,
-    from the same weights: the same losses, to ``FIT_RTOL``, and the same weights after."""
+    """Two epochs of ``fit`` (Adam, batches of 4, no shuffling) of two stacked layers, the
+    first with input dropout from one seed, from the same weights: the same losses, to
+    ``FIT_RTOL``, and the same weights after (the same dropout masks: Keras's draws)."""
     gen = np.random.default_rng(0)
     x = gen.normal(size=(12, 6, D)).astype("float32")
     y = np.sin(x[..., 0].cumsum(axis=1))[:, -1:].astype("float32")  # needs memory
@@ -205,7 +206,7 @@ def test_fit_follows_keras_losses(first, second):
     for lib in (keras.layers, pk):
         layers = [
             keras.Input((6, D)),
-            getattr(lib, first[0])(H, return_sequences=True, **first[1]),
+            getattr(lib, first[0])(H, return_sequences=True, dropout=0.3, seed=1, **first[1]),
             getattr(lib, second[0])(H, **second[1]),
             keras.layers.Dense(1),
         ]
