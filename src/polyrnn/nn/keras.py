@@ -23,9 +23,13 @@ the number of ``True`` steps of each row: only right-padded masks (each row a ru
 inside a ``jit``-compiled ``fit``).  Masked steps output what Keras outputs there: the
 carried state.
 
-Not supported: ``recurrent_dropout`` other than 0 (a :class:`NotImplementedError`:
-polyrnn's scans have no per-step mask of the state), ``stateful=True``, and Keras's
-TensorFlow backend; ``unroll`` and ``use_cudnn`` are accepted (so Keras's configs load)
+Dropout is drawn as Keras draws it, at every call from the layer's ``seed``: one input
+mask ``(N, D)`` and one recurrent mask ``(N, H)`` (multiplying ``h_{t-1}`` where it meets
+``recurrent_kernel``, Gal and Ghahramani's variational dropout), applied in training.
+The SimpleRNN's are Keras's masks; Keras's GRU and LSTM with ``recurrent_dropout`` draw
+one mask per gate instead, where these layers use one for all gates.
+
+Not supported: ``stateful=True`` and Keras's TensorFlow backend; ``unroll`` and ``use_cudnn`` are accepted (so Keras's configs load)
 and change nothing.  What polyrnn adds: the reset-before GRU of Cho et al.
 (``reset_after=False``, the seed notebook's) computed by polyrnn's scan like the other
 cells, and the same weights giving the same numbers in polyrnn's functions on any array
@@ -48,12 +52,12 @@ except ImportError as _error:  # pragma: no cover - exercised in a subprocess by
 
 from keras import ops
 
+from .. import cells
 from .._compat import array_namespace, device
 from ..backends import get_adapter
-from ..cells import ACTIVATIONS
 from ..interop import _swap_first_two
 from ..params import GRUParams, LSTMParams, RNNParams
-from ..scans import gru_scan, lstm_scan, rnn_scan
+from ..scans import cell_scan
 
 __all__ = ["GRU", "LSTM", "SimpleRNN"]
 
@@ -90,6 +94,7 @@ class _RNNBase(keras.layers.Layer):  # type: ignore[misc]
     """Arguments, weights, masks and the call shared by :class:`SimpleRNN`, :class:`GRU`
     and :class:`LSTM` (``keras.layers.RNN``'s role)."""
 
+    _cell = cells.RNN
     _gates = 1
     _states = 1
 
@@ -148,12 +153,6 @@ class _RNNBase(keras.layers.Layer):  # type: ignore[misc]
                 or not 0 <= float(rate) < 1
             ):
                 raise ValueError(f"{cls}: {arg} must be a number in [0, 1), got {rate!r}")
-        if recurrent_dropout != 0:
-            raise NotImplementedError(
-                f"{cls}: recurrent_dropout must be 0, got {recurrent_dropout!r}: polyrnn's "
-                "scans have no dropout mask on the recurrent state; use dropout (on the "
-                "inputs) or keras.layers." + cls
-            )
         if stateful:
             raise NotImplementedError(
                 f"{cls}: stateful=True is not supported (got stateful={stateful!r}); pass the "
@@ -179,9 +178,11 @@ class _RNNBase(keras.layers.Layer):  # type: ignore[misc]
         ):
             setattr(self, arg, value)
         self.dropout = float(dropout)
-        self.recurrent_dropout = 0.0
+        self.recurrent_dropout = float(recurrent_dropout)
         self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed) if dropout > 0 else None
+        self.seed_generator = None
+        if dropout > 0 or recurrent_dropout > 0:
+            self.seed_generator = keras.random.SeedGenerator(seed)
         self.return_sequences = return_sequences
         self.return_state = return_state
         self.go_backwards = go_backwards
@@ -206,9 +207,9 @@ class _RNNBase(keras.layers.Layer):  # type: ignore[misc]
         """polyrnn's parameters, in its gate order, of the weights' current values."""
         raise NotImplementedError
 
-    def _scan(self, xs: Any, params: Any, state0: Any, **options: Any) -> tuple[Any, Any]:
-        """``(hs, states)``: the cell's polyrnn scan, ``states`` a tuple (``(h,)``, ``(h, c)``)."""
-        raise NotImplementedError
+    def _options(self) -> dict[str, Any]:
+        """The cell record's options (``activation``, ``reset_after``)."""
+        return {}
 
     # ------------------------------------------------------------------ Keras's interface
 
@@ -327,14 +328,22 @@ class _RNNBase(keras.layers.Layer):  # type: ignore[misc]
     ) -> Any:
         cls = type(self).__name__
         xs = sequences
+        # Keras's dropout: masks for all steps, the input's then the state's, drawn at
+        # every call (in inference too, as Keras does, so that a seed gives its masks)
+        recurrent_mask = None
         if self.dropout > 0:
-            # Keras's input dropout: one mask for all steps, drawn at every call (in
-            # inference too, as Keras does, so that a seed gives Keras's masks)
             keep = keras.random.dropout(
                 ops.ones_like(xs[:, 0, :]), rate=self.dropout, seed=self.seed_generator
             )
             if training:
                 xs = xs * keep[:, None, :]
+        if self.recurrent_dropout > 0:
+            ones = ops.ones((xs.shape[0], self.units), dtype=xs.dtype)
+            keep_h = keras.random.dropout(
+                ones, rate=self.recurrent_dropout, seed=self.seed_generator
+            )
+            if training:
+                recurrent_mask = keep_h
         xp = array_namespace(xs)
         state0 = None
         if initial_state is not None:
@@ -352,9 +361,10 @@ class _RNNBase(keras.layers.Layer):  # type: ignore[misc]
         prefix: Any = None
         if mask is not None:
             lengths, prefix = self._lengths(mask, steps)
-        hs, last = self._scan(
-            xs, self._params(xp), state0, reverse=self.go_backwards, lengths=lengths
-        )
+        hs, last = cell_scan(
+            self._cell, xs, self._params(xp), state0, reverse=self.go_backwards,
+            lengths=lengths, recurrent_mask=recurrent_mask, **self._options(),
+        )  # fmt: skip
         if prefix is not None and not self.zero_output_for_mask:
             # Keras repeats the previous output at a masked step (polyrnn: zeros): the
             # last state on the padding after a sequence.  Before the first valid step
@@ -393,9 +403,11 @@ class SimpleRNN(_RNNBase):
     dropout : float
         As Keras: in training, the inputs times one dropout mask for every step.
     recurrent_dropout : float
-        Must be 0 (``NotImplementedError`` otherwise).
+        In training, ``h_{t-1}`` times one dropout mask for every step where it meets
+        ``recurrent_kernel`` (Keras's for the SimpleRNN; one for all gates in the GRU and
+        LSTM, where Keras draws one per gate).
     seed : int, optional
-        Of the dropout masks.
+        Of the dropout masks, drawn as Keras draws them.
     return_sequences, return_state, go_backwards
         As Keras: output ``(N, T, H)`` or ``(N, H)``, then the final state.
     stateful, unroll
@@ -416,15 +428,14 @@ class SimpleRNN(_RNNBase):
         super().__init__(units, activation=activation, **kwargs)
 
     def _activations(self) -> tuple[str, ...]:
-        return tuple(ACTIVATIONS)
+        return tuple(cells.ACTIVATIONS)
 
     def _params(self, xp: Any) -> RNNParams:
         kernel, recurrent, bias = self._weights_of(xp)
         return RNNParams(kernel, recurrent, bias, xp.zeros_like(bias))
 
-    def _scan(self, xs: Any, params: Any, state0: Any, **options: Any) -> tuple[Any, Any]:
-        hs, h = rnn_scan(xs, params, state0, activation=self.activation, **options)
-        return hs, (h,)
+    def _options(self) -> dict[str, Any]:
+        return {"activation": self.activation}
 
 
 @keras.saving.register_keras_serializable(package="polyrnn")
@@ -478,6 +489,7 @@ class GRU(_RNNBase):
     True
     """
 
+    _cell = cells.GRU
     _gates = 3
 
     def __init__(
@@ -511,9 +523,8 @@ class GRU(_RNNBase):
         n_h = self.units
         return GRUParams(*(_swap_first_two(xp, a, n_h) for a in (kernel, recurrent, b_in, b_rec)))
 
-    def _scan(self, xs: Any, params: Any, state0: Any, **options: Any) -> tuple[Any, Any]:
-        hs, h = gru_scan(xs, params, state0, reset_after=self.reset_after, **options)
-        return hs, (h,)
+    def _options(self) -> dict[str, Any]:
+        return {"reset_after": self.reset_after}
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -558,6 +569,7 @@ class LSTM(_RNNBase):
     ((2, 4), (2, 4), [(3, 16), (4, 16), (16,)])
     """
 
+    _cell = cells.LSTM
     _gates = 4
     _states = 2
 
@@ -601,10 +613,6 @@ class LSTM(_RNNBase):
     def _params(self, xp: Any) -> LSTMParams:
         kernel, recurrent, bias = self._weights_of(xp)
         return LSTMParams(kernel, recurrent, bias, xp.zeros_like(bias))
-
-    def _scan(self, xs: Any, params: Any, state0: Any, **options: Any) -> tuple[Any, Any]:
-        hs, (h, c) = lstm_scan(xs, params, state0, **options)
-        return hs, (h, c)
 
     def get_config(self) -> dict[str, Any]:
         return {
