@@ -63,10 +63,10 @@ def docs(session: nox.Session) -> None:
     files, and every example a reader can copy, run from polyrnn's wheel in a virtual
     environment of its own (``docs/_build/examples-venv``, built once and reused).
 
-    JAX, PyTorch and Keras (on JAX) are installed (CPU is enough), so the executed pages
-    show every library agreeing with NumPy and the front page's framework examples are
-    tested; CuPy needs a
-    GPU and its rows say so.  Unpinned, pip may pick PyTorch's large CUDA build on Linux;
+    JAX, PyTorch, Flax and Keras (on JAX) are installed (CPU is enough), so the executed
+    pages show every library agreeing with NumPy and the front page's framework examples
+    are tested; CuPy needs a GPU and its rows say so.  Unpinned, pip may pick PyTorch's
+    large CUDA build on Linux;
     CI pins the CPU wheel through ``PIP_CONSTRAINT`` (``.ci/constraints.txt``), and so can
     you, or point pip at ``https://download.pytorch.org/whl/cpu``.
     Options after ``--`` go to the HTML build, e.g. ``nox -s docs -- -E``.
