@@ -22,6 +22,7 @@ collect_ignore = [
         ("torch", "nn/torch"),  # the framework modules, likewise
         ("flax", "nn/flax"),
         ("keras", "nn/keras"),
+        ("jax", "lm/distributed_jax"),  # the language model's data parallelism on JAX
     )
     if importlib.util.find_spec(name) is None
 ]
