@@ -39,7 +39,7 @@ def main() -> None:
         label = (
             f"{doc['backend']} {m['layers']}x{m['cell'].upper()} H={m['hidden_size']} "
             f"E={m['embed_size']}, B={t['batch']} T={t['seq_len']} lr={t['lr']:g}, "
-            f"{doc['history'][-1]['step']} steps"
+            f"{doc['history'][-1]['step']} steps, {doc['final']['tokens_per_s']:,.0f} char/s"
         )
         hist = doc["history"]
         val = [r["val_loss"] for r in hist]
