@@ -519,11 +519,19 @@ def _jax_faults(mesh: Any) -> contextlib.AbstractContextManager[None]:
     return distributed_jax.peer_faults()
 
 
+def _writes_files(args: argparse.Namespace) -> bool:
+    """Whether this process writes ``train``'s files: a lone process, or process 0 of
+    ``jax.distributed`` or of ``torchrun`` (known from the environment, before joining)."""
+    from .lm import distributed_torch
+
+    torch_rank = int(os.environ["RANK"]) if distributed_torch.launched() else 0
+    return not args.process_id and torch_rank == 0
+
+
 def train(args: argparse.Namespace) -> int:
     """Train a character-level language model on a text file."""
     mesh = _jax_mesh(args)
-    main = not args.process_id  # JAX's process 0 writes the files and reports
-    if main:
+    if _writes_files(args):  # the others would race it for the probe's file
         outputs = {"--out": args.out, "--history": args.history, "--checkpoint": args.checkpoint}
         _check_files(args.text, outputs)
     if args.recurrent_dropout and not lm.CELLS[args.cell].cell.recurrent_dropout:
