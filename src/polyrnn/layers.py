@@ -248,32 +248,25 @@ def _check(
     _validate.flags(fn, bidirectional=bidirectional, time_major=time_major)
     rate = _dropout_rate(fn, "dropout", dropout)
     r_rate = _dropout_rate(fn, "recurrent_dropout", recurrent_dropout)
-    for name, given in (("masks", masks), ("recurrent_masks", recurrent_masks)):
+    for name, rate_name, p, given, what in (
+        ("masks", "dropout", rate, masks, "L - 1 boolean arrays, e.g. drawn with jax.random inside jax.jit"),
+        ("recurrent_masks", "recurrent_dropout", r_rate, recurrent_masks, "a boolean array (L * directions, ..., H)"),
+    ):  # fmt: skip
         if seed is not None and given is not None:
             raise ValueError(f"{fn}: give seed or {name}, not both")
-    if recurrent_masks is not None and r_rate == 0.0:
-        raise ValueError(
-            f"{fn}: recurrent_masks were given with recurrent_dropout=0; pass the probability "
-            "they were drawn with (kept values are scaled by 1/(1 - recurrent_dropout))"
-        )
-    if r_rate > 0.0 and seed is None and recurrent_masks is None:
-        raise ValueError(
-            f"{fn}: recurrent_dropout={r_rate} needs seed= (an int: masks drawn with NumPy on "
-            "the host) or recurrent_masks= (a boolean array (L * directions, ..., H))"
-        )
+        if given is not None and p == 0.0:
+            raise ValueError(
+                f"{fn}: {name} were given with {rate_name}=0; pass the probability they were "
+                f"drawn with (kept values are scaled by 1/(1 - {rate_name}))"
+            )
+        if p > 0.0 and seed is None and given is None:
+            raise ValueError(
+                f"{fn}: {rate_name}={p} needs seed= (an int: masks drawn with NumPy on the "
+                f"host) or {name}= ({what})"
+            )
     if r_rate > 0.0 and not cell.recurrent_dropout:
         raise ValueError(
             f"{fn}: the {cell.name!r} cell has no recurrent dropout (a linear cell has no W_h)"
-        )
-    if masks is not None and rate == 0.0:
-        raise ValueError(
-            f"{fn}: masks were given with dropout=0; pass the dropout probability they were "
-            "drawn with (kept values are scaled by 1/(1 - dropout))"
-        )
-    if rate > 0.0 and seed is None and masks is None:
-        raise ValueError(
-            f"{fn}: dropout={rate} needs seed= (an int: masks drawn with NumPy on the host) "
-            "or masks= (L - 1 boolean arrays, e.g. drawn with jax.random inside jax.jit)"
         )
     if seed is not None and (
         isinstance(seed, bool | np.bool_) or not isinstance(seed, int | np.integer) or seed < 0

@@ -52,7 +52,7 @@ import numpy as np
 from ..backends._registry import LIBRARIES
 from . import _checks
 from .distributed_torch import TIMEOUT, _first_line
-from .errors import BackendUnavailableError, LMError, PeerLostError
+from .errors import BackendUnavailableError, LMError, PeerLostError, lost_peers
 
 try:
     import jax
@@ -331,17 +331,9 @@ def _quietly(fn: Callable[[], None]) -> None:
 
 def lost(how: str) -> str:
     """One line saying that this process stopped ``how`` and which processes are gone."""
-    gone = _missing_processes()
-    if gone is None:
-        who = "the coordinator (process 0, which hosts JAX's coordination service)"
-    elif gone:
-        who = "process" + ("es " if len(gone) > 1 else " ") + ", ".join(map(str, gone))
-    else:
-        who = "a peer (every process is still registered)"
-    return (
-        f"process {jax.process_index()} of {jax.process_count()} lost {who} {how}; resume "
-        "from the last --checkpoint with --resume"
-    )
+    host = "the coordinator (process 0, which hosts JAX's coordination service)"
+    me, world = jax.process_index(), jax.process_count()
+    return lost_peers("process", me, world, _missing_processes(), host, how)
 
 
 @contextlib.contextmanager

@@ -40,7 +40,7 @@ from .. import _tree
 from .._compat import Array
 from . import evaluation, model
 from .backend import Backend
-from .errors import BackendUnavailableError, LMError, PeerLostError
+from .errors import BackendUnavailableError, LMError, PeerLostError, lost_peers
 
 __all__ = ["ENV", "TIMEOUT", "TorchGroup", "evaluate_tokens", "launched"]
 
@@ -155,17 +155,8 @@ class TorchGroup:
         """One line saying that this rank stopped ``how`` and which ranks are gone, found
         by each survivor registering in the store and waiting briefly for the others."""
         self.reporting = True
-        gone = self.missing_peers()
-        if gone is None:
-            who = "the process hosting the rendezvous store (rank 0 or torchrun's agent)"
-        elif gone:
-            who = "rank" + ("s " if len(gone) > 1 else " ") + ", ".join(map(str, gone))
-        else:
-            who = "a peer (every rank is still registered)"
-        return (
-            f"rank {self.rank} of {self.world} lost {who} {how}; resume from the last "
-            "--checkpoint with --resume"
-        )
+        host = "the process hosting the rendezvous store (rank 0 or torchrun's agent)"
+        return lost_peers("rank", self.rank, self.world, self.missing_peers(), host, how)
 
     def missing_peers(self, wait: float = 3.0) -> list[int] | None:
         """The ranks that do not register as alive in the store within ``wait`` seconds

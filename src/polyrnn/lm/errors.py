@@ -37,3 +37,18 @@ class DivergedError(LMError, FloatingPointError):
 class PeerLostError(LMError, RuntimeError):
     """Another process of a distributed run stopped or cannot be reached (a collective of
     :mod:`torch.distributed` or of JAX's multi-process runtime failed)."""
+
+
+def lost_peers(noun: str, me: int, world: int, gone: list[int] | None, host: str, how: str) -> str:
+    """The one line of a :class:`PeerLostError`: ``noun`` (``"rank"``, ``"process"``) ``me``
+    of ``world`` stopped ``how``; ``gone`` lists the peers that did not answer, ``None``
+    when ``host`` (the process holding the runtime's coordination) is itself gone."""
+    if gone is None:
+        who = host
+    elif gone:
+        who = noun + ("s " if len(gone) > 1 else " ") + ", ".join(map(str, gone))
+    else:
+        who = f"a peer (every {noun} is still registered)"
+    return (
+        f"{noun} {me} of {world} lost {who} {how}; resume from the last --checkpoint with --resume"
+    )

@@ -430,6 +430,7 @@ class Trainer:
         self.steps_done = 0
         self.seconds = 0.0
         self.best: Checkpoint | None = None
+        self._drawn: tuple[int, Masks | None] | None = None
         self.progress: RunProgress | None = None
         self.text_digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
         step = functools.partial(_train_step, grad_fn=grad_fn, optimizer=self.optimizer)
@@ -458,6 +459,7 @@ class Trainer:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             # NumPy's warnings of overflow would only precede the DivergedError below
             params, opt_state, state, value, norm, finite = self._step(*self.step_inputs(lr))
+        self._host_masks(self.steps_done + 1)  # while an asynchronous backend (JAX) computes
         loss, grad_norm = float(value), float(norm)
         if not (math.isfinite(loss) and math.isfinite(grad_norm)):
             what = f"loss {loss:.4g}, gradient norm {grad_norm:.4g}"
@@ -501,21 +503,28 @@ class Trainer:
     def _masks(self, put: Callable[[np.ndarray], Array]) -> Masks | None:
         """The dropout multipliers of the next step, placed by ``put``; ``None`` without
         dropout."""
+        host = self._host_masks(self.steps_done)
+        return None if host is None else _tree.map_(lambda m: put(m[self.rows]), host)
+
+    def _host_masks(self, step: int) -> Masks | None:
+        """:func:`dropout_masks` of ``step`` (``None`` without dropout), drawn once:
+        :meth:`train_step` draws the next step's while the backend computes this one's."""
         c = self.config
         if not (c.dropout or c.recurrent_dropout):
             return None
-        b = self.lm.backend
-        host = dropout_masks(
-            self.lm.config,
-            c.dropout,
-            c.batch,
-            c.seq_len,
-            seed=c.seed,
-            step=self.steps_done,
-            dtype=b.dtype_name,
-            recurrent=c.recurrent_dropout,
-        )
-        return _tree.map_(lambda m: put(m[self.rows]), host)
+        if self._drawn is None or self._drawn[0] != step:
+            masks = dropout_masks(
+                self.lm.config,
+                c.dropout,
+                c.batch,
+                c.seq_len,
+                seed=c.seed,
+                step=step,
+                dtype=self.lm.backend.dtype_name,
+                recurrent=c.recurrent_dropout,
+            )
+            self._drawn = (step, masks)
+        return self._drawn[1]
 
     def validate(self) -> Metrics:
         """:meth:`evaluate`, keeping the parameters in ``best`` when their loss is the

@@ -438,8 +438,34 @@ class SimpleRNN(_RNNBase):
         return {"activation": self.activation}
 
 
+class _GatedBase(_RNNBase):
+    """What the GRU and the LSTM add to :class:`_RNNBase`: the gates' ``recurrent_activation``
+    (the sigmoid only) and Keras's ``use_cudnn``, accepted so that its configs load."""
+
+    def __init__(
+        self,
+        units: int,
+        activation: Any = "tanh",
+        recurrent_activation: Any = "sigmoid",
+        use_cudnn: Any = "auto",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(units, activation=activation, **kwargs)
+        self.recurrent_activation = _activation_name(
+            type(self).__name__, "recurrent_activation", recurrent_activation, ("sigmoid",)
+        )
+        self.use_cudnn = use_cudnn
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "recurrent_activation": self.recurrent_activation,
+            "use_cudnn": self.use_cudnn,
+        }
+
+
 @keras.saving.register_keras_serializable(package="polyrnn")
-class GRU(_RNNBase):
+class GRU(_GatedBase):
     r"""GRU layer, drop-in for ``keras.layers.GRU``, both ``reset_after`` conventions.
 
     With Keras's gates :math:`(z, r, h)` stacked in the columns of ``kernel (D, 3H)`` and
@@ -501,15 +527,10 @@ class GRU(_RNNBase):
         use_cudnn: Any = "auto",
         **kwargs: Any,
     ) -> None:
-        super().__init__(units, activation=activation, **kwargs)
-        cls = type(self).__name__
-        self.recurrent_activation = _activation_name(
-            cls, "recurrent_activation", recurrent_activation, ("sigmoid",)
-        )
+        super().__init__(units, activation, recurrent_activation, use_cudnn, **kwargs)
         if not isinstance(reset_after, bool):
-            raise TypeError(f"{cls}: reset_after must be True or False, got {reset_after!r}")
+            raise TypeError(f"GRU: reset_after must be True or False, got {reset_after!r}")
         self.reset_after = reset_after
-        self.use_cudnn = use_cudnn
 
     def _bias_shape(self) -> tuple[int, ...]:
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
@@ -527,16 +548,11 @@ class GRU(_RNNBase):
         return {"reset_after": self.reset_after}
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "recurrent_activation": self.recurrent_activation,
-            "reset_after": self.reset_after,
-            "use_cudnn": self.use_cudnn,
-        }
+        return {**super().get_config(), "reset_after": self.reset_after}
 
 
 @keras.saving.register_keras_serializable(package="polyrnn")
-class LSTM(_RNNBase):
+class LSTM(_GatedBase):
     r"""LSTM layer, drop-in for ``keras.layers.LSTM``.
 
     Gates :math:`(i, f, c, o)` in the columns of ``kernel (D, 4H)`` and ``recurrent_kernel
@@ -582,17 +598,12 @@ class LSTM(_RNNBase):
         use_cudnn: Any = "auto",
         **kwargs: Any,
     ) -> None:
-        super().__init__(units, activation=activation, **kwargs)
-        cls = type(self).__name__
-        self.recurrent_activation = _activation_name(
-            cls, "recurrent_activation", recurrent_activation, ("sigmoid",)
-        )
+        super().__init__(units, activation, recurrent_activation, use_cudnn, **kwargs)
         if not isinstance(unit_forget_bias, bool):
             raise TypeError(
-                f"{cls}: unit_forget_bias must be True or False, got {unit_forget_bias!r}"
+                f"LSTM: unit_forget_bias must be True or False, got {unit_forget_bias!r}"
             )
         self.unit_forget_bias = unit_forget_bias
-        self.use_cudnn = use_cudnn
 
     def _bias_initializer(self) -> Any:
         if not self.unit_forget_bias:
@@ -615,9 +626,4 @@ class LSTM(_RNNBase):
         return LSTMParams(kernel, recurrent, bias, xp.zeros_like(bias))
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "recurrent_activation": self.recurrent_activation,
-            "unit_forget_bias": self.unit_forget_bias,
-            "use_cudnn": self.use_cudnn,
-        }
+        return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
