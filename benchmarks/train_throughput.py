@@ -26,7 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
 """Tiny Shakespeare, beside the checkout as in CI; Python's own documentation text without it."""
-IMPLS = ("numpy", "jax", "torch", "torch-native")
+IMPLS = ("numpy", "jax", "jax-autodiff", "torch", "torch-native")
+"""``jax`` trains by polyrnn's hand-written gradient, jitted (the default); ``jax-autodiff``
+by :func:`jax.value_and_grad`."""
 
 
 def _text() -> str:
@@ -51,11 +53,13 @@ def _time_steps(step, warmup: int, steps: int) -> list[float]:
 def _polyrnn_worker(args: argparse.Namespace) -> list[float]:
     from polyrnn import lm
 
+    backend, _, engine = args.worker.partition("-")
     trainer = lm.Trainer(
         _text(),
         model=lm.ModelConfig(args.embed, args.hidden, 1, "gru"),
         config=lm.TrainConfig(batch=args.batch, seq_len=args.seq_len),
-        backend=args.worker,
+        backend=backend,
+        engine=engine or None,
     )
     return _time_steps(lambda: trainer.train_step(1e-3), args.warmup, args.steps)
 

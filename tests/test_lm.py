@@ -113,13 +113,16 @@ def test_same_training_run_on_every_backend(backend, cell, dtype):
     np.testing.assert_allclose(losses, reference, rtol=rtol, atol=0)
 
 
+@pytest.mark.parametrize("engine", ["autodiff", "by_hand"])
 @pytest.mark.parametrize("cell", ["gru", "ln_gru", "ln_lstm"])
-def test_gradient_matches_numpy_by_hand(backend, cell):
-    """Autodiff (JAX, torch) or the hand-written gradient on another library equals the
-    hand-written NumPy float64 gradient of a two-layer model from a non-zero state, leaf by
-    leaf."""
+def test_gradient_matches_numpy_by_hand(backend, cell, engine):
+    """Autodiff (JAX, torch) and the hand-written gradient on another library (jitted on
+    JAX) equal the hand-written NumPy float64 gradient of a two-layer model from a
+    non-zero state, leaf by leaf."""
     if backend.name == "numpy":
         pytest.skip("NumPy is the reference here; the reference model checks it below")
+    if engine == "autodiff" and backend.name not in ("jax", "torch"):
+        pytest.skip(f"{backend.name} has no autodiff")
     config = lm.ModelConfig(6, 10, 2, cell)
     vocab = lm.Vocab.from_text(TEXT)
     ref_b = lm.get_backend("numpy", "float64")
@@ -132,7 +135,8 @@ def test_gradient_matches_numpy_by_hand(backend, cell):
     def run(bk):
         params = lm.init_params(config, len(vocab), bk, seed=3)
         carried = tuple(tuple(bk.asarray(s) for s in layer) for layer in state)
-        (value, _), grads = bk.jit(lm.value_and_grad(bk, cell))(
+        engine_of = engine if bk is b else "by_hand"
+        (value, _), grads = bk.jit(lm.value_and_grad(bk, cell, engine_of))(
             params, bk.asarray(tokens), bk.asarray(targets), carried
         )
         leaves = polyrnn._tree.flatten(grads)[0]
@@ -871,19 +875,24 @@ def test_masks_of_ones_are_no_dropout():
             lm.forward(params, tokens, state, cell="lstm", masks=masks)
 
 
+@pytest.mark.parametrize("engine", ["autodiff", "by_hand"])
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
-def test_dropout_gradient_matches_numpy_by_hand(backend, cell):
-    """Autodiff through the masked forward pass (JAX under jit, torch) equals the
-    hand-written NumPy float64 gradient with the same masks, leaf by leaf."""
+def test_dropout_gradient_matches_numpy_by_hand(backend, cell, engine):
+    """Autodiff through the masked forward pass (JAX under jit, torch) and the hand-written
+    gradient on another library equal the hand-written NumPy float64 gradient with the
+    same masks, leaf by leaf."""
     if backend.name == "numpy":
         pytest.skip("NumPy is the reference here; the reference model checks it above")
+    if engine == "autodiff" and backend.name not in ("jax", "torch"):
+        pytest.skip(f"{backend.name} has no autodiff")
     config, params, tokens, targets, state = _problem(cell)
     masks = _problem_masks(config, *tokens.shape)
 
     def run(name):
         bk = lm.get_backend(name, "float64")
         put = functools.partial(polyrnn._tree.map_, bk.asarray)
-        (value, _), grads = bk.jit(lm.value_and_grad(bk, cell))(
+        engine_of = engine if name == backend.name else "by_hand"
+        (value, _), grads = bk.jit(lm.value_and_grad(bk, cell, engine_of))(
             put(params), bk.asarray(tokens), bk.asarray(targets), put(state), put(masks)
         )
         return float(value), [bk.to_numpy(g) for g in polyrnn._tree.flatten(grads)[0]]
@@ -1026,3 +1035,14 @@ def test_recurrent_dropout_needs_a_recurrent_weight():
         with pytest.raises(ValueError, match=f"recurrent_dropout needs a cell with a recurrent "
                            f"weight W_h; '{cell}' has none"):  # fmt: skip
             lm.Trainer(TEXT, model=lm.ModelConfig(8, 8, 1, cell), config=config)
+
+
+def test_engine_is_checked():
+    """An unknown engine, and autodiff on a library without it, are refused by name."""
+    numpy = lm.get_backend("numpy", "float64")
+    with pytest.raises(ValueError, match=r"engine must be one of \('autodiff', 'by_hand'\) or None, got 'jvp'"):
+        lm.value_and_grad(numpy, "gru", "jvp")
+    with pytest.raises(ValueError, match=r"engine='autodiff' needs .* got 'numpy'"):
+        lm.value_and_grad(numpy, "gru", "autodiff")
+    with pytest.raises(ValueError, match="engine must be one of"):
+        lm.Trainer("the cat sat on the mat. " * 100, engine="jvp")

@@ -747,8 +747,8 @@ def _add_backend(p: argparse.ArgumentParser, default: str) -> None:
         "--backend",
         default=default,
         choices=list(lm.BACKENDS),
-        help="array library; jax and torch differentiate automatically, the others use "
-        "polyrnn's hand-written backpropagation",
+        help="array library; torch trains by autograd, the others by polyrnn's hand-written "
+        "backpropagation (jitted on jax)",
     )
 
 

@@ -1,8 +1,9 @@
 """Character-level language models, trained for real on any array library.
 
-Written once against the Array API: on JAX the training step is differentiated by
-:func:`jax.value_and_grad` and compiled by :func:`jax.jit`, on PyTorch by autograd, and on
-NumPy, CuPy and array-api-strict by polyrnn's hand-written backpropagation through time.
+Written once against the Array API: the training step is differentiated by polyrnn's
+hand-written backpropagation through time (compiled by :func:`jax.jit` on JAX, where it
+is faster than :func:`jax.value_and_grad`), and on PyTorch by autograd through aten's
+fused kernels (see :func:`~polyrnn.lm.value_and_grad` for the choice).
 
 >>> text = "to be or not to be, that is the question. " * 30
 >>> trainer = polyrnn.lm.Trainer(

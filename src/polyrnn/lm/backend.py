@@ -78,8 +78,8 @@ def get_backend(name: str, dtype: str = "float32") -> Backend:
     Parameters
     ----------
     name : {"numpy", "jax", "torch", "cupy", "array_api_strict"}
-        The array library.  JAX and PyTorch differentiate automatically; the others use
-        polyrnn's hand-written backpropagation through time.
+        The array library.  JAX and PyTorch can differentiate automatically; every
+        library can run polyrnn's hand-written backpropagation through time.
     dtype : {"float32", "float64"}
         Parameter dtype.  Asking JAX for float64 turns on ``jax_enable_x64``.
 

@@ -1,4 +1,4 @@
-"""The gradient of the loss, taken the way each library can: one engine per kind of autodiff.
+"""The gradient of the loss, by the library's autodiff or by polyrnn's hand-written BPTT.
 
 Every engine returns a function with the signature and result of
 ``jax.value_and_grad(polyrnn.lm.model.loss, has_aux=True)``::
@@ -22,7 +22,7 @@ from .._compat import Array
 from . import model
 from .backend import Backend
 
-__all__ = ["value_and_grad"]
+__all__ = ["ENGINES", "default_engine", "value_and_grad"]
 
 ValueAndGrad = Callable[..., tuple[tuple[Array, model.State], model.LMParams]]
 """``(params, tokens, targets, state, masks=None) -> ((loss, state), grads)``."""
@@ -87,23 +87,38 @@ def _by_hand(cell: str) -> ValueAndGrad:
     return value_and_grad
 
 
-_ENGINES: dict[str | None, Callable[[str], ValueAndGrad]] = {
-    "jax": _jax,
-    "torch": _torch,
-    None: _by_hand,
-}
+_AUTODIFF: dict[str, Callable[[str], ValueAndGrad]] = {"jax": _jax, "torch": _torch}
 
 
-def value_and_grad(backend: Backend, cell: str) -> ValueAndGrad:
-    """The loss and its gradient for ``backend``: autodiff where the library has it, else by hand.
+ENGINES = ("autodiff", "by_hand")
+"""The ways to the gradient: the library's automatic differentiation (JAX, PyTorch), or
+polyrnn's hand-written backpropagation through time (:func:`polyrnn.lm.loss_and_grad`),
+which runs on every backend and under :func:`jax.jit`."""
+
+
+def default_engine(backend: Backend) -> str:
+    """The faster engine of ``backend``, as measured on the CPU (the Training page):
+    PyTorch's autograd, whose forward pass is aten's fused GRU/LSTM/RNN kernel; elsewhere
+    the hand-written gradient.  On JAX that is :func:`polyrnn.lm.loss_and_grad` under
+    :func:`jax.jit`, a third faster than :func:`jax.value_and_grad` through
+    :func:`jax.lax.scan`: it forms ``d W_h`` (and ``d W_x``) as one product over all
+    steps after the reverse loop, where JAX's autodiff adds one small product per step."""
+    return "autodiff" if backend.autodiff == "torch" else "by_hand"
+
+
+def value_and_grad(backend: Backend, cell: str, engine: str | None = None) -> ValueAndGrad:
+    """The loss and its gradient for ``backend``, by ``engine``.
 
     Parameters
     ----------
     backend : Backend
-        Its ``autodiff`` picks the engine: :func:`jax.value_and_grad`, PyTorch autograd, or
-        :func:`polyrnn.lm.loss_and_grad`.
+        The array library.
     cell : str
         A key of :data:`polyrnn.lm.CELLS`.
+    engine : {"autodiff", "by_hand"}, optional
+        :func:`jax.value_and_grad` or PyTorch autograd (JAX and PyTorch only), or
+        :func:`polyrnn.lm.loss_and_grad`; :func:`default_engine` when omitted.  The two
+        agree to rounding (the tests hold them to ``1e-12`` in float64).
 
     Returns
     -------
@@ -111,4 +126,14 @@ def value_and_grad(backend: Backend, cell: str) -> ValueAndGrad:
         ``masks``: the dropout multipliers of :func:`polyrnn.lm.forward`, applied in the
         forward pass and (by hand, or by the autodiff through it) in the backward pass.
     """
-    return _ENGINES[backend.autodiff](cell)
+    engine = default_engine(backend) if engine is None else engine
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES} or None, got {engine!r}")
+    if engine == "by_hand":
+        return _by_hand(cell)
+    if backend.autodiff is None:
+        raise ValueError(
+            f"engine='autodiff' needs a backend with automatic differentiation (jax, torch), "
+            f"got {backend.name!r}"
+        )
+    return _AUTODIFF[backend.autodiff](cell)

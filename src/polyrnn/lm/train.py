@@ -315,6 +315,9 @@ class Trainer:
         rounding.  The attribute ``parallel`` then holds the module's ``DataParallel``,
         which places the step's arrays (:meth:`step_inputs`) and compiles the step; it is
         ``None`` without a mesh.
+    engine : {"autodiff", "by_hand"}, optional
+        How the gradient is taken (:func:`~polyrnn.lm.value_and_grad`): the faster of the
+        backend's (:func:`~polyrnn.lm.grad.default_engine`) when omitted.
 
     Attributes
     ----------
@@ -371,6 +374,7 @@ class Trainer:
         dtype: str = "float32",
         group: TorchGroup | None = None,
         mesh: Mesh | None = None,
+        engine: str | None = None,
     ) -> None:
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
@@ -404,7 +408,7 @@ class Trainer:
             self.parallel = DataParallel(mesh, b.dtype_name)
             self.parallel.check_batch(config.batch)
         params = init_params(arch, len(vocab), b, seed=config.seed)
-        grad_fn = value_and_grad(b, arch.cell)
+        grad_fn = value_and_grad(b, arch.cell, engine)
         self.group = group
         self.rows = slice(0, config.batch)
         if group is not None:
