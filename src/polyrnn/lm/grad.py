@@ -100,9 +100,10 @@ def default_engine(backend: Backend) -> str:
     """The faster engine of ``backend``, as measured on the CPU (the Training page):
     PyTorch's autograd, whose forward pass is aten's fused GRU/LSTM/RNN kernel; elsewhere
     the hand-written gradient.  On JAX that is :func:`polyrnn.lm.loss_and_grad` under
-    :func:`jax.jit`, a third faster than :func:`jax.value_and_grad` through
-    :func:`jax.lax.scan`: it forms ``d W_h`` (and ``d W_x``) as one product over all
-    steps after the reverse loop, where JAX's autodiff adds one small product per step."""
+    :func:`jax.jit`, which trained the command's default model 1.3 to 1.4 times faster
+    than :func:`jax.value_and_grad` through :func:`jax.lax.scan`: it forms ``d W_h`` (and
+    ``d W_x``) as one product over all steps after the reverse loop, where JAX's
+    autodiff adds one small product per step."""
     return "autodiff" if backend.autodiff == "torch" else "by_hand"
 
 
