@@ -57,8 +57,8 @@ def test_a_non_finite_loss_stops_the_run(monkeypatch):
     the loss in the message and keeps the parameters of step 2, all finite."""
     real = lm.train.value_and_grad
 
-    def poisoned(backend, cell):
-        fn, calls = real(backend, cell), []
+    def poisoned(backend, cell, engine=None):
+        fn, calls = real(backend, cell, engine), []
 
         def value_and_grad(*args):
             calls.append(1)
