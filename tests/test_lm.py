@@ -1040,7 +1040,9 @@ def test_recurrent_dropout_needs_a_recurrent_weight():
 def test_engine_is_checked():
     """An unknown engine, and autodiff on a library without it, are refused by name."""
     numpy = lm.get_backend("numpy", "float64")
-    with pytest.raises(ValueError, match=r"engine must be one of \('autodiff', 'by_hand'\) or None, got 'jvp'"):
+    with pytest.raises(
+        ValueError, match=r"engine must be one of \('autodiff', 'by_hand'\) or None, got 'jvp'"
+    ):
         lm.value_and_grad(numpy, "gru", "jvp")
     with pytest.raises(ValueError, match=r"engine='autodiff' needs .* got 'numpy'"):
         lm.value_and_grad(numpy, "gru", "autodiff")
