@@ -43,7 +43,7 @@ from .errors import (
     PeerLostError,
 )
 from .evaluation import Metrics, evaluate, evaluate_tokens
-from .grad import value_and_grad
+from .grad import default_engine, value_and_grad
 from .io import load, resume_training, save, save_training
 from .model import (
     CELLS,
@@ -88,6 +88,7 @@ __all__ = [
     "TrainReport",
     "Trainer",
     "Vocab",
+    "default_engine",
     "dropout_masks",
     "evaluate",
     "evaluate_tokens",

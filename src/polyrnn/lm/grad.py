@@ -118,8 +118,8 @@ def value_and_grad(backend: Backend, cell: str, engine: str | None = None) -> Va
         A key of :data:`polyrnn.lm.CELLS`.
     engine : {"autodiff", "by_hand"}, optional
         :func:`jax.value_and_grad` or PyTorch autograd (JAX and PyTorch only), or
-        :func:`polyrnn.lm.loss_and_grad`; :func:`default_engine` when omitted.  The two
-        agree to rounding (the tests hold them to ``1e-12`` in float64).
+        :func:`polyrnn.lm.loss_and_grad`; :func:`~polyrnn.lm.default_engine` when
+        omitted.  The two agree to rounding (the tests hold them to ``1e-12`` in float64).
 
     Returns
     -------

@@ -317,7 +317,7 @@ class Trainer:
         ``None`` without a mesh.
     engine : {"autodiff", "by_hand"}, optional
         How the gradient is taken (:func:`~polyrnn.lm.value_and_grad`): the faster of the
-        backend's (:func:`~polyrnn.lm.grad.default_engine`) when omitted.
+        backend's (:func:`~polyrnn.lm.default_engine`) when omitted.
 
     Attributes
     ----------
