@@ -403,7 +403,8 @@ def _writes_files(args: argparse.Namespace) -> bool:
 def train(args: argparse.Namespace) -> int:
     """Train a character-level language model on a text file."""
     mesh = _jax_mesh(args)
-    if _writes_files(args):  # the others would race it for the probe's file
+    writes = _writes_files(args)
+    if writes:  # the others would race it for the probe's file
         outputs = {"--out": args.out, "--history": args.history, "--checkpoint": args.checkpoint}
         _check_files(args.text, outputs)
     if args.recurrent_dropout and not lm.CELLS[args.cell].cell.recurrent_dropout:
@@ -415,7 +416,7 @@ def train(args: argparse.Namespace) -> int:
         args.evals = EVALS
     text = lm.read_text(args.text)
     with torch_group(args.timeout, args.backend) as group, _jax_faults(mesh):
-        if group is not None and group.rank != 0:  # rank 0 writes the files and the output
+        if not writes:
             args.out = args.history = None
         return _train_command(args, text, group, mesh)
 
@@ -441,8 +442,8 @@ def _train_command(args: argparse.Namespace, text: str, group: Any, mesh: Any) -
         steps=args.steps,
         minutes=args.minutes,
         evals=args.evals,
-        out=args.out if main else None,
-        history=args.history if main else None,
+        out=args.out,
+        history=args.history,
         command=args.command_line,
         checkpoint=args.checkpoint,  # every process gathers the state, process 0 writes
         resume=args.resume,

@@ -434,7 +434,7 @@ class Trainer:
         self.steps_done = 0
         self.seconds = 0.0
         self.best: Checkpoint | None = None
-        self._drawn: tuple[int, Masks | None] | None = None
+        self._drawn: tuple[int, Masks] | None = None
         self.progress: RunProgress | None = None
         self.text_digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
         step = functools.partial(_train_step, grad_fn=grad_fn, optimizer=self.optimizer)
