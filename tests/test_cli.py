@@ -7,6 +7,7 @@ and the step-0 evaluation of the same run.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import math
@@ -31,9 +32,10 @@ TEXT = (
 """About 1,900 characters, 33 distinct."""
 
 SMALL = ["--embed", "8", "--hidden", "32", "--batch", "4", "--seq-len", "16", "--lr", "1e-2"]
-SMALL += ["--warmup", "0", "--dropout", "0"]
-"""A model and run small enough for a second on NumPy, without the command's default
-dropout, so that it compares with the library's ``TrainConfig`` (which drops nothing)."""
+SMALL += ["--warmup", "0", "--dropout", "0", "--beta2", "0.999", "--weight-decay", "0"]
+"""A model and run small enough for a second on NumPy, with the library's ``TrainConfig``
+defaults where the command's differ (no dropout or weight decay, Adam's usual beta2), so
+that it compares with the library."""
 
 
 @pytest.fixture
@@ -761,6 +763,34 @@ def test_train_a_layer_normalised_cell(capsys, tmp_path, text_file, cell, params
     assert cli.main(["eval", "--model", model, "--text", text_file, "--json"]) == 0
     scores = json.loads(capsys.readouterr().out)
     assert scores["loss"] == pytest.approx(lm.evaluate(loaded, TEXT).loss, rel=1e-12)
+
+
+def test_adam_options(capsys, tmp_path, text_file):
+    """``--beta2`` and ``--weight-decay`` reach Adam: the run trains as the library's
+    Trainer with those ``TrainConfig`` fields, and the history file records them; bad
+    values are one-line errors (status 2)."""
+    for option, value, message in [
+        ("--beta2", "1", "argument --beta2: must be in [0, 1), got 1"),
+        ("--weight-decay", "-1", "argument --weight-decay: must be non-negative, got -1"),
+    ]:
+        _fails(capsys, ["train", "--text", text_file, option, value], message, code=2)
+    history = tmp_path / "h.json"
+    code, out, err = _train(
+        capsys, text_file, "--steps", "4", "--evals", "1", "--beta2", "0.9",
+        "--weight-decay", "0.5", "--history", str(history),
+    )  # fmt: skip
+    assert code == 0, err
+    result = json.loads(out)
+    recorded = json.loads(history.read_text())["train"]
+    assert (recorded["beta2"], recorded["weight_decay"]) == (0.9, 0.5)
+    config = lm.TrainConfig(batch=4, seq_len=16, lr=1e-2, warmup=0, beta2=0.9, weight_decay=0.5)
+    trainer = lm.Trainer(TEXT, model=lm.ModelConfig(8, 32), config=config)
+    report = trainer.run(steps=4, evals=1)
+    assert result["train_loss"] == report.train_loss
+    assert result["val_loss"] == trainer.best.loss
+    plain = dataclasses.replace(config, weight_decay=0.0)
+    undecayed = lm.Trainer(TEXT, model=lm.ModelConfig(8, 32), config=plain)
+    assert undecayed.run(steps=4, evals=1).val.loss != trainer.best.loss  # the decay acts
 
 
 def test_dropout_option(capsys, tmp_path, text_file):

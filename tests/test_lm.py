@@ -298,19 +298,22 @@ def test_follows_torch_nn_with_torch_adam(torch, cell):
     np.testing.assert_allclose(report.losses, expected, rtol=rtol, atol=0)
 
 
-def test_adam_is_torch_adam_after_clip_grad_norm(torch):
-    """Five functional Adam steps with global-norm clipping equal torch's, float64."""
+@pytest.mark.parametrize("weight_decay", [0.0, 0.3])
+def test_adam_is_torch_adam_after_clip_grad_norm(torch, weight_decay):
+    """Five functional Adam steps with global-norm clipping equal torch's, float64: Adam
+    without weight decay, AdamW with."""
     rng = np.random.default_rng(0)
     params = {"a": rng.normal(size=(3, 4)), "b": (rng.normal(size=5),)}
     grads = [{"a": rng.normal(size=(3, 4)), "b": (rng.normal(size=5),)} for _ in range(5)]
-    opt = lm.Adam(beta1=0.8, beta2=0.95, eps=1e-6, clip_norm=1.5)
+    opt = lm.Adam(beta1=0.8, beta2=0.95, eps=1e-6, clip_norm=1.5, weight_decay=weight_decay)
     state = opt.init(params)
     mine = params
     for g in grads:
         mine, state, _ = opt.update(mine, g, state, lr=0.1)
     tensors = [torch.tensor(params["a"], requires_grad=True), torch.tensor(params["b"][0])]
     tensors[1].requires_grad_(True)
-    ref = torch.optim.Adam(tensors, lr=0.1, betas=(0.8, 0.95), eps=1e-6)
+    kind = torch.optim.AdamW if weight_decay else torch.optim.Adam
+    ref = kind(tensors, lr=0.1, betas=(0.8, 0.95), eps=1e-6, weight_decay=weight_decay)
     for g in grads:
         tensors[0].grad = torch.tensor(g["a"])
         tensors[1].grad = torch.tensor(g["b"][0])

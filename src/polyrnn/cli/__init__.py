@@ -276,7 +276,20 @@ def _parser() -> argparse.ArgumentParser:
         help="learning rate at the end, as a fraction of --lr, reached by a cosine (1: constant)",
     )
     p.add_argument(
+        "--beta2",
+        type=number(float, 0, 1, below=True),
+        default=t.beta2,
+        help="Adam's decay of its average of squared gradients",
+    )
+    p.add_argument(
         "--clip", type=number(float, 0), default=t.clip_norm, help="gradient-norm clip (0: off)"
+    )
+    p.add_argument(
+        "--weight-decay",
+        type=number(float, 0),
+        default=t.weight_decay,
+        help="decoupled weight decay λ of Adam (AdamW): each step shrinks every weight by "
+        "the factor 1 - lr λ; 0: off",
     )
     p.add_argument(
         "--dropout",

@@ -1,15 +1,17 @@
-r"""Adam with global gradient-norm clipping, functional and written once against the Array API.
+r"""Adam with global gradient-norm clipping and decoupled weight decay, functional and
+written once against the Array API.
 
 .. math::
     g &\leftarrow g \cdot \min\Bigl(1, \frac{c}{\lVert g \rVert_2 + 10^{-6}}\Bigr)
         \quad\text{(over all parameters at once)} \\
     m &\leftarrow \beta_1 m + (1 - \beta_1) g, \qquad
     v \leftarrow \beta_2 v + (1 - \beta_2) g^2 \\
-    p &\leftarrow p - \frac{\eta}{1 - \beta_1^t} \cdot
+    p &\leftarrow (1 - \eta \lambda)\, p - \frac{\eta}{1 - \beta_1^t} \cdot
         \frac{m}{\sqrt{v} / \sqrt{1 - \beta_2^t} + \epsilon}
 
-which is :class:`torch.optim.Adam` after :func:`torch.nn.utils.clip_grad_norm_`,
-expression for expression.  State in, state out: nothing is modified in place, so the
+which is :func:`torch.nn.utils.clip_grad_norm_` followed by :class:`torch.optim.Adam`
+(weight decay :math:`\lambda = 0`) or :class:`torch.optim.AdamW` (Loshchilov & Hutter
+2019), expression for expression.  State in, state out: nothing is modified in place, so the
 same code runs on every library and inside :func:`jax.jit`.
 """
 
@@ -48,6 +50,9 @@ class Adam:
         Added to the denominator.
     clip_norm : float or None
         Largest global L2 norm of the gradient; ``None`` disables clipping.
+    weight_decay : float
+        λ >= 0: each step first multiplies every parameter by ``1 - lr * λ`` (decoupled
+        from the gradient, as :class:`torch.optim.AdamW`); 0 is plain Adam.
 
     Examples
     --------
@@ -64,6 +69,7 @@ class Adam:
     beta2: float = 0.999
     eps: float = 1e-8
     clip_norm: float | None = 1.0
+    weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("beta1", "beta2"):
@@ -72,6 +78,7 @@ class Adam:
         _checks.real("eps", self.eps)
         if self.clip_norm is not None:
             _checks.real("clip_norm", self.clip_norm, above=True)
+        _checks.real("weight_decay", self.weight_decay)
 
     def init(self, params: Any) -> AdamState:
         """Zero moments of the structure, library and dtypes of ``params``."""
@@ -119,13 +126,15 @@ class Adam:
         bc2 = 1.0 - xp.pow(xp.asarray(self.beta2, dtype=dtype), t)
         step_size = lr / bc1
         bc2_sqrt = xp.sqrt(bc2)
+        keep = 1.0 - lr * self.weight_decay
         new_p, new_m, new_v = [], [], []
         for p, g, m, v in zip(
             p_leaves, g_leaves, _tree.flatten(state.m)[0], _tree.flatten(state.v)[0], strict=True
         ):
             m_t = self.beta1 * m + (1.0 - self.beta1) * g
             v_t = self.beta2 * v + (1.0 - self.beta2) * (g * g)
-            new_p.append(p - step_size * (m_t / (xp.sqrt(v_t) / bc2_sqrt + self.eps)))
+            decayed = p * keep if self.weight_decay else p
+            new_p.append(decayed - step_size * (m_t / (xp.sqrt(v_t) / bc2_sqrt + self.eps)))
             new_m.append(m_t)
             new_v.append(v_t)
         return rebuild(new_p), AdamState(count, rebuild(new_m), rebuild(new_v)), norm

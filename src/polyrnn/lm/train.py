@@ -85,6 +85,10 @@ class TrainConfig:
         Largest global gradient norm; ``None`` disables clipping.
     beta1, beta2, eps : float
         Of Adam.
+    weight_decay : float
+        λ >= 0, Adam's decoupled weight decay (:class:`~polyrnn.lm.Adam`, as
+        :class:`torch.optim.AdamW`): every parameter shrinks by the factor ``1 - lr * λ``
+        each step; 0, the default, is plain Adam.
     seed : int
         Of the initial parameters and of the dropout masks.
     val_fraction : float
@@ -112,6 +116,7 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
+    weight_decay: float = 0.0
     seed: int = 0
     val_fraction: float = 0.1
     dropout: float = 0.0
@@ -124,7 +129,7 @@ class TrainConfig:
         _checks.integer("warmup", self.warmup)
         if not 0.0 <= _checks.real("final_lr", self.final_lr) <= 1.0:
             raise ValueError(f"final_lr must be in [0, 1], got {self.final_lr}")
-        Adam(self.beta1, self.beta2, self.eps, self.clip_norm)  # checks its own
+        self.optimizer()  # checks its own
         _checks.integer("seed", self.seed)
         if not 0.0 < _checks.real("val_fraction", self.val_fraction) < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
@@ -132,6 +137,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not 0.0 <= _checks.real(name, value, -math.inf) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {value}")
+
+    def optimizer(self) -> Adam:
+        """The :class:`~polyrnn.lm.Adam` of these hyper-parameters."""
+        return Adam(self.beta1, self.beta2, self.eps, self.clip_norm, self.weight_decay)
 
     def lr_at(self, step: int, progress: float) -> float:
         """The learning rate of step ``step`` (0-based) at ``progress`` in [0, 1] of the run."""
@@ -424,7 +433,7 @@ class Trainer:
                 lambda a: b.asarray(group.broadcast(b.to_numpy(a), "the first broadcast")),
                 params,
             )
-        self.optimizer = Adam(config.beta1, config.beta2, config.eps, config.clip_norm)
+        self.optimizer = config.optimizer()
         opt_state = self.optimizer.init(params)
         if self.parallel is not None:
             params, opt_state = self.parallel.replicate((params, opt_state))
