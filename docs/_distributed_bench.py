@@ -63,6 +63,7 @@ def main() -> None:
     root = Path(__file__).resolve().parent.parent
     env = dict(os.environ, PYTHONPATH=str(root / "src"), JAX_PLATFORMS="cpu")
     env.pop("XLA_FLAGS", None)
+    load = os.getloadavg()[0]  # of the minute before: whether the machine was idle
     cases = []
     for devices in (0, 1, 2):  # 0: no mesh, the plain single-device step
         done = subprocess.run(
@@ -75,8 +76,8 @@ def main() -> None:
         cases.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(cases[-1], flush=True)
     result = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, shared with other "
-        f"jobs (load average {os.getloadavg()[0]:.1f} at the end)",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, load average "
+        f"{load:.1f} before the run and {os.getloadavg()[0]:.1f} at its end",
         "cases": cases,
     }
     path = root / "docs" / "distributed_results" / "throughput.json"
