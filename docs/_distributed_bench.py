@@ -1,8 +1,8 @@
 """Throughput of data-parallel training on JAX's CPU devices: the figure of distributed.md.
 
 Run from the repository root: ``python docs/_distributed_bench.py``.  Each case runs in a
-subprocess of its own (JAX fixes its devices when it starts): the default model of
-``polyrnn train`` (GRU, E=64, H=256, 268k parameters) at B=32, T=32 on Python's
+subprocess of its own (JAX fixes its devices when it starts): the library's default
+model (``lm.ModelConfig()``: GRU, E=64, H=256, 268k parameters) at B=32, T=32 on Python's
 documentation, without a mesh and with meshes of 1 and 2 CPU devices; 3 steps to
 compile, then the median of 5 rounds of 10 steps.  Each device case also times the
 all-reduce of the gradients alone: a sum over the devices of one float32 array per

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__, backends, gru_scan, init_gru, lm
-from ._common import file_path, number, positive, shown, to_json, torch_group
+from ._common import file_path, jax_mesh, number, positive, shown, to_json, torch_group
 from ._train import EVALS, MINUTES, MODEL, TRAINING, Run, train, train_run
 
 
@@ -75,19 +75,25 @@ DEMO: dict[str, Any] = {"embed_size": 32, "hidden_size": 128, "minutes": 1.0}
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    """Cross-entropy and perplexity of a saved model on a text file; under torchrun, the
-    text's streams are shared among the processes and their sums combined."""
+    """Cross-entropy and perplexity of a saved model on a text file; under torchrun or
+    jax.distributed, the text's streams are shared among the processes and their sums
+    combined."""
     from ..lm import distributed_torch
 
+    mesh = jax_mesh(args)  # joins the other JAX processes, before JAX first computes
     model = lm.load(args.model, backend=args.backend)
     tokens = model.vocab.encode(lm.read_text(args.text))
     with torch_group(args.timeout) as group:
-        if group is None:
-            metrics = lm.evaluate_tokens(model, tokens)
-        else:
+        if mesh is not None:
+            from ..lm import distributed_jax
+
+            metrics = distributed_jax.evaluate_tokens(model, tokens)
+        elif group is not None:
             metrics = distributed_torch.evaluate_tokens(model, tokens, group)
-            if group.rank != 0:
-                return 0
+        else:
+            metrics = lm.evaluate_tokens(model, tokens)
+    if (group is not None and group.rank != 0) or args.process_id:
+        return 0
     if args.json:
         print(
             to_json(
@@ -216,6 +222,21 @@ def _add_timeout(p: argparse.ArgumentParser) -> None:
         "every exchange) before stopping with an error naming the missing ranks; with "
         "--num-processes (jax.distributed): to join, and after which a process that "
         "stopped sending heartbeats is declared dead",
+    )
+
+
+def _add_jax_processes(g: Any) -> None:
+    """The options by which a process joins others through ``jax.distributed``."""
+    g.add_argument(
+        "--num-processes", type=positive(int), help="processes to join (jax.distributed)"
+    )
+    g.add_argument(
+        "--process-id", type=number(int, 0), help="this process's rank, 0 to --num-processes - 1"
+    )
+    g.add_argument(
+        "--coordinator-address",
+        metavar="HOST:PORT",
+        help="where process 0 listens for the others; without it, $JAX_COORDINATOR_ADDRESS",
     )
 
 
@@ -353,17 +374,7 @@ def _parser() -> argparse.ArgumentParser:
         help="devices to split the batch across (dividing --batch); on CPU, simulated; "
         "with --num-processes, all of theirs (the default there)",
     )
-    g.add_argument(
-        "--num-processes", type=positive(int), help="processes to join (jax.distributed)"
-    )
-    g.add_argument(
-        "--process-id", type=number(int, 0), help="this process's rank, 0 to --num-processes - 1"
-    )
-    g.add_argument(
-        "--coordinator-address",
-        metavar="HOST:PORT",
-        help="where process 0 listens for the others; without it, $JAX_COORDINATOR_ADDRESS",
-    )
+    _add_jax_processes(g)
     p.set_defaults(run=train)
 
     p = sub_parser("eval", help=_one_line(evaluate), description=_one_line(evaluate))
@@ -374,6 +385,13 @@ def _parser() -> argparse.ArgumentParser:
     _add_backend(p, "numpy")
     p.add_argument("--json", action="store_true", help="print the metrics as one line of JSON")
     _add_timeout(p)
+    _add_jax_processes(
+        p.add_argument_group(
+            "evaluation across JAX processes",
+            "share the text's streams among processes joined by jax.distributed (under "
+            "torchrun they are shared without these); process 0 alone reports",
+        )
+    )
     p.set_defaults(run=evaluate)
 
     p = sub_parser("sample", help=_one_line(sample), description=_one_line(sample))

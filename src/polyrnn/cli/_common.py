@@ -106,3 +106,37 @@ def torch_group(timeout: float, train_backend: str | None = None) -> Iterator[An
     finally:
         signal.signal(signal.SIGTERM, previous)
         group.close()
+
+
+def jax_mesh(args: argparse.Namespace) -> Any:
+    """The mesh of ``--devices`` and ``--num-processes`` (JAX's data parallelism, set up
+    before JAX first computes; ``eval`` has no ``--devices``), ``None`` without them."""
+    given = [
+        o
+        for o in ("devices", "num_processes", "process_id", "coordinator_address")
+        if getattr(args, o, None) is not None
+    ]
+    if not given:
+        return None
+    if args.backend != "jax":
+        raise lm.LMError(
+            f"--{given[0].replace('_', '-')} needs --backend jax, got --backend {args.backend}"
+        )
+    from ..lm import distributed_jax  # needs JAX
+
+    return distributed_jax.initialize(
+        getattr(args, "devices", None),
+        coordinator_address=args.coordinator_address,
+        num_processes=args.num_processes,
+        process_id=args.process_id,
+        timeout=args.timeout,
+    )
+
+
+def jax_faults(mesh: Any) -> contextlib.AbstractContextManager[None]:
+    """``distributed_jax.peer_faults`` when ``mesh`` spans several processes."""
+    if mesh is None or len({d.process_index for d in mesh.devices.flat}) == 1:
+        return contextlib.nullcontext()
+    from ..lm import distributed_jax
+
+    return distributed_jax.peer_faults()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import lm
-from ._common import shown, to_json, torch_group
+from ._common import jax_faults, jax_mesh, shown, to_json, torch_group
 
 MODEL = lm.ModelConfig(hidden_size=384)
 """The architecture ``polyrnn train`` builds by default (see :class:`polyrnn.lm.ModelConfig`):
@@ -358,40 +358,6 @@ def _summary(trainer: lm.Trainer, report: lm.TrainReport) -> dict[str, Any]:
     }
 
 
-def _jax_mesh(args: argparse.Namespace) -> Any:
-    """The mesh of ``--devices`` and ``--num-processes`` (JAX's data parallelism, set up
-    before JAX first computes), ``None`` without them."""
-    given = [
-        o
-        for o in ("devices", "num_processes", "process_id", "coordinator_address")
-        if getattr(args, o) is not None
-    ]
-    if not given:
-        return None
-    if args.backend != "jax":
-        raise lm.LMError(
-            f"--{given[0].replace('_', '-')} needs --backend jax, got --backend {args.backend}"
-        )
-    from ..lm import distributed_jax  # needs JAX
-
-    return distributed_jax.initialize(
-        args.devices,
-        coordinator_address=args.coordinator_address,
-        num_processes=args.num_processes,
-        process_id=args.process_id,
-        timeout=args.timeout,
-    )
-
-
-def _jax_faults(mesh: Any) -> contextlib.AbstractContextManager[None]:
-    """``distributed_jax.peer_faults`` when ``mesh`` spans several processes."""
-    if mesh is None or len({d.process_index for d in mesh.devices.flat}) == 1:
-        return contextlib.nullcontext()
-    from ..lm import distributed_jax
-
-    return distributed_jax.peer_faults()
-
-
 def _writes_files(args: argparse.Namespace) -> bool:
     """Whether this process writes ``train``'s files: a lone process, or process 0 of
     ``jax.distributed`` or of ``torchrun`` (known from the environment, before joining)."""
@@ -403,7 +369,7 @@ def _writes_files(args: argparse.Namespace) -> bool:
 
 def train(args: argparse.Namespace) -> int:
     """Train a character-level language model on a text file."""
-    mesh = _jax_mesh(args)
+    mesh = jax_mesh(args)
     writes = _writes_files(args)
     if writes:  # the others would race it for the probe's file
         outputs = {"--out": args.out, "--history": args.history, "--checkpoint": args.checkpoint}
@@ -416,7 +382,7 @@ def train(args: argparse.Namespace) -> int:
     if args.resume is None and args.evals is None:
         args.evals = EVALS
     text = lm.read_text(args.text)
-    with torch_group(args.timeout, args.backend) as group, _jax_faults(mesh):
+    with torch_group(args.timeout, args.backend) as group, jax_faults(mesh):
         if not writes:
             args.out = args.history = None
         return _train_command(args, text, group, mesh)

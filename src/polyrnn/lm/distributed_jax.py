@@ -50,7 +50,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ..backends._registry import LIBRARIES
-from . import _checks
+from . import _checks, evaluation, model
 from .distributed_torch import TIMEOUT, _first_line
 from .errors import BackendUnavailableError, LMError, PeerLostError, lost_peers
 
@@ -65,7 +65,16 @@ except ImportError as _error:  # pragma: no cover - needs an install without jax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-__all__ = ["AXIS", "DataParallel", "data_mesh", "initialize", "leave", "lost", "peer_faults"]
+__all__ = [
+    "AXIS",
+    "DataParallel",
+    "data_mesh",
+    "evaluate_tokens",
+    "initialize",
+    "leave",
+    "lost",
+    "peer_faults",
+]
 
 AXIS = "data"
 """The name of the mesh axis the batch is split along."""
@@ -337,15 +346,34 @@ def lost(how: str) -> str:
 
 
 @contextlib.contextmanager
-def peer_faults() -> Iterator[None]:
-    """Turns a failed step of several processes (a peer died: gloo's connections broke,
-    ``jax.errors.JaxRuntimeError``) into :class:`~polyrnn.lm.PeerLostError` naming
-    the processes gone (:func:`lost`)."""
+def peer_faults(during: str = "a training step") -> Iterator[None]:
+    """Turns a failed computation of several processes (a peer died: gloo's connections
+    broke, ``jax.errors.JaxRuntimeError``) into :class:`~polyrnn.lm.PeerLostError` naming
+    the processes gone (:func:`lost`) and what was under way, ``during``."""
     try:
         yield
     except jax.errors.JaxRuntimeError as e:
         what = re.sub(r"\[[^\]\s]*:\d+\]\s*", "", _first_line(e))  # no source locations
-        raise PeerLostError(lost(f"during a training step ({what})")) from None
+        raise PeerLostError(lost(f"during {during} ({what})")) from None
+
+
+def evaluate_tokens(
+    lm: model.LanguageModel, tokens: np.ndarray, *, streams: int = 64, seq_len: int = 256
+) -> evaluation.Metrics:
+    """:func:`polyrnn.lm.evaluate_tokens` across the processes of :mod:`jax.distributed`:
+    process ``i`` of ``k`` scores the ``i``-th block of the streams
+    (:func:`polyrnn.lm.evaluation.nll_sum`), and one all-gather of every process's float64
+    sums (sent as their bytes, so they stay float64 whether or not ``jax_enable_x64`` is
+    on) gives every process ``loss = sum(nll) / sum(count)``."""
+    from jax.experimental import multihost_utils
+
+    part = (jax.process_index(), jax.process_count())
+    nll, count = evaluation.nll_sum(lm, tokens, streams=streams, seq_len=seq_len, part=part)
+    mine = np.array([nll, count], dtype=np.float64).view(np.uint32)
+    with peer_faults("the evaluation's all-gather"):
+        every = np.asarray(multihost_utils.process_allgather(mine))
+    total = np.ascontiguousarray(every).view(np.float64).reshape(part[1], 2).sum(axis=0)
+    return evaluation.metrics(float(total[0]), round(float(total[1])))
 
 
 def leave(status: int) -> None:
