@@ -1,12 +1,23 @@
-"""Throughput of data-parallel training on JAX's CPU devices: the figure of distributed.md.
+"""Throughput of data-parallel training: the figures of distributed.md.
 
-Run from the repository root: ``python docs/_distributed_bench.py``.  Each case runs in a
+Run from the repository root: ``python docs/_distributed_bench.py``, on an idle machine.
+
+JAX's CPU devices.  Each case runs in a
 subprocess of its own (JAX fixes its devices when it starts): the library's default
 model (``lm.ModelConfig()``: GRU, E=64, H=256, 268k parameters) at B=32, T=32 on Python's
 documentation, without a mesh and with meshes of 1 and 2 CPU devices; 3 steps to
 compile, then the median of 5 rounds of 10 steps.  Each device case also times the
 all-reduce of the gradients alone: a sum over the devices of one float32 array per
-device of the size of the parameters.  Writes docs/distributed_results/throughput.json.
+device of the size of the parameters.
+
+PyTorch's processes (the check of the time model on hardware that runs in parallel: one
+process per core).  The same model, batch and steps, ``--backend torch``, each process
+with one thread: one process at B=32 and at B=16 (the compute of half the batch), and
+``torchrun`` with 2 processes at B=32 (each steps 16 streams), which also times gloo's
+all-reduce of one float32 tensor of the parameters' size between them; and, for
+comparison, one process with 2 threads at B=32.
+
+Writes docs/distributed_results/throughput.json.
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 CASE = r"""
@@ -58,6 +70,45 @@ if mesh is not None:
 print(json.dumps(out))
 """
 
+TORCH_CASE = r"""
+import json, os, statistics, sys, time
+import torch
+from polyrnn import lm
+from polyrnn.lm.distributed_torch import TorchGroup, launched
+from pydoc_data.topics import topics
+
+batch = int(sys.argv[1])
+group = TorchGroup.from_env() if launched() else None
+text = "\n\n".join(topics[k] for k in sorted(topics))
+config = lm.TrainConfig(batch=batch, seq_len=32)
+trainer = lm.Trainer(text, config=config, backend="torch", group=group)
+for _ in range(3):
+    trainer.train_step(1e-3)
+rounds = []
+for _ in range(5):
+    start = time.perf_counter()
+    for _ in range(10):
+        trainer.train_step(1e-3)
+    rounds.append((time.perf_counter() - start) / 10)
+step = statistics.median(rounds)
+out = {"processes": group.world if group else 1, "threads": torch.get_num_threads(),
+       "batch": batch, "step_ms": 1e3 * step, "tokens_per_s": batch * 32 / step}
+if group is not None:
+    import torch.distributed as dist
+    grads = torch.ones(trainer.lm.params.size())
+    times = []
+    for _ in range(20):
+        dist.barrier()
+        start = time.perf_counter()
+        dist.all_reduce(grads)
+        times.append(time.perf_counter() - start)
+    out["allreduce_ms"] = 1e3 * statistics.median(times)
+    group.close()
+    if group.rank != 0:
+        sys.exit(0)
+print(json.dumps(out))
+"""
+
 
 def main() -> None:
     root = Path(__file__).resolve().parent.parent
@@ -75,10 +126,33 @@ def main() -> None:
         )
         cases.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(cases[-1], flush=True)
+    torch_cases = []
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    torchrun += ["--rdzv-backend", "c10d", "--rdzv-endpoint", "127.0.0.1:29477"]
+    for threads, launch, batch in [
+        (1, [sys.executable], 32),
+        (1, [sys.executable], 16),
+        (1, torchrun, 32),
+        (2, [sys.executable], 32),
+    ]:
+        threaded = dict(env, OMP_NUM_THREADS=str(threads))
+        with tempfile.TemporaryDirectory() as tmp:  # torchrun runs a file, not -c
+            script = Path(tmp) / "case.py"
+            script.write_text(TORCH_CASE, encoding="utf-8")
+            done = subprocess.run(
+                [*launch, str(script), str(batch)],
+                capture_output=True,
+                text=True,
+                env=threaded,
+                check=True,
+            )
+        torch_cases.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(torch_cases[-1], flush=True)
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, load average "
         f"{load:.1f} before the run and {os.getloadavg()[0]:.1f} at its end",
         "cases": cases,
+        "torch_cases": torch_cases,
     }
     path = root / "docs" / "distributed_results" / "throughput.json"
     path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
