@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_seed import GOLDEN_ATOL, PRINTED_FEATURES, SCAN_GRU_Y, _printed
 
 torch = pytest.importorskip("torch")
 pt = pytest.importorskip("polyrnn.nn.torch")
@@ -30,6 +31,7 @@ from torch.nn.utils.rnn import (
 )
 
 import polyrnn
+from polyrnn import interop
 from polyrnn.cells import BUILTIN
 from polyrnn.layers import cell_layers
 
@@ -429,6 +431,31 @@ def test_one_layer_dropout_warns_as_torch_and_drops_nothing():
     ours.load_state_dict(ref.state_dict())
     x = torch.randn(5, 2, D, dtype=torch.float64)
     close(ours.train()(x)[0], ref.eval()(x)[0], TOL[torch.float64])
+
+
+def test_seed_notebook_gru_as_reset_before_module():
+    """The notebook's GRU (reset gate before the product) as ``GRU(reset_after=False)``
+    with its converted weights reproduces the numbers it printed (In [17]), to the
+    Keras test's tolerance."""
+    with np.load(os.path.join(os.path.dirname(__file__), "data", "seed_weights.npz")) as f:
+        seed = {k: f[k].astype("float32") for k in f.files}
+    p = interop.from_seed_gru(*(seed[k] for k in ("w1", "w2", "w3", "b1", "b2", "b3")))
+    n_in, n_h = p.w_x.shape[0], p.w_h.shape[0]
+    m = pt.GRU(n_in, n_h, batch_first=True, reset_after=False)
+    m.load_state_dict(
+        {
+            "weight_ih_l0": torch.from_numpy(p.w_x.T.copy()),
+            "weight_hh_l0": torch.from_numpy(p.w_h.T.copy()),
+            "bias_ih_l0": torch.from_numpy(p.b_x),
+            "bias_hh_l0": torch.from_numpy(p.b_h),
+        }
+    )
+    xs = torch.from_numpy(seed["X"][None, :, :, 0])  # (1, T, D): the notebook's (T, D, 1)
+    hs = m(xs)[0][0].detach().numpy()
+    w, b = interop.from_seed_readout(seed["w4"], seed["b4"])
+    ys = 1.0 / (1.0 + np.exp(-(hs @ w + b)))
+    steps, printed = _printed(SCAN_GRU_Y)
+    np.testing.assert_allclose(ys[steps][:, PRINTED_FEATURES], printed, rtol=0, atol=GOLDEN_ATOL)
 
 
 # --------------------------------------------------------------------------- other cells
