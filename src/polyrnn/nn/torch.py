@@ -17,7 +17,18 @@ torch operations.
 
 What polyrnn adds, as keywords: ``GRU(..., reset_after=False)``, the GRU of Cho et al.
 (2014), which applies the reset gate before the recurrent product and which torch does
-not have, and ``RNN(..., nonlinearity="sigmoid")``.  ``proj_size`` is not supported.
+not have, ``RNN(..., nonlinearity="sigmoid")``, and polyrnn's other cells, chosen by the
+keyword ``cell`` among those of the module's state (the class's own by default):
+``GRU(..., cell="ln_gru" | "min_gru" | "min_lstm")``, whose state is ``h`` alone, and
+``LSTM(..., cell="ln_lstm")``, whose state is ``(h, c)``; they run through
+``polyrnn.layers.cell_layers``, minGRU and minLSTM as linear scans (sequential or
+parallel, the adapter's choice).  Their parameters follow torch's names: ``weight_ih_l0``
+``(G H, D)`` and ``bias_ih_l0`` for every cell, ``weight_hh_l0`` and ``bias_hh_l0`` where
+the cell has them (not minGRU and minLSTM), and the layer normalisations' gains
+``ln_weight_ih_l0``, ``ln_weight_hh_l0`` (and for the LSTM's cell state
+``ln_weight_c_l0``, ``ln_bias_c_l0``), whose shifts are ``bias_ih_l0``, ``bias_hh_l0``
+(and ``ln_bias_c_l0``, all left out with ``bias=False``).  ``proj_size`` is not
+supported.
 
 Dropout between layers (``dropout > 0``, ``num_layers > 1``) applies in training mode
 only: before each forward, for every layer but the last in turn, ``keep = torch.rand(shape,
@@ -154,7 +165,7 @@ class _RNNBase(nn.Module):
             for direction in range(dirs):
                 suffix = "_reverse" if direction == 1 else ""
                 fields: dict[str, str] = {}
-                for field in record.params._fields:
+                for field in self._param_fields:
                     if field in _SHIFTS and not bias:
                         continue
                     pname = f"{_NAMES[field]}_l{layer}{suffix}"
@@ -189,6 +200,12 @@ class _RNNBase(nn.Module):
     def _record(self) -> Cell:
         """polyrnn's record of the module's cell."""
         return BUILTIN[self.cell]
+
+    @property
+    def _param_fields(self) -> tuple[str, ...]:
+        """The fields of the cell's parameters in order (``w_x, w_h, b_x, b_h, ...``)."""
+        fields: tuple[str, ...] = self._record.params._fields  # type: ignore[attr-defined]
+        return fields
 
     def _width(self, field: str) -> int:
         """The length of a vector field of the cell's parameters: ``G H``, or ``H`` for the
@@ -258,7 +275,7 @@ class _RNNBase(nn.Module):
         record = self._record
         w_ih = getattr(self, fields["w_x"])
         values = []
-        for field in record.params._fields:
+        for field in self._param_fields:
             if field not in fields:
                 values.append(w_ih.new_zeros(self._width(field)))
             elif field in ("w_x", "w_h"):
@@ -285,7 +302,7 @@ class _RNNBase(nn.Module):
         ]
 
     def _options(self) -> dict[str, Any]:
-        """The cell's keywords for :func:`polyrnn.layers.cell_layers`: a linear cell's
+        """The cell's keywords for ``polyrnn.layers.cell_layers``: a linear cell's
         ``method`` (``"auto"``: the adapter's choice of sequential or parallel scan)."""
         return {"method": "auto"} if self._record.linear is not None else {}
 
@@ -420,6 +437,9 @@ class RNN(_RNNBase):
     nonlinearity : {"tanh", "relu", "sigmoid"}
         As :class:`torch.nn.RNN`, and ``"sigmoid"``, polyrnn's extra (computed by the
         reference loop: aten has tanh and relu kernels only).
+    cell : {"rnn"}, keyword-only
+        The only cell with the RNN's parameters (the keyword exists for code that passes
+        it to every class).
     device, dtype
         Where and in which dtype the parameters are made, as in :mod:`torch.nn`.
 
@@ -491,12 +511,29 @@ class GRU(_RNNBase):
         As :class:`torch.nn.GRU`.
     device, dtype
         Where and in which dtype the parameters are made, as in :mod:`torch.nn`.
+    cell : {"gru", "ln_gru", "min_gru", "min_lstm"}, keyword-only
+        The cell of every layer, each with ``forward``'s ``(output, h_n)``:
+
+        - ``"gru"`` (the default): the equations above.
+        - ``"ln_gru"``: the layer-normalised GRU of :func:`polyrnn.ln_gru_scan` (Ba et al.
+          2016), gates ``(r, z, n)``: ``x W_ih^T`` and ``h W_hh^T`` each normalised per
+          gate, with gains ``ln_weight_ih``, ``ln_weight_hh`` (``(3H,)``, init 1) and
+          shifts ``bias_ih``, ``bias_hh`` (init 0); reset-after form.
+        - ``"min_gru"``: minGRU (Feng et al. 2024, :func:`polyrnn.min_gru_scan`), gates
+          ``(z, h̃)`` in ``weight_ih (2H, D)``, ``bias_ih (2H,)``: :math:`h_t = (1 - z_t)
+          h_{t-1} + z_t \tilde h_t`, no ``weight_hh``; init ``torch.nn.Linear``'s,
+          uniform in :math:`\pm 1/\sqrt{D}` (``D`` the layer's input width).
+        - ``"min_lstm"``: minLSTM (:func:`polyrnn.min_lstm_scan`), gates ``(f, i, h̃)`` in
+          ``weight_ih (3H, D)``, ``bias_ih (3H,)``, init as minGRU's.
+
+        minGRU and minLSTM are linear in ``h``, so each layer is one linear scan
+        (sequential or parallel over time).
     reset_after : bool, keyword-only
         ``True`` (the default) is :class:`torch.nn.GRU`'s cell, so its ``state_dict``
         gives the same numbers here; ``False`` is the GRU of Cho et al. (2014), with the
         reset gate applied to the state before the recurrent product (Keras's
         ``reset_after=False``), which torch does not offer: the same parameters, another
-        function of them.
+        function of them.  Only with ``cell="gru"`` (:class:`ValueError` otherwise).
 
     Examples
     --------
@@ -569,6 +606,13 @@ class LSTM(_RNNBase):
         Where and in which dtype the parameters are made, as in :mod:`torch.nn`.
     proj_size : int
         Must be 0: :class:`ValueError` otherwise (polyrnn's LSTM has no projection).
+    cell : {"lstm", "ln_lstm"}, keyword-only
+        ``"lstm"`` (the default) is :class:`torch.nn.LSTM`'s cell; ``"ln_lstm"`` the
+        layer-normalised LSTM of :func:`polyrnn.ln_lstm_scan` (Ba et al. 2016), gates
+        ``(i, f, g, o)``: ``x W_ih^T`` and ``h W_hh^T`` each normalised per gate, with
+        gains ``ln_weight_ih``, ``ln_weight_hh`` (``(4H,)``, init 1) and shifts
+        ``bias_ih``, ``bias_hh`` (init 0), and the cell state normalised before the output
+        ``tanh`` with ``ln_weight_c``, ``ln_bias_c`` (``(H,)``, init 1 and 0).
 
     Examples
     --------
