@@ -2,10 +2,16 @@
 
 - :mod:`torch.nn`'s own ``RNN``, ``GRU`` and ``LSTM`` with the same ``state_dict``:
   outputs, final states, every parameter's gradient, packed sequences (unsorted), a
-  compiled model, one-process ``DistributedDataParallel`` and 20 steps of Adam;
+  compiled model, ``DistributedDataParallel`` in one process and in two (half the batch
+  each) and 20 steps of Adam;
 - polyrnn's layers on NumPy (another backend, fed the module's weights) for what torch
-  lacks: the ``reset_after=False`` GRU, the sigmoid RNN, and the dropout masks the module
-  documents (drawn again here from the same torch seed);
+  lacks: the ``reset_after=False`` GRU (and the seed notebook's printed numbers), the
+  sigmoid RNN, and the dropout masks the module documents (drawn again here from the
+  same torch seed);
+- for the other cells (``cell="ln_gru"``, ``"min_gru"``, ``"min_lstm"``, ``"ln_lstm"``):
+  the cells' NumPy scans, chained by hand through two bidirectional layers and
+  backpropagated by their hand-written VJPs, and polyrnn's NumPy layers with lengths and
+  dropout masks;
 - torch's modules raising the same exception types for the same bad calls.
 """
 
@@ -328,6 +334,65 @@ def test_distributed_data_parallel_one_process():
         grads_close(ref, ours, TOL[torch.float64])
     finally:
         dist.destroy_process_group()
+
+
+DDP_RANK = """
+import sys
+from datetime import timedelta
+import torch, torch.distributed as dist
+import polyrnn.nn.torch as pt
+port, rank, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                        world_size=2, timeout=timedelta(seconds=30))
+torch.manual_seed(1)
+m = pt.GRU(3, 5, num_layers=2, bidirectional=True, batch_first=True, dtype=torch.float64)
+ddp = torch.nn.parallel.DistributedDataParallel(m)
+gen = torch.Generator().manual_seed(0)
+x = torch.randn(4, 6, 3, dtype=torch.float64, generator=gen)
+w = torch.randn(4, 6, 10, dtype=torch.float64, generator=gen)
+half = slice(2 * rank, 2 * rank + 2)
+(ddp(x[half])[0] * w[half]).sum().backward()
+torch.save({"state": m.state_dict(), "grads": {n: p.grad for n, p in m.named_parameters()}}, out)
+dist.destroy_process_group()
+"""
+
+
+def test_distributed_data_parallel_two_processes(tmp_path):
+    """DDP over gloo, two processes each running half the batch: both hold the averaged
+    gradient, which is half the full batch's gradient in torch.nn.GRU with the same
+    ``state_dict`` (float64)."""
+    script = tmp_path / "rank.py"
+    script.write_text(DDP_RANK)
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(port), str(r), str(tmp_path / f"{r}.pt")],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for r in range(2)
+    ]
+    try:
+        logs = [p.communicate(timeout=60)[0] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [p.returncode for p in procs] == [0, 0], logs
+    ranks = [torch.load(tmp_path / f"{r}.pt") for r in range(2)]
+    ref = torch.nn.GRU(D, H, num_layers=L, bidirectional=True, batch_first=True)
+    ref = ref.to(torch.float64)
+    ref.load_state_dict(ranks[0]["state"])
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 6, D, dtype=torch.float64, generator=gen)
+    w = torch.randn(4, 6, 2 * H, dtype=torch.float64, generator=gen)
+    (0.5 * (ref(x)[0] * w).sum()).backward()
+    for rank in ranks:
+        assert list(rank["grads"]) == [n for n, _ in ref.named_parameters()]
+        for name, p in ref.named_parameters():
+            close(rank["grads"][name], p.grad, TOL[torch.float64])
 
 
 # --------------------------------------------------------------------------- beyond torch
