@@ -2,10 +2,16 @@
 
 - :mod:`torch.nn`'s own ``RNN``, ``GRU`` and ``LSTM`` with the same ``state_dict``:
   outputs, final states, every parameter's gradient, packed sequences (unsorted), a
-  compiled model, one-process ``DistributedDataParallel`` and 20 steps of Adam;
+  compiled model, ``DistributedDataParallel`` in one process and in two (half the batch
+  each) and 20 steps of Adam;
 - polyrnn's layers on NumPy (another backend, fed the module's weights) for what torch
-  lacks: the ``reset_after=False`` GRU, the sigmoid RNN, and the dropout masks the module
-  documents (drawn again here from the same torch seed);
+  lacks: the ``reset_after=False`` GRU (and the seed notebook's printed numbers), the
+  sigmoid RNN, and the dropout masks the module documents (drawn again here from the
+  same torch seed);
+- for the other cells (``cell="ln_gru"``, ``"min_gru"``, ``"min_lstm"``, ``"ln_lstm"``):
+  the cells' NumPy scans, chained by hand through two bidirectional layers and
+  backpropagated by their hand-written VJPs, and polyrnn's NumPy layers with lengths and
+  dropout masks;
 - torch's modules raising the same exception types for the same bad calls.
 """
 
@@ -20,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_seed import GOLDEN_ATOL, PRINTED_FEATURES, SCAN_GRU_Y, _printed
 
 torch = pytest.importorskip("torch")
 pt = pytest.importorskip("polyrnn.nn.torch")
@@ -30,6 +37,9 @@ from torch.nn.utils.rnn import (
 )
 
 import polyrnn
+from polyrnn import interop
+from polyrnn.cells import BUILTIN
+from polyrnn.layers import cell_layers
 
 KINDS = ["RNN", "GRU", "LSTM"]
 TOL = {torch.float32: 2e-5, torch.float64: 1e-10}
@@ -326,6 +336,65 @@ def test_distributed_data_parallel_one_process():
         dist.destroy_process_group()
 
 
+DDP_RANK = """
+import sys
+from datetime import timedelta
+import torch, torch.distributed as dist
+import polyrnn.nn.torch as pt
+port, rank, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                        world_size=2, timeout=timedelta(seconds=30))
+torch.manual_seed(1)
+m = pt.GRU(3, 5, num_layers=2, bidirectional=True, batch_first=True, dtype=torch.float64)
+ddp = torch.nn.parallel.DistributedDataParallel(m)
+gen = torch.Generator().manual_seed(0)
+x = torch.randn(4, 6, 3, dtype=torch.float64, generator=gen)
+w = torch.randn(4, 6, 10, dtype=torch.float64, generator=gen)
+half = slice(2 * rank, 2 * rank + 2)
+(ddp(x[half])[0] * w[half]).sum().backward()
+torch.save({"state": m.state_dict(), "grads": {n: p.grad for n, p in m.named_parameters()}}, out)
+dist.destroy_process_group()
+"""
+
+
+def test_distributed_data_parallel_two_processes(tmp_path):
+    """DDP over gloo, two processes each running half the batch: both hold the averaged
+    gradient, which is half the full batch's gradient in torch.nn.GRU with the same
+    ``state_dict`` (float64)."""
+    script = tmp_path / "rank.py"
+    script.write_text(DDP_RANK)
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(port), str(r), str(tmp_path / f"{r}.pt")],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for r in range(2)
+    ]
+    try:
+        logs = [p.communicate(timeout=60)[0] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [p.returncode for p in procs] == [0, 0], logs
+    ranks = [torch.load(tmp_path / f"{r}.pt") for r in range(2)]
+    ref = torch.nn.GRU(D, H, num_layers=L, bidirectional=True, batch_first=True)
+    ref = ref.to(torch.float64)
+    ref.load_state_dict(ranks[0]["state"])
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 6, D, dtype=torch.float64, generator=gen)
+    w = torch.randn(4, 6, 2 * H, dtype=torch.float64, generator=gen)
+    (0.5 * (ref(x)[0] * w).sum()).backward()
+    for rank in ranks:
+        assert list(rank["grads"]) == [n for n, _ in ref.named_parameters()]
+        for name, p in ref.named_parameters():
+            close(rank["grads"][name], p.grad, TOL[torch.float64])
+
+
 # --------------------------------------------------------------------------- beyond torch
 
 
@@ -427,6 +496,280 @@ def test_one_layer_dropout_warns_as_torch_and_drops_nothing():
     ours.load_state_dict(ref.state_dict())
     x = torch.randn(5, 2, D, dtype=torch.float64)
     close(ours.train()(x)[0], ref.eval()(x)[0], TOL[torch.float64])
+
+
+def test_seed_notebook_gru_as_reset_before_module():
+    """The notebook's GRU (reset gate before the product) as ``GRU(reset_after=False)``
+    with its converted weights reproduces the numbers it printed (In [17]), to the
+    Keras test's tolerance."""
+    with np.load(os.path.join(os.path.dirname(__file__), "data", "seed_weights.npz")) as f:
+        seed = {k: f[k].astype("float32") for k in f.files}
+    p = interop.from_seed_gru(*(seed[k] for k in ("w1", "w2", "w3", "b1", "b2", "b3")))
+    n_in, n_h = p.w_x.shape[0], p.w_h.shape[0]
+    m = pt.GRU(n_in, n_h, batch_first=True, reset_after=False)
+    m.load_state_dict(
+        {
+            "weight_ih_l0": torch.from_numpy(p.w_x.T.copy()),
+            "weight_hh_l0": torch.from_numpy(p.w_h.T.copy()),
+            "bias_ih_l0": torch.from_numpy(p.b_x),
+            "bias_hh_l0": torch.from_numpy(p.b_h),
+        }
+    )
+    xs = torch.from_numpy(seed["X"][None, :, :, 0])  # (1, T, D): the notebook's (T, D, 1)
+    hs = m(xs)[0][0].detach().numpy()
+    w, b = interop.from_seed_readout(seed["w4"], seed["b4"])
+    ys = 1.0 / (1.0 + np.exp(-(hs @ w + b)))
+    steps, printed = _printed(SCAN_GRU_Y)
+    np.testing.assert_allclose(ys[steps][:, PRINTED_FEATURES], printed, rtol=0, atol=GOLDEN_ATOL)
+
+
+# --------------------------------------------------------------------------- other cells
+
+CELLS = {  # cell: (module class, NumPy scan, its VJP, polyrnn's parameters)
+    "ln_gru": ("GRU", polyrnn.ln_gru_scan, polyrnn.ln_gru_scan_vjp, polyrnn.LNGRUParams),
+    "min_gru": ("GRU", polyrnn.min_gru_scan, polyrnn.min_gru_scan_vjp, polyrnn.MinGRUParams),
+    "min_lstm": ("GRU", polyrnn.min_lstm_scan, polyrnn.min_lstm_scan_vjp, polyrnn.MinLSTMParams),
+    "ln_lstm": ("LSTM", polyrnn.ln_lstm_scan, polyrnn.ln_lstm_scan_vjp, polyrnn.LNLSTMParams),
+}
+TORCH_NAME = {
+    "w_x": "weight_ih",
+    "w_h": "weight_hh",
+    "b_x": "bias_ih",
+    "b_h": "bias_hh",
+    "g_x": "ln_weight_ih",
+    "g_h": "ln_weight_hh",
+    "g_c": "ln_weight_c",
+    "b_c": "ln_bias_c",
+}
+"""The documented parameter names, written out here (not read from the module)."""
+
+
+def cell_module(cell: str, **kw: Any) -> Any:
+    """A float64 module of ``cell`` with every parameter random (gains near 1), so that no
+    parameter sits at its init's symmetric point."""
+    kw = {"num_layers": L, "bidirectional": True, "batch_first": True, **kw}
+    torch.manual_seed(1)
+    m = getattr(pt, CELLS[cell][0])(D, H, cell=cell, dtype=torch.float64, **kw)
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            p.copy_(torch.randn_like(p) * 0.5 + (1.0 if name.startswith("ln_weight") else 0.0))
+    return m
+
+
+def cell_numpy_layers(module: Any, cell: str) -> list[Any]:
+    """The module's weights as polyrnn's NumPy parameters, by the documented names."""
+    sd = {k: v.detach().numpy() for k, v in module.state_dict().items()}
+    cls = CELLS[cell][3]
+    out = []
+    for i in range(module.num_layers):
+        entry = tuple(
+            cls(
+                *(
+                    sd[f"{TORCH_NAME[f]}_l{i}{s}"].T
+                    if f.startswith("w_")
+                    else sd[f"{TORCH_NAME[f]}_l{i}{s}"]
+                    for f in cls._fields
+                )
+            )
+            for s in ("", "_reverse")[: 2 if module.bidirectional else 1]
+        )
+        out.append(entry if module.bidirectional else entry[0])
+    return out
+
+
+def cell_state0(cell: str, n: int, gen: Any, dirs: int = 2) -> Any:
+    shape = (L * dirs, n, H)
+    h = torch.randn(shape, dtype=torch.float64, generator=gen)
+    return (h, torch.randn(shape, dtype=torch.float64, generator=gen)) if cell == "ln_lstm" else h
+
+
+def stack_by_hand(cell: str, x: Any, layers: list[Any], state0: Any, d_out: Any, d_last: Any):
+    """Two bidirectional layers composed by hand from the cell's NumPy scan and its
+    hand-written VJP: ``(output, final states, parameter gradients per layer and
+    direction)``, the gradients of ``sum(output * d_out) + sum(last * d_last)``."""
+    scan_vjp = CELLS[cell][2]
+    two = cell == "ln_lstm"
+    parts = state0 if two else (state0,)
+    x_in, backs, lasts = x, [], []
+    for i, entry in enumerate(layers):
+        outs = []
+        for d, p in enumerate(entry):
+            k = 2 * i + d
+            s0 = tuple(s[k] for s in parts) if two else parts[0][k]
+            (hs, last), back = scan_vjp(x_in, p, s0, reverse=d == 1)
+            outs.append(hs)
+            lasts.append(last if two else (last,))
+            backs.append(back)
+        x_in = np.concatenate(outs, axis=-1)
+    d_parts = d_last if two else (d_last,)
+    grads: dict[int, Any] = {}
+    d_y = d_out
+    for i in range(len(layers) - 1, -1, -1):
+        d_x = 0.0
+        for d in range(2):
+            k = 2 * i + d
+            d_l = tuple(s[k] for s in d_parts) if two else d_parts[0][k]
+            d_in, grads[k], _ = backs[k](d_y[..., d * H : (d + 1) * H], d_l)
+            d_x = d_x + d_in
+        d_y = d_x
+    stacked = tuple(np.stack(s) for s in zip(*lasts, strict=True))
+    return x_in, stacked, grads
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_cells_against_numpy_scans_composed_by_hand(cell):
+    """Two bidirectional batch-first layers with an initial state: outputs, final states
+    and every parameter's gradient (autograd through the module) against the cell's
+    NumPy scans chained by hand, backward by their hand-written VJPs."""
+    m = cell_module(cell)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 6, D, dtype=torch.float64, generator=gen)
+    s0 = cell_state0(cell, 3, gen)
+    out, last = m(x, s0)
+    lasts = last if cell == "ln_lstm" else (last,)
+    rng = np.random.default_rng(1)
+    d_out = rng.standard_normal(tuple(out.shape))
+    d_last = tuple(rng.standard_normal(tuple(t.shape)) for t in lasts)
+    total = (out * torch.from_numpy(d_out)).sum()
+    total = total + sum((t * torch.from_numpy(d)).sum() for t, d in zip(lasts, d_last, strict=True))
+    total.backward()
+    s0_np = tuple(s.numpy() for s in s0) if cell == "ln_lstm" else s0.numpy()
+    ref_out, ref_last, grads = stack_by_hand(
+        cell, x.numpy(), cell_numpy_layers(m, cell), s0_np, d_out,
+        d_last if cell == "ln_lstm" else d_last[0],
+    )  # fmt: skip
+    np.testing.assert_allclose(out.detach().numpy(), ref_out, rtol=1e-12, atol=1e-12)
+    for a, e in zip(lasts, ref_last, strict=True):
+        np.testing.assert_allclose(a.detach().numpy(), e, rtol=1e-12, atol=1e-12)
+    named = dict(m.named_parameters())
+    checked = 0
+    for k, g in grads.items():
+        suffix = f"_l{k // 2}" + ("_reverse" if k % 2 else "")
+        for field, value in zip(g._fields, g, strict=True):
+            p = named[f"{TORCH_NAME[field]}{suffix}"]
+            want = value.T if field.startswith("w_") else value
+            np.testing.assert_allclose(p.grad.numpy(), want, rtol=1e-11, atol=1e-11)
+            checked += 1
+    assert checked == len(named)  # every parameter, none left out
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_one_layer_is_the_cells_scan(cell):
+    """One time-major layer, batched and unbatched, is the cell's own NumPy scan."""
+    m = cell_module(cell, num_layers=1, bidirectional=False, batch_first=False)
+    scan = CELLS[cell][1]
+    (p,) = cell_numpy_layers(m, cell)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 2, D, dtype=torch.float64, generator=gen)  # (T, N, D)
+    out, last = m(x)
+    ref_hs, ref_last = scan(x.numpy(), p, time_major=True)
+    np.testing.assert_allclose(out.detach().numpy(), ref_hs, rtol=1e-12, atol=1e-12)
+    for a, e in zip(
+        last if cell == "ln_lstm" else (last,),
+        ref_last if cell == "ln_lstm" else (ref_last,),
+        strict=True,
+    ):
+        np.testing.assert_allclose(a.detach().numpy()[0], e, rtol=1e-12, atol=1e-12)
+    out1, _ = m(x[:, 1])  # unbatched (T, D)
+    np.testing.assert_allclose(out1.detach().numpy(), ref_hs[:, 1], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_cells_packed_sequences_against_numpy(cell):
+    """Unsorted packed sequences: the padded output and the final states (after each
+    sequence's last step forward, its first backward) are polyrnn's NumPy layers with
+    ``lengths``; the returned pack has torch's batch sizes and indices."""
+    m = cell_module(cell)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 6, D, dtype=torch.float64, generator=gen)
+    lengths = torch.tensor([2, 6, 1, 5])
+    pack = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    out, last = m(pack)
+    assert torch.equal(out.batch_sizes, pack.batch_sizes)
+    assert torch.equal(out.unsorted_indices, pack.unsorted_indices)
+    padded, _ = pad_packed_sequence(out, batch_first=True, total_length=6)
+    options = {"method": "sequential"} if cell.startswith("min") else {}
+    ref_out, ref_last = cell_layers(
+        BUILTIN[cell], x.numpy(), cell_numpy_layers(m, cell), bidirectional=True,
+        lengths=lengths.numpy(), **options,
+    )  # fmt: skip
+    np.testing.assert_allclose(padded.detach().numpy(), ref_out, rtol=1e-12, atol=1e-12)
+    for a, e in zip(last if cell == "ln_lstm" else (last,), ref_last, strict=True):
+        np.testing.assert_allclose(a.detach().numpy(), e, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_cells_dropout_masks_from_torchs_generator(cell):
+    """Dropout between layers in train mode: the documented masks, drawn again from the
+    same seed, in polyrnn's NumPy layers; eval() drops nothing."""
+    p = 0.4
+    m = cell_module(cell, dropout=p)
+    x = torch.randn(4, 6, D, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(123)
+    out, _ = m.train()(x)
+    torch.manual_seed(123)
+    masks = [(torch.rand((*x.shape[:-1], 2 * H), dtype=torch.float64) >= p).numpy()]
+    options = {"method": "sequential"} if cell.startswith("min") else {}
+    layers = cell_numpy_layers(m, cell)
+    kw = {"bidirectional": True, **options}
+    ref_out, _ = cell_layers(BUILTIN[cell], x.numpy(), layers, dropout=p, masks=masks, **kw)
+    np.testing.assert_allclose(out.detach().numpy(), ref_out, rtol=1e-12, atol=1e-12)
+    ref_eval, _ = cell_layers(BUILTIN[cell], x.numpy(), layers, **kw)
+    np.testing.assert_allclose(m.eval()(x)[0].detach().numpy(), ref_eval, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_cells_parameters_names_and_init(cell):
+    """The documented names, shapes and order; gains 1 and shifts 0 for the normalised
+    cells, ``nn.Linear``'s bound ``1/sqrt(fan_in)`` for the linear ones, torch's
+    ``1/sqrt(H)`` for the rest; ``bias=False`` drops the shifts; ``repr`` names the cell."""
+    kind, _, _, cls = CELLS[cell]
+    m = getattr(pt, kind)(D, H, num_layers=L, bidirectional=True, cell=cell)
+    gates = {"ln_gru": 3, "min_gru": 2, "min_lstm": 3, "ln_lstm": 4}[cell]
+    names = []
+    for i in range(L):
+        for s in ("", "_reverse"):
+            names += [f"{TORCH_NAME[f]}_l{i}{s}" for f in cls._fields]
+    sd = m.state_dict()
+    assert list(sd) == names
+    for name, v in sd.items():
+        fan_in = D if name.endswith(("l0", "l0_reverse")) else 2 * H
+        if name.startswith("weight"):
+            assert tuple(v.shape) == (gates * H, fan_in if "_ih_" in name else H)
+        if name.startswith("ln_weight"):
+            assert torch.equal(v, torch.ones_like(v)), name
+        elif cell.startswith("ln") and "bias" in name:
+            assert torch.equal(v, torch.zeros_like(v)), name
+        else:
+            bound = 1 / (fan_in if cell.startswith("min") else H) ** 0.5
+            assert 0.5 * bound < float(v.abs().max()) <= bound, name
+    assert not any("bias" in n for n in getattr(pt, kind)(D, H, bias=False, cell=cell).state_dict())
+    assert repr(m) == f"{kind}({D}, {H}, num_layers={L}, bidirectional=True, cell={cell!r})"
+
+
+def test_cells_bad_values_raise_clearly():
+    with pytest.raises(
+        ValueError,
+        match=r"GRU: cell must be one of 'gru', 'ln_gru', 'min_gru', "
+        r"'min_lstm', got 'lstm' \('lstm' is a cell of polyrnn.nn.torch.LSTM",
+    ):
+        pt.GRU(D, H, cell="lstm")
+    with pytest.raises(
+        ValueError, match=r"LSTM: cell must be one of 'lstm', 'ln_lstm', got 'min_gru'"
+    ):
+        pt.LSTM(D, H, cell="min_gru")
+    with pytest.raises(ValueError, match=r"RNN: cell must be one of 'rnn', got 'gru'"):
+        pt.RNN(D, H, cell="gru")
+    with pytest.raises(ValueError, match=r"cell must be one of .*, got None"):
+        pt.GRU(D, H, cell=None)
+    with pytest.raises(
+        ValueError,
+        match=r"reset_after=False is an option of cell='gru' only, "
+        r"got cell='min_gru'",
+    ):
+        pt.GRU(D, H, cell="min_gru", reset_after=False)
+    with pytest.raises(ValueError, match=r"cell must be one of .*, got 'minGRU'"):
+        pt.GRU(D, H, cell="minGRU", reset_after=False)  # the cell is checked first
 
 
 # --------------------------------------------------------------------------- errors

@@ -17,7 +17,18 @@ torch operations.
 
 What polyrnn adds, as keywords: ``GRU(..., reset_after=False)``, the GRU of Cho et al.
 (2014), which applies the reset gate before the recurrent product and which torch does
-not have, and ``RNN(..., nonlinearity="sigmoid")``.  ``proj_size`` is not supported.
+not have, ``RNN(..., nonlinearity="sigmoid")``, and polyrnn's other cells, chosen by the
+keyword ``cell`` among those of the module's state (the class's own by default):
+``GRU(..., cell="ln_gru" | "min_gru" | "min_lstm")``, whose state is ``h`` alone, and
+``LSTM(..., cell="ln_lstm")``, whose state is ``(h, c)``; they run through
+``polyrnn.layers.cell_layers``, minGRU and minLSTM as linear scans (sequential or
+parallel, the adapter's choice).  Their parameters follow torch's names: ``weight_ih_l0``
+``(G H, D)`` and ``bias_ih_l0`` for every cell, ``weight_hh_l0`` and ``bias_hh_l0`` where
+the cell has them (not minGRU and minLSTM), and the layer normalisations' gains
+``ln_weight_ih_l0``, ``ln_weight_hh_l0`` (and for the LSTM's cell state
+``ln_weight_c_l0``, ``ln_bias_c_l0``), whose shifts are ``bias_ih_l0``, ``bias_hh_l0``
+(and ``ln_bias_c_l0``, all left out with ``bias=False``).  ``proj_size`` is not
+supported.
 
 Dropout between layers (``dropout > 0``, ``num_layers > 1``) applies in training mode
 only: before each forward, for every layer but the last in turn, ``keep = torch.rand(shape,
@@ -47,21 +58,34 @@ except ImportError as _error:  # pragma: no cover - exercised in a subprocess by
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from ..cells import ACTIVATIONS
-from ..layers import gru_layers, lstm_layers, rnn_layers
-from ..params import GRUParams, LSTMParams, RNNParams
+from .._cell import Cell
+from ..cells import ACTIVATIONS, BUILTIN
+from ..layers import cell_layers
+from ..params import WIDTHS
 
 __all__ = ["GRU", "LSTM", "RNN"]
 
-_GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
-_PARAMS: dict[str, Any] = {"RNN": RNNParams, "GRU": GRUParams, "LSTM": LSTMParams}
+_NAMES = {
+    "w_x": "weight_ih",
+    "w_h": "weight_hh",
+    "b_x": "bias_ih",
+    "b_h": "bias_hh",
+    "g_x": "ln_weight_ih",
+    "g_h": "ln_weight_hh",
+    "g_c": "ln_weight_c",
+    "b_c": "ln_bias_c",
+}
+"""The torch-style name of each field of polyrnn's parameters (``_l{k}[_reverse]`` follows)."""
+_SHIFTS = ("b_x", "b_h", "b_c")
+"""The fields that exist only with ``bias=True`` (zeros, outside autograd, without)."""
 
 
 class _RNNBase(nn.Module):
     """The parameters, checks and forward shared by :class:`RNN`, :class:`GRU` and
     :class:`LSTM` (``torch.nn.RNNBase``'s role)."""
 
-    _kind = "RNN"
+    _cells: tuple[str, ...] = ("rnn",)
+    """The cells the class offers, its own (the default) first: those of its carry."""
 
     def __init__(
         self,
@@ -75,9 +99,11 @@ class _RNNBase(nn.Module):
         proj_size: int = 0,
         device: Any = None,
         dtype: Any = None,
+        cell: Any = "rnn",
     ) -> None:
         super().__init__()
         name = type(self).__name__
+        self.cell = self._choose_cell(cell)
         rate: Any = dropout  # checked as torch checks it: any real number in [0, 1]
         real = isinstance(rate, numbers.Real) and not isinstance(rate, bool)
         if not real or not 0 <= float(rate) <= 1:
@@ -129,35 +155,88 @@ class _RNNBase(nn.Module):
         self.dropout = float(rate)
         self.bidirectional = bidirectional
         self.proj_size = 0
-        gates = _GATES[self._kind] * hidden_size
+        record = self._record
+        gates = record.gates * hidden_size
         factory = {"device": device, "dtype": dtype}
         dirs = 2 if bidirectional else 1
-        self._all_weights: list[list[str]] = []
+        self._fields: list[dict[str, str]] = []  # per layer and direction: field -> name
         for layer in range(num_layers):
             n_in = input_size if layer == 0 else hidden_size * dirs
             for direction in range(dirs):
                 suffix = "_reverse" if direction == 1 else ""
-                shapes: dict[str, tuple[int, ...]] = {
-                    f"weight_ih_l{layer}{suffix}": (gates, n_in),
-                    f"weight_hh_l{layer}{suffix}": (gates, hidden_size),
-                }
-                if bias:
-                    shapes[f"bias_ih_l{layer}{suffix}"] = (gates,)
-                    shapes[f"bias_hh_l{layer}{suffix}"] = (gates,)
-                for pname, shape in shapes.items():
+                fields: dict[str, str] = {}
+                for field in self._param_fields:
+                    if field in _SHIFTS and not bias:
+                        continue
+                    pname = f"{_NAMES[field]}_l{layer}{suffix}"
+                    shape = {"w_x": (gates, n_in), "w_h": (gates, hidden_size)}.get(
+                        field, (self._width(field),)
+                    )
                     self.register_parameter(pname, nn.Parameter(torch.empty(shape, **factory)))
-                self._all_weights.append(list(shapes))
+                    fields[field] = pname
+                self._fields.append(fields)
+        self._all_weights = [list(fields.values()) for fields in self._fields]
         self._flat_weights_names = [n for names in self._all_weights for n in names]
         self.reset_parameters()
+
+    @classmethod
+    def _choose_cell(cls, cell: Any) -> str:
+        """``cell`` checked against the class's cells."""
+        if isinstance(cell, str) and cell in cls._cells:
+            return cell
+        hint = ""
+        for other in (RNN, GRU, LSTM):
+            if other is not cls and isinstance(cell, str) and cell in other._cells:
+                hint = (
+                    f" ({cell!r} is a cell of polyrnn.nn.torch.{other.__name__}, whose state "
+                    f"is {' and '.join(BUILTIN[cell].states)})"
+                )
+        raise ValueError(
+            f"{cls.__name__}: cell must be one of {', '.join(repr(c) for c in cls._cells)}, "
+            f"got {cell!r}{hint}"
+        )
+
+    @property
+    def _record(self) -> Cell:
+        """polyrnn's record of the module's cell."""
+        return BUILTIN[self.cell]
+
+    @property
+    def _param_fields(self) -> tuple[str, ...]:
+        """The fields of the cell's parameters in order (``w_x, w_h, b_x, b_h, ...``)."""
+        fields: tuple[str, ...] = self._record.params._fields  # type: ignore[attr-defined]
+        return fields
+
+    def _width(self, field: str) -> int:
+        """The length of a vector field of the cell's parameters: ``G H``, or ``H`` for the
+        cell state's normalisation."""
+        record = self._record
+        return WIDTHS.get(record.params, {}).get(field, record.gates) * self.hidden_size
 
     # ------------------------------------------------------------------ torch's interface
 
     def reset_parameters(self) -> None:
-        """Every parameter uniform in ``[-1/sqrt(H), 1/sqrt(H)]``, in registration order:
-        torch's init, draw for draw."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for weight in self.parameters():
-            nn.init.uniform_(weight, -bound, bound)
+        """Every weight and bias uniform in ``[-1/sqrt(H), 1/sqrt(H)]``, in registration
+        order: torch's init, draw for draw.  The layer-normalised cells' gains are 1 and
+        their shifts (``bias_ih``, ``bias_hh``, ``ln_bias_c``) 0, as
+        :func:`polyrnn.init_ln_gru`; the linear cells' ``weight_ih`` and ``bias_ih`` are
+        uniform in ``±1/sqrt(fan_in)``, ``torch.nn.Linear(fan_in, G H)``'s init, as
+        :func:`polyrnn.init_min_gru` (``fan_in``: the layer's input width)."""
+        record = self._record
+        normalised = record.params in WIDTHS
+        for fields in self._fields:
+            fan_in = self.hidden_size
+            if record.linear is not None:
+                fan_in = getattr(self, fields["w_x"]).shape[1]
+            bound = 1.0 / math.sqrt(fan_in)
+            for field, pname in fields.items():
+                weight = getattr(self, pname)
+                if field.startswith("g_"):
+                    nn.init.ones_(weight)
+                elif normalised and field in _SHIFTS:
+                    nn.init.zeros_(weight)
+                else:
+                    nn.init.uniform_(weight, -bound, bound)
 
     def flatten_parameters(self) -> None:
         """Does nothing: the parameters are used as they are (kept for code written for
@@ -180,6 +259,8 @@ class _RNNBase(nn.Module):
             s += f", dropout={self.dropout}"
         if self.bidirectional is not False:
             s += f", bidirectional={self.bidirectional}"
+        if self.cell != self._cells[0]:
+            s += f", cell={self.cell!r}"
         return s + self._extra_options()
 
     def _extra_options(self) -> str:
@@ -187,24 +268,27 @@ class _RNNBase(nn.Module):
 
     # ------------------------------------------------------------------ the computation
 
-    def _layer_params(self, layer: int, direction: int) -> Any:
-        """polyrnn's parameters of one layer and direction: views of the module's."""
-        suffix = "_reverse" if direction == 1 else ""
-        w_ih = getattr(self, f"weight_ih_l{layer}{suffix}")
-        w_hh = getattr(self, f"weight_hh_l{layer}{suffix}")
-        if self.bias:
-            b_ih = getattr(self, f"bias_ih_l{layer}{suffix}")
-            b_hh = getattr(self, f"bias_hh_l{layer}{suffix}")
-        else:  # torch has no bias parameters then: zeros, outside autograd
-            b_ih = b_hh = w_ih.new_zeros(w_ih.shape[0])
-        return _PARAMS[self._kind](w_ih.mT, w_hh.mT, b_ih, b_hh)
+    def _layer_params(self, fields: dict[str, str]) -> Any:
+        """polyrnn's parameters of one layer and direction: views of the module's
+        (``w_x = weight_ih.T``), zeros outside autograd for the shifts ``bias=False``
+        leaves out."""
+        record = self._record
+        w_ih = getattr(self, fields["w_x"])
+        values = []
+        for field in self._param_fields:
+            if field not in fields:
+                values.append(w_ih.new_zeros(self._width(field)))
+            elif field in ("w_x", "w_h"):
+                values.append(getattr(self, fields[field]).mT)
+            else:
+                values.append(getattr(self, fields[field]))
+        return record.params(*values)
 
     def _layers(self) -> list[Any]:
+        entries = [self._layer_params(fields) for fields in self._fields]
         if self.bidirectional:
-            return [
-                (self._layer_params(i, 0), self._layer_params(i, 1)) for i in range(self.num_layers)
-            ]
-        return [self._layer_params(i, 0) for i in range(self.num_layers)]
+            return [(entries[2 * i], entries[2 * i + 1]) for i in range(self.num_layers)]
+        return entries
 
     def _masks(self, xs: torch.Tensor) -> list[torch.Tensor] | None:
         """The dropout masks of this forward (``None`` outside training or without dropout)."""
@@ -217,6 +301,11 @@ class _RNNBase(nn.Module):
             for _ in range(self.num_layers - 1)
         ]
 
+    def _options(self) -> dict[str, Any]:
+        """The cell's keywords for ``polyrnn.layers.cell_layers``: a linear cell's
+        ``method`` (``"auto"``: the adapter's choice of sequential or parallel scan)."""
+        return {"method": "auto"} if self._record.linear is not None else {}
+
     def _run(
         self,
         xs: torch.Tensor,
@@ -225,7 +314,13 @@ class _RNNBase(nn.Module):
         time_major: bool,
         lengths: torch.Tensor | None,
     ) -> tuple[torch.Tensor, Any]:
-        raise NotImplementedError
+        masks = self._masks(xs)
+        hs, last = cell_layers(
+            self._record, xs, self._layers(), state, bidirectional=self.bidirectional,
+            dropout=self.dropout if masks else 0.0, masks=masks, time_major=time_major,
+            lengths=lengths, **self._options(),
+        )  # fmt: skip
+        return hs, last if len(last) > 1 else last[0]
 
     def _check_state(self, name: str, s: Any, xs: torch.Tensor, expected: tuple[int, ...]) -> None:
         cls = type(self).__name__
@@ -342,6 +437,9 @@ class RNN(_RNNBase):
     nonlinearity : {"tanh", "relu", "sigmoid"}
         As :class:`torch.nn.RNN`, and ``"sigmoid"``, polyrnn's extra (computed by the
         reference loop: aten has tanh and relu kernels only).
+    cell : {"rnn"}, keyword-only
+        The only cell with the RNN's parameters (the keyword exists for code that passes
+        it to every class).
     device, dtype
         Where and in which dtype the parameters are made, as in :mod:`torch.nn`.
 
@@ -354,7 +452,7 @@ class RNN(_RNNBase):
     ((5, 2, 4), (2, 2, 4))
     """
 
-    _kind = "RNN"
+    _cells = ("rnn",)
 
     def __init__(
         self,
@@ -369,6 +467,7 @@ class RNN(_RNNBase):
         device: Any = None,
         dtype: Any = None,
         *,
+        cell: str = "rnn",
         proj_size: int = 0,
     ) -> None:
         if nonlinearity not in ACTIVATIONS:
@@ -380,21 +479,14 @@ class RNN(_RNNBase):
         self.mode = f"RNN_{nonlinearity.upper()}"
         super().__init__(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            proj_size, device, dtype,
+            proj_size, device, dtype, cell,
         )  # fmt: skip
 
     def _extra_options(self) -> str:
         return "" if self.nonlinearity == "tanh" else f", nonlinearity={self.nonlinearity!r}"
 
-    def _run(
-        self, xs: torch.Tensor, state: Any, *, time_major: bool, lengths: torch.Tensor | None
-    ) -> tuple[torch.Tensor, Any]:
-        masks = self._masks(xs)
-        return rnn_layers(
-            xs, self._layers(), state, activation=self.nonlinearity,
-            bidirectional=self.bidirectional, dropout=self.dropout if masks else 0.0,
-            masks=masks, time_major=time_major, lengths=lengths,
-        )  # fmt: skip
+    def _options(self) -> dict[str, Any]:
+        return {"activation": self.nonlinearity}
 
 
 class GRU(_RNNBase):
@@ -419,12 +511,29 @@ class GRU(_RNNBase):
         As :class:`torch.nn.GRU`.
     device, dtype
         Where and in which dtype the parameters are made, as in :mod:`torch.nn`.
+    cell : {"gru", "ln_gru", "min_gru", "min_lstm"}, keyword-only
+        The cell of every layer, each with ``forward``'s ``(output, h_n)``:
+
+        - ``"gru"`` (the default): the equations above.
+        - ``"ln_gru"``: the layer-normalised GRU of :func:`polyrnn.ln_gru_scan` (Ba et al.
+          2016), gates ``(r, z, n)``: ``x W_ih^T`` and ``h W_hh^T`` each normalised per
+          gate, with gains ``ln_weight_ih``, ``ln_weight_hh`` (``(3H,)``, init 1) and
+          shifts ``bias_ih``, ``bias_hh`` (init 0); reset-after form.
+        - ``"min_gru"``: minGRU (Feng et al. 2024, :func:`polyrnn.min_gru_scan`), gates
+          ``(z, h̃)`` in ``weight_ih (2H, D)``, ``bias_ih (2H,)``: :math:`h_t = (1 - z_t)
+          h_{t-1} + z_t \tilde h_t`, no ``weight_hh``; init ``torch.nn.Linear``'s,
+          uniform in :math:`\pm 1/\sqrt{D}` (``D`` the layer's input width).
+        - ``"min_lstm"``: minLSTM (:func:`polyrnn.min_lstm_scan`), gates ``(f, i, h̃)`` in
+          ``weight_ih (3H, D)``, ``bias_ih (3H,)``, init as minGRU's.
+
+        minGRU and minLSTM are linear in ``h``, so each layer is one linear scan
+        (sequential or parallel over time).
     reset_after : bool, keyword-only
         ``True`` (the default) is :class:`torch.nn.GRU`'s cell, so its ``state_dict``
         gives the same numbers here; ``False`` is the GRU of Cho et al. (2014), with the
         reset gate applied to the state before the recurrent product (Keras's
         ``reset_after=False``), which torch does not offer: the same parameters, another
-        function of them.
+        function of them.  Only with ``cell="gru"`` (:class:`ValueError` otherwise).
 
     Examples
     --------
@@ -439,7 +548,7 @@ class GRU(_RNNBase):
     True
     """
 
-    _kind = "GRU"
+    _cells = ("gru", "ln_gru", "min_gru", "min_lstm")
     mode = "GRU"
 
     def __init__(
@@ -454,6 +563,7 @@ class GRU(_RNNBase):
         device: Any = None,
         dtype: Any = None,
         *,
+        cell: str = "gru",
         reset_after: bool = True,
         proj_size: int = 0,
     ) -> None:
@@ -461,24 +571,24 @@ class GRU(_RNNBase):
             raise TypeError(
                 f"reset_after should be of type bool, got: {type(reset_after).__name__}"
             )
+        cell = self._choose_cell(cell)
+        if not reset_after and cell != "gru":
+            raise ValueError(
+                f"GRU: reset_after=False is an option of cell='gru' only, got cell={cell!r} "
+                "('ln_gru' normalises h W_h whole, which is the reset-after form; 'min_gru' "
+                "and 'min_lstm' have no weight_hh for the reset gate to act on)"
+            )
         self.reset_after = reset_after
         super().__init__(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            proj_size, device, dtype,
+            proj_size, device, dtype, cell,
         )  # fmt: skip
 
     def _extra_options(self) -> str:
         return "" if self.reset_after else ", reset_after=False"
 
-    def _run(
-        self, xs: torch.Tensor, state: Any, *, time_major: bool, lengths: torch.Tensor | None
-    ) -> tuple[torch.Tensor, Any]:
-        masks = self._masks(xs)
-        return gru_layers(
-            xs, self._layers(), state, reset_after=self.reset_after,
-            bidirectional=self.bidirectional, dropout=self.dropout if masks else 0.0,
-            masks=masks, time_major=time_major, lengths=lengths,
-        )  # fmt: skip
+    def _options(self) -> dict[str, Any]:
+        return {"reset_after": self.reset_after} if self.cell == "gru" else super()._options()
 
 
 class LSTM(_RNNBase):
@@ -496,6 +606,13 @@ class LSTM(_RNNBase):
         Where and in which dtype the parameters are made, as in :mod:`torch.nn`.
     proj_size : int
         Must be 0: :class:`ValueError` otherwise (polyrnn's LSTM has no projection).
+    cell : {"lstm", "ln_lstm"}, keyword-only
+        ``"lstm"`` (the default) is :class:`torch.nn.LSTM`'s cell; ``"ln_lstm"`` the
+        layer-normalised LSTM of :func:`polyrnn.ln_lstm_scan` (Ba et al. 2016), gates
+        ``(i, f, g, o)``: ``x W_ih^T`` and ``h W_hh^T`` each normalised per gate, with
+        gains ``ln_weight_ih``, ``ln_weight_hh`` (``(4H,)``, init 1) and shifts
+        ``bias_ih``, ``bias_hh`` (init 0), and the cell state normalised before the output
+        ``tanh`` with ``ln_weight_c``, ``ln_bias_c`` (``(H,)``, init 1 and 0).
 
     Examples
     --------
@@ -506,7 +623,7 @@ class LSTM(_RNNBase):
     ((2, 5, 8), (2, 2, 4), (2, 2, 4))
     """
 
-    _kind = "LSTM"
+    _cells = ("lstm", "ln_lstm")
     mode = "LSTM"
 
     def __init__(
@@ -521,10 +638,12 @@ class LSTM(_RNNBase):
         proj_size: int = 0,
         device: Any = None,
         dtype: Any = None,
+        *,
+        cell: str = "lstm",
     ) -> None:
         super().__init__(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            proj_size, device, dtype,
+            proj_size, device, dtype, cell,
         )  # fmt: skip
 
     def _state(self, hx: Any, xs: torch.Tensor, expected: tuple[int, ...]) -> Any:
@@ -538,13 +657,3 @@ class LSTM(_RNNBase):
         for name, s in zip(("hx[0] (h_0)", "hx[1] (c_0)"), hx, strict=True):
             self._check_state(name, s, xs, expected)
         return tuple(hx)
-
-    def _run(
-        self, xs: torch.Tensor, state: Any, *, time_major: bool, lengths: torch.Tensor | None
-    ) -> tuple[torch.Tensor, Any]:
-        masks = self._masks(xs)
-        return lstm_layers(
-            xs, self._layers(), state, bidirectional=self.bidirectional,
-            dropout=self.dropout if masks else 0.0, masks=masks, time_major=time_major,
-            lengths=lengths,
-        )  # fmt: skip
