@@ -7,6 +7,10 @@
   and over an ensemble of models;
 - polyrnn's layers on NumPy (another backend, fed the module's weights) and finite
   differences for what flax lacks: the ``reset_after=False`` GRU and ``b_hn``;
+- for polyrnn's other cells (``cell="ln_gru"``, ``"min_gru"``, ``"min_lstm"``,
+  ``"ln_lstm"``), polyrnn's NumPy float64 single-layer scans and their VJPs, fed the
+  module's parameters as documented: outputs and carries (eager and under ``nnx.jit``)
+  and every parameter's gradient under ``nnx.grad``;
 - the seed notebook's printed numbers (``tests/test_seed.py``'s), for its GRU as a module;
 - the documented dropout masks, drawn again here from the same ``nnx.Rngs``.
 """
@@ -383,6 +387,141 @@ def test_dropout_masks_from_the_modules_rngs() -> None:
     close(model(x), no_drop, dt)
     model.train()
     assert float(jnp.abs(model(x) - no_drop).max()) > 1e-3
+
+
+OTHER_CELLS = [("GRU", "ln_gru"), ("GRU", "min_gru"), ("GRU", "min_lstm"), ("LSTM", "ln_lstm")]
+OTHER_IDS = [cell for _, cell in OTHER_CELLS]
+SCANS = {
+    "ln_gru": (polyrnn.ln_gru_scan, polyrnn.ln_gru_scan_vjp),
+    "min_gru": (polyrnn.min_gru_scan, polyrnn.min_gru_scan_vjp),
+    "min_lstm": (polyrnn.min_lstm_scan, polyrnn.min_lstm_scan_vjp),
+    "ln_lstm": (polyrnn.ln_lstm_scan, polyrnn.ln_lstm_scan_vjp),
+}
+"""polyrnn's single-layer scan and VJP of each cell, run on NumPy float64 as the reference."""
+
+
+def cell_module(kind: str, cell: str, dt: Any, **kw: Any) -> Any:
+    """A one-layer module of ``cell`` whose every parameter (the norm scales included) is
+    moved off its initial value by a random one."""
+    m = getattr(pf, kind)(D, H, cell=cell, param_dtype=dt, rngs=nnx.Rngs(0), **kw)
+    leaves, tree = jax.tree.flatten(nnx.state(m, nnx.Param))
+    moved = [a + 0.5 * normal(20 + i, a.shape, a.dtype) for i, a in enumerate(leaves)]
+    nnx.update(m, jax.tree.unflatten(tree, moved))
+    return m
+
+
+def reference_params(cell: str, w: Any) -> Any:
+    """One direction's parameters as polyrnn's (NumPy), read as the module documents them:
+    ``bias`` is ``b_x``, ``recurrent_bias`` the last block of ``b_h``, zero elsewhere."""
+    a = {k: np.asarray(v) for k, v in nnx.to_pure_dict(nnx.state(w, nnx.Param)).items()}
+    if cell == "min_gru":
+        return polyrnn.MinGRUParams(a["kernel"], a["bias"])
+    if cell == "min_lstm":
+        return polyrnn.MinLSTMParams(a["kernel"], a["bias"])
+    if cell == "ln_gru":
+        b_h = np.concatenate([np.zeros(2 * H), a["recurrent_bias"]])
+        return polyrnn.LNGRUParams(
+            a["kernel"], a["recurrent_kernel"], a["bias"], b_h, a["kernel_norm_scale"],
+            a["recurrent_norm_scale"],
+        )  # fmt: skip
+    return polyrnn.LNLSTMParams(
+        a["kernel"], a["recurrent_kernel"], a["bias"], np.zeros(4 * H), a["kernel_norm_scale"],
+        a["recurrent_norm_scale"], a["cell_norm_scale"], a["cell_norm_bias"],
+    )  # fmt: skip
+
+
+def as_scan_state(kind: str, carry: Any, k: int) -> Any:
+    """Direction ``k`` of a module's carry as polyrnn's scans take it (``(h, c)``)."""
+    if kind == "LSTM":
+        return (np.asarray(carry[1][k]), np.asarray(carry[0][k]))
+    return np.asarray(carry[k])
+
+
+@pytest.mark.parametrize(("kind", "cell"), OTHER_CELLS, ids=OTHER_IDS)
+def test_other_cells_as_polyrnn_numpy_scans(kind: str, cell: str) -> None:
+    """A bidirectional layer from an initial carry with sequence lengths, eager and under
+    ``nnx.jit``: the forward and the reversed NumPy scans, concatenated and stacked."""
+    dt = need("float64")
+    m = cell_module(kind, cell, dt, bidirectional=True)
+    x = normal(0, (B, T, D), dt)
+    carry0 = carry_of(kind, dt)
+    carry0 = jax.tree.map(lambda a: a[:2], carry0)  # one layer, two directions
+    lengths = jnp.asarray(LENGTHS)
+    scan = SCANS[cell][0]
+    outs, lasts = [], []
+    for k, (w, reverse) in enumerate(((m.layers[0].forward, False), (m.layers[0].backward, True))):
+        hs, last = scan(
+            np.asarray(x), reference_params(cell, w), as_scan_state(kind, carry0, k),
+            reverse=reverse, lengths=LENGTHS,
+        )  # fmt: skip
+        outs.append(hs)
+        lasts.append(last)
+    out_np = np.concatenate(outs, axis=-1)
+    if kind == "LSTM":  # flax's (c, h)
+        carry_np: Any = (np.stack([c for _, c in lasts]), np.stack([h for h, _ in lasts]))
+    else:
+        carry_np = np.stack(lasts)
+    for carry, out in (
+        m(x, initial_carry=carry0, seq_lengths=lengths, return_carry=True),
+        ours_jit(m, x, carry0, lengths),
+    ):
+        np.testing.assert_allclose(out, out_np, rtol=1e-12, atol=1e-12)
+        for a, b in zip(jax.tree.leaves(carry), jax.tree.leaves(carry_np), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("kind", "cell"), OTHER_CELLS, ids=OTHER_IDS)
+def test_other_cells_gradients_under_nnx_grad_as_numpy_vjp(kind: str, cell: str) -> None:
+    """Every parameter's gradient of ``sum(outputs * y)`` (sequence lengths, an initial
+    carry) under ``nnx.grad``: the NumPy VJP's, in the module's layout."""
+    dt = need("float64")
+    m = cell_module(kind, cell, dt)
+    x, y = normal(0, (B, T, D), dt), normal(1, (B, T, H), dt)
+    carry0 = jax.tree.map(lambda a: a[:1], carry_of(kind, dt))
+    lengths = jnp.asarray(LENGTHS)
+
+    def loss(module: Any) -> Any:
+        return jnp.sum(module(x, initial_carry=carry0, seq_lengths=lengths) * y)
+
+    grads = nnx.to_pure_dict(nnx.grad(loss)(m))["layers"][0]["forward"]
+    w = m.layers[0].forward
+    _, backward = SCANS[cell][1](
+        np.asarray(x), reference_params(cell, w), as_scan_state(kind, carry0, 0),
+        lengths=LENGTHS,
+    )  # fmt: skip
+    _, d, _ = backward(np.asarray(y), None)
+    expected = {"kernel": d.w_x, "bias": d.b_x}
+    if cell in ("ln_gru", "ln_lstm"):
+        expected |= {
+            "recurrent_kernel": d.w_h,
+            "kernel_norm_scale": d.g_x,
+            "recurrent_norm_scale": d.g_h,
+        }
+    if cell == "ln_gru":
+        expected["recurrent_bias"] = d.b_h[2 * H :]
+    if cell == "ln_lstm":
+        expected |= {"cell_norm_scale": d.g_c, "cell_norm_bias": d.b_c}
+    assert sorted(grads) == sorted(expected)
+    for name, grad in expected.items():
+        assert np.abs(grad).max() > 1e-3  # every parameter counts
+        np.testing.assert_allclose(grads[name], grad, rtol=1e-10, atol=1e-10, err_msg=name)
+
+
+def test_bad_cells_are_refused_clearly() -> None:
+    rngs = nnx.Rngs(0)
+    with pytest.raises(ValueError, match=r"GRU: cell must be one of .*'min_lstm'.*'lstm'"):
+        pf.GRU(D, H, cell="lstm", rngs=rngs)
+    with pytest.raises(ValueError, match=r"LSTM: cell must be one of .*'ln_lstm'.*'gru'"):
+        pf.LSTM(D, H, cell="gru", rngs=rngs)
+    with pytest.raises(ValueError, match=r"SimpleRNN: cell must be one of .*'rnn'.*'ln_gru'"):
+        pf.SimpleRNN(D, H, cell="ln_gru", rngs=rngs)
+    with pytest.raises(ValueError, match=r"reset_after=False .* cell='min_gru', which has none"):
+        pf.GRU(D, H, cell="min_gru", reset_after=False, rngs=rngs)
+    with pytest.raises(ValueError, match=r"to_flax: flax has no 'ln_lstm' cell"):
+        pf.to_flax(pf.LSTM(D, H, cell="ln_lstm", rngs=rngs))
+    gru = pf.GRU(D, H, rngs=rngs)
+    with pytest.raises(ValueError, match=r"GRU.from_polyrnn: takes GRUParams .*cell='min_gru'"):
+        pf.GRU.from_polyrnn(gru.polyrnn_layers(), cell="min_gru")
 
 
 # --------------------------------------------------------------------------- errors, import

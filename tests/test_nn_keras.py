@@ -9,7 +9,10 @@ the torch session):
   initial states, input dropout from the same seed, and the losses of two epochs of
   ``fit``;
 - the seed notebook's printed numbers for its GRU (``reset_after=False``);
-- a model saved to a ``.keras`` file and loaded again: the very same predictions.
+- a model saved to a ``.keras`` file and loaded again: the very same predictions;
+- for polyrnn's other cells (``cell="ln_gru"``, ``"min_gru"``, ``"min_lstm"``,
+  ``"ln_lstm"``), which Keras lacks: polyrnn's NumPy float64 scans with the same weights
+  (outputs and states, masked, backwards) and their NumPy VJPs (the step of one ``fit``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ pk = pytest.importorskip("polyrnn.nn.keras")
 
 from test_seed import GOLDEN_ATOL, PRINTED_FEATURES, SCAN_GRU_Y, _printed
 
+import polyrnn
 from polyrnn import backends, interop
 
 TOL = 2e-5
@@ -39,6 +43,10 @@ FIT_WEIGHTS_ATOL = 1e-5
 """The weights after those 6 steps, absolute (they are of order 1): measured up to 7.5e-7.
 Adam divides each gradient by its running norm, so where a gradient is near zero its
 float32 rounding moves a step by more than the loss shows."""
+GRAD_TOL = 1e-6
+"""One SGD step of ``fit`` (learning rate 1, so the step is the gradient; float32) against
+the NumPy float64 VJP of polyrnn's scans, absolute (the gradients are of order 1e-2):
+measured up to 8e-8 (the outputs against the float64 scans, to ``TOL``: 2.4e-7)."""
 D, H = 4, 5
 KERAS_NUMPY2 = pytest.mark.filterwarnings(
     "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
@@ -390,3 +398,160 @@ def test_import_without_keras_names_the_extra():
     )
     assert "polyrnn.nn.keras needs Keras 3" in done.stdout
     assert 'pip install "polyrnn[keras,jax]"' in done.stdout
+
+
+# --------------------------------------------------------------------------- polyrnn's other cells
+
+OTHER_CELLS = [("GRU", "ln_gru"), ("GRU", "min_gru"), ("GRU", "min_lstm"), ("LSTM", "ln_lstm")]
+OTHER_IDS = [cell for _, cell in OTHER_CELLS]
+SCANS = {
+    "ln_gru": (polyrnn.ln_gru_scan, polyrnn.ln_gru_scan_vjp),
+    "min_gru": (polyrnn.min_gru_scan, polyrnn.min_gru_scan_vjp),
+    "min_lstm": (polyrnn.min_lstm_scan, polyrnn.min_lstm_scan_vjp),
+    "ln_lstm": (polyrnn.ln_lstm_scan, polyrnn.ln_lstm_scan_vjp),
+}
+"""polyrnn's single-layer scan and VJP of each cell, run on NumPy float64 as the reference."""
+
+
+def zr(a: np.ndarray) -> np.ndarray:
+    """Keras's GRU gate blocks ``(z, r, h)`` as polyrnn's ``(r, z, n)`` and back (the last
+    axis)."""
+    return np.concatenate([a[..., H : 2 * H], a[..., :H], a[..., 2 * H :]], axis=-1)
+
+
+def cell_twin(kind: str, cell: str, **kw: Any) -> tuple[Any, Any]:
+    """``(layer, float64 polyrnn parameters)``: the layer built with random weights (the
+    normalisations' gains around 1), and the same numbers as polyrnn's parameters, read
+    from the documented layout."""
+    layer = getattr(pk, kind)(H, cell=cell, **kw)
+    layer.build((None, None, D))
+    rng = np.random.default_rng(0)
+    ws = [
+        (float("gamma" in v.name) + 0.5 * rng.normal(size=v.shape)).astype("float32")
+        for v in layer.weights
+    ]
+    layer.set_weights(ws)
+    w = [a.astype(np.float64) for a in ws]
+    if cell == "min_gru":
+        return layer, polyrnn.MinGRUParams(*w)
+    if cell == "min_lstm":
+        return layer, polyrnn.MinLSTMParams(*w)
+    if cell == "ln_gru":
+        kernel, recurrent, bias, g_x, g_h = w
+        return layer, polyrnn.LNGRUParams(
+            zr(kernel), zr(recurrent), zr(bias[0]), zr(bias[1]), zr(g_x), zr(g_h)
+        )
+    kernel, recurrent, bias, *norms = w
+    return layer, polyrnn.LNLSTMParams(kernel, recurrent, bias, np.zeros_like(bias), *norms)
+
+
+def expected(outputs: tuple[Any, Any], go_backwards: bool) -> list[np.ndarray]:
+    """A scan's ``(hs, last)`` as the layer returns them (``return_sequences``,
+    ``return_state``), in float32: ``hs`` in the order the steps were read."""
+    hs, last = outputs
+    hs = hs[:, ::-1] if go_backwards else hs
+    last = list(last) if isinstance(last, tuple) else [last]
+    return [a.astype(np.float32) for a in (hs, *last)]
+
+
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["fwd", "bwd"])
+@pytest.mark.parametrize(("kind", "cell"), OTHER_CELLS, ids=OTHER_IDS)
+def test_other_cells_as_polyrnn_numpy_scans(kind, cell, go_backwards):
+    """Outputs and final states against polyrnn's NumPy float64 scan: plain, then masked
+    (the mask as ``lengths``; ``zero_output_for_mask``: zeros on the padding, as polyrnn's
+    scans) from an initial state; and the last output alone (``return_sequences=False``)."""
+    layer, params = cell_twin(
+        kind, cell, return_sequences=True, return_state=True, go_backwards=go_backwards,
+        zero_output_for_mask=True,
+    )  # fmt: skip
+    scan = SCANS[cell][0]
+    x = inputs()
+    x64 = x.astype(np.float64)
+    all_close(layer(x), expected(scan(x64, params, reverse=go_backwards), go_backwards))
+    gen = np.random.default_rng(2)
+    h0 = [gen.normal(size=(3, H)).astype("float32") for _ in range(layer._states)]
+    state0 = tuple(h.astype(np.float64) for h in h0)
+    ref = scan(
+        x64, params, state0 if len(h0) == 2 else state0[0], reverse=go_backwards,
+        lengths=MASK.sum(axis=1),
+    )  # fmt: skip
+    all_close(layer(x, initial_state=h0, mask=MASK), expected(ref, go_backwards))
+    config = {**layer.get_config(), "return_sequences": False, "return_state": False}
+    last = type(layer).from_config(config)
+    last.build((None, None, D))
+    last.set_weights(weights(layer))
+    assert last.cell == cell
+    close(last(x), expected(scan(x64, params, reverse=go_backwards), go_backwards)[1])
+
+
+@pytest.mark.parametrize(("kind", "cell"), OTHER_CELLS, ids=OTHER_IDS)
+def test_other_cells_fit_step_follows_numpy_vjp(kind, cell):
+    """One epoch of ``fit`` (SGD, learning rate 1, one batch) of a ``go_backwards`` layer
+    under the mean squared error moves every weight by its gradient: that of polyrnn's
+    NumPy float64 VJP, in the layer's layout."""
+    layer, params = cell_twin(kind, cell, return_sequences=True, go_backwards=True)
+    x = inputs()
+    y = np.random.default_rng(3).normal(size=(3, 6, H)).astype("float32")
+    model = keras.Sequential([keras.Input((6, D)), layer])
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+    before = weights(layer)
+    model.fit(x, y, epochs=1, batch_size=3, shuffle=False, verbose=0)
+    steps = [a - b for a, b in zip(before, weights(layer), strict=True)]
+    (hs, _), backward = SCANS[cell][1](x.astype(np.float64), params, reverse=True)
+    d_out = 2.0 * (hs[:, ::-1] - y) / y.size  # the layer outputs the steps as read
+    _, d, _ = backward(d_out[:, ::-1], None)
+    if cell in ("min_gru", "min_lstm"):
+        grads = [d.w_x, d.b_x]
+    elif cell == "ln_gru":
+        grads = [zr(d.w_x), zr(d.w_h), np.stack([zr(d.b_x), zr(d.b_h)]), zr(d.g_x), zr(d.g_h)]
+    else:  # the layer's b_h is zero, not a weight: bias is b_x
+        grads = [d.w_x, d.w_h, d.b_x, d.g_x, d.g_h, d.g_c, d.b_c]
+    assert len(steps) == len(grads)
+    for step, grad in zip(steps, grads, strict=True):
+        assert np.abs(grad).max() > 1e-4  # every weight counts
+        np.testing.assert_allclose(step, grad, rtol=0, atol=GRAD_TOL)
+
+
+@KERAS_NUMPY2
+def test_other_cells_saved_model_reloads_with_identical_predictions(tmp_path):
+    """A model of a masked ``ln_gru`` and a ``min_lstm`` saved and loaded: the cells in the
+    configs, the same weights and the very same predictions (compiled, mask traced)."""
+    x = inputs()
+    x[1, 3:] = 0.0
+    model = keras.Sequential(
+        [
+            keras.Input((6, D)),
+            keras.layers.Masking(0.0),
+            pk.GRU(H, cell="ln_gru", return_sequences=True, dropout=0.1, seed=4),
+            pk.GRU(H, cell="min_lstm", go_backwards=True),
+            keras.layers.Dense(1),
+        ]
+    )
+    path = tmp_path / "cells.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert [layer.cell for layer in loaded.layers[1:3]] == ["ln_gru", "min_lstm"]
+    for a, b in zip(weights(loaded), weights(model), strict=True):
+        np.testing.assert_array_equal(a, b)
+    expected_y = numpy(model.predict(x, verbose=0))
+    np.testing.assert_array_equal(numpy(loaded.predict(x, verbose=0)), expected_y)
+
+
+def test_bad_cells_are_refused_clearly():
+    with pytest.raises(
+        ValueError,
+        match=r"GRU: cell must be one of 'gru', 'ln_gru', 'min_gru', 'min_lstm', got 'lstm'",
+    ):
+        pk.GRU(3, cell="lstm")
+    with pytest.raises(ValueError, match=r"LSTM: cell must be one of 'lstm', 'ln_lstm', got 'gru'"):
+        pk.LSTM(3, cell="gru")
+    with pytest.raises(ValueError, match=r"SimpleRNN: cell must be one of 'rnn', got 'ln_gru'"):
+        pk.SimpleRNN(3, cell="ln_gru")
+    with pytest.raises(ValueError, match=r"reset_after=False .* cell='min_gru', which has none"):
+        pk.GRU(3, cell="min_gru", reset_after=False)
+    with pytest.raises(ValueError, match=r"cell='ln_gru', which applies it after"):
+        pk.GRU(3, cell="ln_gru", reset_after=False)
+    with pytest.raises(ValueError, match=r"cell='min_lstm' has no recurrent_kernel.*dropout=0.2"):
+        pk.GRU(3, cell="min_lstm", recurrent_dropout=0.2)
+    with pytest.raises(ValueError, match=r"so recurrent_regularizer cannot apply"):
+        pk.GRU(3, cell="min_gru", recurrent_regularizer="l2")

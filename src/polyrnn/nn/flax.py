@@ -8,9 +8,15 @@ Each module holds, for every layer ``l`` and direction, an ``nnx.Param`` of each
 ``layers[l].forward.``       shape                 meaning
 ============================ ===================== ======================================
 ``kernel``                   ``(D_l, G*H)``        input weights, gates side by side
-``recurrent_kernel``         ``(H, G*H)``          recurrent weights
+``recurrent_kernel``         ``(H, G*H)``          recurrent weights (not the min cells)
 ``bias``                     ``(G*H,)``            the bias (``use_bias=True``)
-``recurrent_bias``           ``(H,)``              ``b_hn``, GRU with ``reset_after`` only
+``recurrent_bias``           ``(H,)``              ``b_hn``, GRU with ``reset_after`` and
+                                                   ``cell="ln_gru"`` only
+``kernel_norm_scale``        ``(G*H,)``            ``cell="ln_gru"``, ``"ln_lstm"``: gains
+``recurrent_norm_scale``     ``(G*H,)``            of the normalisations of ``x W`` and
+                                                   ``h U`` (ones at first)
+``cell_norm_scale``,         ``(H,)``              ``cell="ln_lstm"``: gain (ones) and
+``cell_norm_bias``                                 shift (zeros) of the cell state's
 ============================ ===================== ======================================
 
 (``layers[l].backward`` too with ``bidirectional``), ``G`` being 1, 3 ``(r, z, n)`` or 4
@@ -20,8 +26,19 @@ fused as polyrnn's scans fuse them, so no parameter is redundant: ``bias = b_x +
 except ``b_hn``, which a ``reset_after`` GRU multiplies by ``r``.  The inputs are
 batch-major ``(..., T, D)`` (``(T, ..., D)`` with ``time_major``), as ``nnx.RNN``'s.
 
+:class:`GRU` and :class:`LSTM` also compute polyrnn's other cells, chosen by ``cell``:
+``GRU(cell="ln_gru")``, ``"min_gru"``, ``"min_lstm"`` (one state ``h``, as the GRU) and
+``LSTM(cell="ln_lstm")`` (carry ``(c, h)``): polyrnn's :class:`~polyrnn.LNGRUParams`,
+:class:`~polyrnn.MinGRUParams`, :class:`~polyrnn.MinLSTMParams` and
+:class:`~polyrnn.LNLSTMParams` with the biases fused likewise (``G`` 3, 2, 3 and 4; the
+layer-normalised cells' shifts after the normalisations, so ``bias`` is ``b_x + b_h``
+but for ``b_hn``).  flax has none of them: :func:`to_flax` refuses them and
+:meth:`GRU.from_polyrnn` takes the default cells' parameters only.
+
 Each call builds polyrnn's parameters from the module's and runs
-:func:`polyrnn.gru_layers` (:func:`~polyrnn.rnn_layers`, :func:`~polyrnn.lstm_layers`),
+:func:`polyrnn.gru_layers` (:func:`~polyrnn.rnn_layers`, :func:`~polyrnn.lstm_layers`,
+:func:`~polyrnn.cell_layers` for the other cells; the min cells' linear recurrences as a
+parallel scan on accelerators),
 whose JAX path is :func:`jax.lax.scan`: :func:`flax.nnx.jit`, :func:`flax.nnx.grad` and
 :func:`flax.nnx.vmap` see ordinary JAX operations.
 
@@ -38,8 +55,9 @@ module's ``dropout`` stream and ``keep = jax.random.bernoulli(key, 1 - dropout, 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 try:
     import jax
@@ -52,9 +70,10 @@ except ImportError as _error:  # pragma: no cover - exercised in a subprocess by
         'it with: pip install "polyrnn[flax]"'
     ) from _error
 
-from .. import _validate
+from .. import _validate, cells
+from .._cell import Cell
 from ..cells import ACTIVATIONS, fused_bias
-from ..layers import gru_layers, lstm_layers, rnn_layers
+from ..layers import cell_layers, gru_layers, lstm_layers, rnn_layers
 from ..params import GRUParams, LSTMParams, RNNParams
 
 __all__ = ["GRU", "LSTM", "SimpleRNN", "from_flax", "to_flax"]
@@ -81,6 +100,8 @@ class _Weights(nnx.Module):
         *,
         use_bias: bool,
         recurrent_bias: bool,
+        recurrent: bool,
+        norms: tuple[tuple[str, int], ...],
         inits: tuple[Any, Any, Any],
         param_dtype: Any,
         rngs: nnx.Rngs,
@@ -92,12 +113,18 @@ class _Weights(nnx.Module):
         if use_bias:
             bias = nnx.Param(bias_init(rngs.params(), (gates * n_h,), param_dtype))
         self.bias = nnx.data(bias)
-        self.recurrent_kernel = nnx.Param(
-            recurrent_kernel_init(rngs.params(), (n_h, gates * n_h), param_dtype)
-        )
+        kernel_h = None
+        if recurrent:
+            kernel_h = nnx.Param(
+                recurrent_kernel_init(rngs.params(), (n_h, gates * n_h), param_dtype)
+            )
+        self.recurrent_kernel = nnx.data(kernel_h)
         if use_bias and recurrent_bias:
             rec = nnx.Param(bias_init(rngs.params(), (n_h,), param_dtype))
         self.recurrent_bias = nnx.data(rec)
+        for name, width in norms:
+            fill = jnp.zeros if name.endswith("bias") else jnp.ones
+            setattr(self, name, nnx.Param(fill((width * n_h,), param_dtype)))
 
 
 class _Layer(nnx.Module):
@@ -107,6 +134,19 @@ class _Layer(nnx.Module):
         self.forward = make()
         self.backward = nnx.data(make() if bidirectional else None)
 
+
+_NORMS: dict[Cell, tuple[tuple[str, int], ...]] = {
+    cells.LN_GRU: (("kernel_norm_scale", 3), ("recurrent_norm_scale", 3)),
+    cells.LN_LSTM: (
+        ("kernel_norm_scale", 4),
+        ("recurrent_norm_scale", 4),
+        ("cell_norm_scale", 1),
+        ("cell_norm_bias", 1),
+    ),
+}
+"""The layer-normalised cells' further parameters, ``(name, length in units of H)``, in
+the order of polyrnn's fields ``g_x, g_h`` (and ``g_c, b_c``): the normalisations' gains
+(initialised to ones) and the cell state's shift (zeros)."""
 
 _LECUN_NORMAL = nnx.initializers.lecun_normal()
 _ORTHOGONAL = nnx.initializers.orthogonal()
@@ -126,12 +166,15 @@ class _Base(nnx.Module):
 
     _gates = 1
     _params: Any = RNNParams
+    _CELLS: ClassVar[dict[str, Cell]] = {"rnn": cells.RNN}
+    """The cells the module computes, by the name its ``cell`` argument takes."""
 
     def __init__(
         self,
         in_features: int,
         hidden_features: int,
         *,
+        cell: str = "rnn",
         num_layers: int = 1,
         bidirectional: bool = False,
         dropout: float = 0.0,
@@ -162,6 +205,9 @@ class _Base(nnx.Module):
             raise ValueError(f"{cls}: dropout must be a number in [0, 1), got {dropout!r}")
         if not isinstance(rngs, nnx.Rngs):
             raise TypeError(f"{cls}: rngs must be an nnx.Rngs, got {type(rngs).__name__}")
+        _validate.choice(cls, "cell", cell, self._CELLS)
+        self.cell = cell
+        record = self._CELLS[cell]
         self.in_features = in_features
         self.hidden_features = hidden_features
         self.num_layers = num_layers
@@ -181,9 +227,10 @@ class _Base(nnx.Module):
 
             def make(n_in: int = n_in) -> _Weights:
                 return _Weights(
-                    n_in, hidden_features, self._gates, use_bias=use_bias,
-                    recurrent_bias=self._recurrent_bias(), inits=inits,
-                    param_dtype=param_dtype, rngs=rngs,
+                    n_in, hidden_features, record.gates, use_bias=use_bias,
+                    recurrent_bias=self._recurrent_bias(), recurrent=record.linear is None,
+                    norms=_NORMS.get(record, ()), inits=inits, param_dtype=param_dtype,
+                    rngs=rngs,
                 )  # fmt: skip
 
             layers.append(_Layer(make, bidirectional))
@@ -198,13 +245,19 @@ class _Base(nnx.Module):
     def _to_polyrnn(self, w: _Weights, dtype: Any) -> Any:
         """One direction's weights as polyrnn's parameters, cast to ``dtype``."""
         n_h = self.hidden_features
-        g = self._gates * n_h
-        w_x, w_h = w.kernel[...], w.recurrent_kernel[...]
+        record = self._CELLS[self.cell]
+        g = record.gates * n_h
+        w_x = w.kernel[...]
         b_x = jnp.zeros((g,), w_x.dtype) if w.bias is None else w.bias[...]
+        if record.linear is not None:
+            return record.params(*promote_dtype((w_x, b_x), dtype=dtype))
         b_h = jnp.zeros((g,), w_x.dtype)
         if w.recurrent_bias is not None:
             b_h = jnp.concatenate([b_h[: g - n_h], w.recurrent_bias[...]])
-        return self._params(*promote_dtype((w_x, w_h, b_x, b_h), dtype=dtype))
+        norms = [getattr(w, name)[...] for name, _ in _NORMS.get(record, ())]
+        assert w.recurrent_kernel is not None  # a cell that is not linear has one
+        arrays = (w_x, w.recurrent_kernel[...], b_x, b_h, *norms)
+        return record.params(*promote_dtype(arrays, dtype=dtype))
 
     def polyrnn_layers(self, dtype: Any = None) -> list[Any]:
         """The parameters as :func:`polyrnn.gru_layers` (and its siblings) take them: one
@@ -222,6 +275,12 @@ class _Base(nnx.Module):
     @classmethod
     def _from_layers(cls, layers: Sequence[Any], options: dict[str, Any], **kwargs: Any) -> Any:
         name = cls.__name__
+        default = next(iter(cls._CELLS))
+        if kwargs.get("cell", default) != default:
+            raise ValueError(
+                f"{name}.from_polyrnn: takes {cls._params.__name__} (cell={default!r}) only, "
+                f"got cell={kwargs['cell']!r}; set that module's parameters directly"
+            )
         if not isinstance(layers, Sequence) or isinstance(layers, str) or not layers:
             raise TypeError(
                 f"{name}.from_polyrnn: layers must be a non-empty list of "
@@ -254,6 +313,7 @@ class _Base(nnx.Module):
     def _assign(self, w: _Weights, p: Any, where: str) -> None:
         """Set ``w`` from polyrnn's ``p`` (exactly: ``bias`` is polyrnn's fused bias)."""
         name = type(self).__name__
+        assert w.recurrent_kernel is not None  # from_polyrnn builds the default cells only
         for field, param in (("w_x", w.kernel), ("w_h", w.recurrent_kernel)):
             a = jnp.asarray(getattr(p, field))
             if a.shape != param.shape:
@@ -274,6 +334,11 @@ class _Base(nnx.Module):
 
     def _layers_fn(self) -> Callable[..., Any]:
         raise NotImplementedError
+
+    def _cell_layers(self) -> Callable[..., Any]:
+        """:func:`polyrnn.cell_layers` of the module's cell record (its ``cell`` other
+        than the default)."""
+        return functools.partial(cell_layers, self._CELLS[self.cell])
 
     def _options(self) -> dict[str, Any]:
         return {}
@@ -458,7 +523,14 @@ class GRU(_Base):
     reset_after : bool
         ``True`` (the default) is ``nnx.GRUCell``'s GRU, with ``recurrent_bias``
         :math:`b_{hn}` besides (torch's and Keras's ``reset_after`` GRU; zero it and it
-        is flax's); ``False`` is the GRU of Cho et al. (2014), which flax does not have.
+        is flax's); ``False`` is the GRU of Cho et al. (2014), which flax does not have
+        (``cell="gru"`` only).
+    cell : {"gru", "ln_gru", "min_gru", "min_lstm"}, keyword-only
+        ``"gru"``: the equations above.  ``"ln_gru"``: layer-normalised
+        (:func:`polyrnn.ln_gru_scan`; with ``kernel_norm_scale`` and
+        ``recurrent_norm_scale``).  ``"min_gru"``, ``"min_lstm"``: minGRU ``(z, h̃)`` and
+        minLSTM ``(f, i, h̃)`` (:func:`polyrnn.min_gru_scan`,
+        :func:`~polyrnn.min_lstm_scan`): no ``recurrent_kernel`` nor ``recurrent_bias``.
     num_layers, bidirectional, dropout, use_bias, time_major, return_carry, deterministic
         As :class:`SimpleRNN`.
     kernel_init, recurrent_kernel_init, bias_init, dtype, param_dtype, rngs
@@ -476,16 +548,34 @@ class GRU(_Base):
 
     _gates = 3
     _params = GRUParams
+    _CELLS: ClassVar[dict[str, Cell]] = {
+        "gru": cells.GRU,
+        "ln_gru": cells.LN_GRU,
+        "min_gru": cells.MIN_GRU,
+        "min_lstm": cells.MIN_LSTM,
+    }
 
     def __init__(
-        self, in_features: int, hidden_features: int, *, reset_after: bool = True, **kwargs: Any
+        self,
+        in_features: int,
+        hidden_features: int,
+        *,
+        cell: str = "gru",
+        reset_after: bool = True,
+        **kwargs: Any,
     ) -> None:
         _validate.flags(type(self).__name__, reset_after=reset_after)
+        if not reset_after and cell != "gru":
+            raise ValueError(
+                f"GRU: reset_after=False (the reset gate before the recurrent product) is the "
+                f"plain GRU's option only, got it with cell={cell!r}, which "
+                + ("applies it after, as reset_after=True" if cell == "ln_gru" else "has none")
+            )
         self.reset_after = reset_after
-        super().__init__(in_features, hidden_features, **kwargs)
+        super().__init__(in_features, hidden_features, cell=cell, **kwargs)
 
     def _recurrent_bias(self) -> bool:
-        return self.reset_after
+        return self.reset_after and self.cell in ("gru", "ln_gru")
 
     @classmethod
     def from_polyrnn(cls, layers: Sequence[Any], **kwargs: Any) -> GRU:
@@ -498,10 +588,12 @@ class GRU(_Base):
         return module
 
     def _layers_fn(self) -> Callable[..., Any]:
-        return gru_layers
+        return gru_layers if self.cell == "gru" else self._cell_layers()
 
     def _options(self) -> dict[str, Any]:
-        return {"reset_after": self.reset_after}
+        if self.cell in ("min_gru", "min_lstm"):
+            return {"method": "auto"}
+        return {"reset_after": self.reset_after} if self.cell == "gru" else {}
 
 
 class LSTM(_Base):
@@ -515,6 +607,10 @@ class LSTM(_Base):
     ----------
     in_features, hidden_features : int
         ``D`` and ``H``.
+    cell : {"lstm", "ln_lstm"}, keyword-only
+        ``"ln_lstm"``: layer-normalised (:func:`polyrnn.ln_lstm_scan`), with
+        ``kernel_norm_scale``, ``recurrent_norm_scale``, ``cell_norm_scale`` and
+        ``cell_norm_bias``.
     num_layers, bidirectional, dropout, use_bias, time_major, return_carry, deterministic
         As :class:`SimpleRNN`.
     kernel_init, recurrent_kernel_init, bias_init, dtype, param_dtype, rngs
@@ -533,6 +629,12 @@ class LSTM(_Base):
 
     _gates = 4
     _params = LSTMParams
+    _CELLS: ClassVar[dict[str, Cell]] = {"lstm": cells.LSTM, "ln_lstm": cells.LN_LSTM}
+
+    def __init__(
+        self, in_features: int, hidden_features: int, *, cell: str = "lstm", **kwargs: Any
+    ) -> None:
+        super().__init__(in_features, hidden_features, cell=cell, **kwargs)
 
     @classmethod
     def from_polyrnn(cls, layers: Sequence[Any], **kwargs: Any) -> LSTM:
@@ -543,7 +645,7 @@ class LSTM(_Base):
         return module
 
     def _layers_fn(self) -> Callable[..., Any]:
-        return lstm_layers
+        return lstm_layers if self.cell == "lstm" else self._cell_layers()
 
     def _carry_parts(self, carry: Any) -> dict[str, Any]:
         if carry is None:
@@ -762,8 +864,8 @@ def to_flax(module: SimpleRNN | GRU | LSTM) -> list[Any]:
     Raises
     ------
     ValueError
-        A ``reset_after=False`` GRU, or a non-zero ``recurrent_bias``: flax has no such
-        GRU.
+        A ``reset_after=False`` GRU, a non-zero ``recurrent_bias``, or a ``cell`` other
+        than the default: flax has no such cell.
 
     Examples
     --------
@@ -781,6 +883,13 @@ def to_flax(module: SimpleRNN | GRU | LSTM) -> list[Any]:
         raise TypeError(
             "to_flax: module must be a polyrnn.nn.flax SimpleRNN, GRU or LSTM, got "
             f"{type(module).__name__}"
+        )
+    default = next(iter(module._CELLS))
+    if module.cell != default:
+        raise ValueError(
+            f"to_flax: flax has no {module.cell!r} cell (it has nnx.SimpleCell, GRUCell and "
+            f"LSTMCell); this {type(module).__name__}(cell={module.cell!r}) has no flax "
+            "equivalent"
         )
     if isinstance(module, GRU):
         if not module.reset_after:

@@ -32,13 +32,19 @@ one mask per gate instead, where these layers use one for all gates.
 Not supported: ``stateful=True`` and Keras's TensorFlow backend; ``unroll`` and ``use_cudnn`` are accepted (so Keras's configs load)
 and change nothing.  What polyrnn adds: the reset-before GRU of Cho et al.
 (``reset_after=False``, the seed notebook's) computed by polyrnn's scan like the other
-cells, and the same weights giving the same numbers in polyrnn's functions on any array
-library (:mod:`polyrnn.interop`).
+cells, the same weights giving the same numbers in polyrnn's functions on any array
+library (:mod:`polyrnn.interop`), and polyrnn's other cells, chosen by the keyword
+``cell``: ``GRU(cell="ln_gru")`` (:func:`polyrnn.ln_gru_scan`), ``"min_gru"`` and
+``"min_lstm"`` (:func:`polyrnn.min_gru_scan`, :func:`~polyrnn.min_lstm_scan`: linear
+recurrences, a parallel scan on accelerators), ``LSTM(cell="ln_lstm")``
+(:func:`polyrnn.ln_lstm_scan`), each with the state, masks, ``go_backwards``, dropout and
+saving of its layer (the minimal cells have no ``recurrent_kernel``, hence no recurrent
+dropout).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 try:
     import keras
@@ -53,10 +59,19 @@ except ImportError as _error:  # pragma: no cover - exercised in a subprocess by
 from keras import ops
 
 from .. import cells
+from .._cell import Cell
 from .._compat import array_namespace, device
 from ..backends import get_adapter
 from ..interop import _swap_first_two
-from ..params import GRUParams, LSTMParams, RNNParams
+from ..params import (
+    GRUParams,
+    LNGRUParams,
+    LNLSTMParams,
+    LSTMParams,
+    MinGRUParams,
+    MinLSTMParams,
+    RNNParams,
+)
 from ..scans import cell_scan
 
 __all__ = ["GRU", "LSTM", "SimpleRNN"]
@@ -73,6 +88,18 @@ _SERIALIZED = (
     "bias_constraint",
 )
 """The arguments stored as Keras objects and written to the config by Keras's serializers."""
+
+_NORMS: dict[Cell, tuple[tuple[str, int, str], ...]] = {
+    cells.LN_GRU: (("ln_gamma_kernel", 3, "ones"), ("ln_gamma_recurrent", 3, "ones")),
+    cells.LN_LSTM: (
+        ("ln_gamma_kernel", 4, "ones"),
+        ("ln_gamma_recurrent", 4, "ones"),
+        ("ln_gamma_cell", 1, "ones"),
+        ("ln_beta_cell", 1, "zeros"),
+    ),
+}
+"""The layer-normalised cells' extra weights: ``(name, length in units of H, initializer)``,
+the gains of ``x K``, of ``h R`` and (LSTM) of the cell state, and the cell state's shift."""
 
 
 def _activation_name(cls: str, arg: str, value: Any, allowed: tuple[str, ...]) -> str:
@@ -94,14 +121,14 @@ class _RNNBase(keras.layers.Layer):  # type: ignore[misc]
     """Arguments, weights, masks and the call shared by :class:`SimpleRNN`, :class:`GRU`
     and :class:`LSTM` (``keras.layers.RNN``'s role)."""
 
-    _cell = cells.RNN
-    _gates = 1
-    _states = 1
+    _CELLS: ClassVar[dict[str, Cell]] = {"rnn": cells.RNN}
+    """The cells the layer computes, by the name its ``cell`` argument takes."""
 
     def __init__(
         self,
         units: int,
         *,
+        cell: str = "rnn",
         activation: Any = "tanh",
         use_bias: bool = True,
         kernel_initializer: Any = "glorot_uniform",
@@ -134,6 +161,13 @@ class _RNNBase(keras.layers.Layer):  # type: ignore[misc]
             )
         if not isinstance(units, int) or isinstance(units, bool) or units <= 0:
             raise ValueError(f"{cls}: units must be a positive integer, got {units!r}")
+        if not isinstance(cell, str) or cell not in self._CELLS:
+            raise ValueError(
+                f"{cls}: cell must be one of {', '.join(repr(c) for c in self._CELLS)}, "
+                f"got {cell!r}"
+            )
+        self.cell = cell
+        self._cell = self._CELLS[cell]
         flags = {
             "use_bias": use_bias,
             "return_sequences": return_sequences,
@@ -191,6 +225,26 @@ class _RNNBase(keras.layers.Layer):  # type: ignore[misc]
         self.zero_output_for_mask = zero_output_for_mask
         self.supports_masking = True
         self.input_spec = keras.layers.InputSpec(ndim=3)
+        if self._cell.linear is not None:
+            recurrent = {
+                "recurrent_dropout": self.recurrent_dropout or None,
+                "recurrent_regularizer": self.recurrent_regularizer,
+                "recurrent_constraint": self.recurrent_constraint,
+            }
+            for arg, value in recurrent.items():
+                if value is not None:
+                    raise ValueError(
+                        f"{cls}: cell={cell!r} has no recurrent_kernel (its gates read the "
+                        f"input alone), so {arg} cannot apply; got {arg}={value!r}"
+                    )
+
+    @property
+    def _gates(self) -> int:
+        return self._cell.gates
+
+    @property
+    def _states(self) -> int:
+        return len(self._cell.states)
 
     # ------------------------------------------------------------------ per cell
 
@@ -228,13 +282,15 @@ class _RNNBase(keras.layers.Layer):  # type: ignore[misc]
             regularizer=self.kernel_regularizer,
             constraint=self.kernel_constraint,
         )
-        self.recurrent_kernel = self.add_weight(
-            shape=(self.units, g_h),
-            name="recurrent_kernel",
-            initializer=self.recurrent_initializer,
-            regularizer=self.recurrent_regularizer,
-            constraint=self.recurrent_constraint,
-        )
+        self.recurrent_kernel = None
+        if self._cell.linear is None:
+            self.recurrent_kernel = self.add_weight(
+                shape=(self.units, g_h),
+                name="recurrent_kernel",
+                initializer=self.recurrent_initializer,
+                regularizer=self.recurrent_regularizer,
+                constraint=self.recurrent_constraint,
+            )
         self.bias = None
         if self.use_bias:
             self.bias = self.add_weight(
@@ -243,6 +299,12 @@ class _RNNBase(keras.layers.Layer):  # type: ignore[misc]
                 initializer=self._bias_initializer(),
                 regularizer=self.bias_regularizer,
                 constraint=self.bias_constraint,
+            )
+        for name, width, init in _NORMS.get(self._cell, ()):
+            setattr(
+                self,
+                name,
+                self.add_weight(shape=(width * self.units,), name=name, initializer=init),
             )
 
     def compute_output_shape(self, sequences_shape: Any, initial_state_shape: Any = None) -> Any:
@@ -263,6 +325,7 @@ class _RNNBase(keras.layers.Layer):  # type: ignore[misc]
     def get_config(self) -> dict[str, Any]:
         config = {
             "units": self.units,
+            "cell": self.cell,
             "activation": self.activation,
             "use_bias": self.use_bias,
             "dropout": self.dropout,
@@ -288,10 +351,11 @@ class _RNNBase(keras.layers.Layer):  # type: ignore[misc]
     # ------------------------------------------------------------------ the computation
 
     def _weights_of(self, xp: Any) -> tuple[Any, Any, Any]:
-        """``(kernel, recurrent_kernel, bias)`` as backend tensors (``bias`` zeros of
-        ``self._bias_shape()`` without ``use_bias``)."""
+        """``(kernel, recurrent_kernel, bias)`` as backend tensors (``recurrent_kernel``
+        ``None`` for a linear cell, ``bias`` zeros of ``self._bias_shape()`` without
+        ``use_bias``)."""
         kernel = self.kernel.value
-        recurrent = self.recurrent_kernel.value
+        recurrent = None if self.recurrent_kernel is None else self.recurrent_kernel.value
         if self.bias is not None:
             return kernel, recurrent, self.bias.value
         zeros = xp.zeros(self._bias_shape(), dtype=kernel.dtype, device=device(kernel))
@@ -412,6 +476,8 @@ class SimpleRNN(_RNNBase):
         As Keras: output ``(N, T, H)`` or ``(N, H)``, then the final state.
     stateful, unroll
         ``stateful`` must be ``False``; ``unroll`` changes nothing.
+    cell : {"rnn"}, keyword-only
+        The Elman cell only (:class:`GRU` and :class:`LSTM` take polyrnn's others).
 
     Examples
     --------
@@ -421,8 +487,6 @@ class SimpleRNN(_RNNBase):
     >>> tuple(out.shape), tuple(h.shape)
     ((2, 5, 4), (2, 4))
     """
-
-    _gates = 1
 
     def __init__(self, units: int, activation: Any = "tanh", **kwargs: Any) -> None:
         super().__init__(units, activation=activation, **kwargs)
@@ -498,9 +562,28 @@ class GRU(_GatedBase):
         As :class:`SimpleRNN`.
     reset_after : bool
         ``True`` (Keras's default, the cuDNN GRU) or ``False`` (Cho et al. 2014, the
-        seed notebook's GRU).
+        seed notebook's GRU; ``cell="gru"`` only).
     use_cudnn
         Accepted for ``keras.layers.GRU``'s configs; changes nothing.
+    cell : {"gru", "ln_gru", "min_gru", "min_lstm"}, keyword-only
+        The cell, each with the GRU's one state ``h``:
+
+        - ``"gru"``: the equations above;
+        - ``"ln_gru"``: layer-normalised (:func:`polyrnn.ln_gru_scan`, reset after the
+          product): the same ``kernel``, ``recurrent_kernel`` and ``bias (2, 3H)`` in
+          Keras's ``(z, r, h)`` order, ``bias`` holding the normalisations' shifts of
+          ``x K`` and ``h R``, plus their gains ``ln_gamma_kernel (3H,)`` and
+          ``ln_gamma_recurrent (3H,)`` (ones);
+        - ``"min_gru"``: minGRU (:func:`polyrnn.min_gru_scan`), ``kernel (D, 2H)`` and
+          ``bias (2H,)``, gates ``(z, h̃)``;
+        - ``"min_lstm"``: minLSTM (:func:`polyrnn.min_lstm_scan`), ``kernel (D, 3H)`` and
+          ``bias (3H,)``, gates ``(f, i, h̃)``.
+
+        The minimal cells' gates read the input alone: no ``recurrent_kernel``, so no
+        ``recurrent_dropout``, ``recurrent_regularizer`` or ``recurrent_constraint``
+        (``recurrent_initializer`` is unused), and ``activation`` (the candidate is
+        linear) is unused; they run as linear recurrences (``method="auto"``: a parallel
+        scan on accelerators).
 
     Examples
     --------
@@ -515,8 +598,12 @@ class GRU(_GatedBase):
     True
     """
 
-    _cell = cells.GRU
-    _gates = 3
+    _CELLS: ClassVar[dict[str, Cell]] = {
+        "gru": cells.GRU,
+        "ln_gru": cells.LN_GRU,
+        "min_gru": cells.MIN_GRU,
+        "min_lstm": cells.MIN_LSTM,
+    }
 
     def __init__(
         self,
@@ -525,27 +612,47 @@ class GRU(_GatedBase):
         recurrent_activation: Any = "sigmoid",
         reset_after: bool = True,
         use_cudnn: Any = "auto",
+        *,
+        cell: str = "gru",
         **kwargs: Any,
     ) -> None:
-        super().__init__(units, activation, recurrent_activation, use_cudnn, **kwargs)
+        super().__init__(units, activation, recurrent_activation, use_cudnn, cell=cell, **kwargs)
         if not isinstance(reset_after, bool):
             raise TypeError(f"GRU: reset_after must be True or False, got {reset_after!r}")
+        if not reset_after and cell != "gru":
+            raise ValueError(
+                f"GRU: reset_after=False (the reset gate before the recurrent product) is the "
+                f"plain GRU's option only, got it with cell={cell!r}, which "
+                + ("applies it after, as reset_after=True" if cell == "ln_gru" else "has none")
+            )
         self.reset_after = reset_after
 
     def _bias_shape(self) -> tuple[int, ...]:
+        if self._cell.linear is not None:
+            return (self._gates * self.units,)
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
 
-    def _params(self, xp: Any) -> GRUParams:
+    def _params(self, xp: Any) -> GRUParams | LNGRUParams | MinGRUParams | MinLSTMParams:
         kernel, recurrent, bias = self._weights_of(xp)
+        if self.cell == "min_gru":
+            return MinGRUParams(kernel, bias)
+        if self.cell == "min_lstm":
+            return MinLSTMParams(kernel, bias)
         if self.reset_after:
             b_in, b_rec = bias[0], bias[1]
         else:
             b_in, b_rec = bias, xp.zeros_like(bias)
         n_h = self.units
-        return GRUParams(*(_swap_first_two(xp, a, n_h) for a in (kernel, recurrent, b_in, b_rec)))
+        swapped = [_swap_first_two(xp, a, n_h) for a in (kernel, recurrent, b_in, b_rec)]
+        if self.cell == "ln_gru":
+            gains = (self.ln_gamma_kernel.value, self.ln_gamma_recurrent.value)
+            return LNGRUParams(*swapped, *(_swap_first_two(xp, g, n_h) for g in gains))
+        return GRUParams(*swapped)
 
     def _options(self) -> dict[str, Any]:
-        return {"reset_after": self.reset_after}
+        if self._cell.linear is not None:
+            return {"method": "auto"}
+        return {"reset_after": self.reset_after} if self.cell == "gru" else {}
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "reset_after": self.reset_after}
@@ -575,6 +682,12 @@ class LSTM(_GatedBase):
         As :class:`SimpleRNN`.
     use_cudnn
         Accepted for ``keras.layers.LSTM``'s configs; changes nothing.
+    cell : {"lstm", "ln_lstm"}, keyword-only
+        ``"ln_lstm"``: layer-normalised (:func:`polyrnn.ln_lstm_scan`), state ``[h, c]``;
+        the same ``kernel``, ``recurrent_kernel`` and ``bias (4H,)`` (the shift of the
+        gates' normalisations), plus the gains ``ln_gamma_kernel (4H,)``,
+        ``ln_gamma_recurrent (4H,)``, ``ln_gamma_cell (H,)`` (ones) and the shift
+        ``ln_beta_cell (H,)`` (zeros) of the cell state's normalisation.
 
     Examples
     --------
@@ -585,9 +698,7 @@ class LSTM(_GatedBase):
     ((2, 4), (2, 4), [(3, 16), (4, 16), (16,)])
     """
 
-    _cell = cells.LSTM
-    _gates = 4
-    _states = 2
+    _CELLS: ClassVar[dict[str, Cell]] = {"lstm": cells.LSTM, "ln_lstm": cells.LN_LSTM}
 
     def __init__(
         self,
@@ -596,9 +707,11 @@ class LSTM(_GatedBase):
         recurrent_activation: Any = "sigmoid",
         unit_forget_bias: bool = True,
         use_cudnn: Any = "auto",
+        *,
+        cell: str = "lstm",
         **kwargs: Any,
     ) -> None:
-        super().__init__(units, activation, recurrent_activation, use_cudnn, **kwargs)
+        super().__init__(units, activation, recurrent_activation, use_cudnn, cell=cell, **kwargs)
         if not isinstance(unit_forget_bias, bool):
             raise TypeError(
                 f"LSTM: unit_forget_bias must be True or False, got {unit_forget_bias!r}"
@@ -621,8 +734,18 @@ class LSTM(_GatedBase):
 
         return forget_ones
 
-    def _params(self, xp: Any) -> LSTMParams:
+    def _params(self, xp: Any) -> LSTMParams | LNLSTMParams:
         kernel, recurrent, bias = self._weights_of(xp)
+        if self.cell == "ln_lstm":
+            norms = (
+                self.ln_gamma_kernel,
+                self.ln_gamma_recurrent,
+                self.ln_gamma_cell,
+                self.ln_beta_cell,
+            )
+            return LNLSTMParams(
+                kernel, recurrent, bias, xp.zeros_like(bias), *(w.value for w in norms)
+            )
         return LSTMParams(kernel, recurrent, bias, xp.zeros_like(bias))
 
     def get_config(self) -> dict[str, Any]:
