@@ -156,36 +156,41 @@ import json, sys
 from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
 from torch.nn.parallel import DistributedDataParallel
 from polyrnn import _tree, lm
+from polyrnn.lm.distributed_torch import FlatAllReduce
 
 group = lm.TorchGroup.from_env(30.0)
-model, config = (json.loads(a) for a in sys.argv[2:4])
-trainer = lm.Trainer(
-    open(sys.argv[1]).read(), model=lm.ModelConfig(**model), config=lm.TrainConfig(**config),
-    backend="torch", dtype="float64", group=group,
-)
-assert isinstance(trainer.reducer.ddp, DistributedDataParallel), trainer.reducer
-elements = []  # the gradient elements DDP's hook all-reduces, bucket by bucket
-
-
-def counted(state, bucket):
-    elements.append(bucket.buffer().numel())
-    return allreduce_hook(state, bucket)
-
-
-trainer.reducer.ddp.register_comm_hook(None, counted)
-losses = [trainer.train_step(1e-2) for _ in range(int(sys.argv[4]))]
+text, model, config, steps = open(sys.argv[1]).read(), *map(json.loads, sys.argv[2:])
+out = {}
+for engine in ("autodiff", "by_hand"):
+    trainer = lm.Trainer(
+        text, model=lm.ModelConfig(**model), config=lm.TrainConfig(**config),
+        backend="torch", dtype="float64", group=group, engine=engine,
+    )
+    elements = []  # the gradient elements DDP's hook all-reduces, bucket by bucket
+    if engine == "autodiff":
+        assert isinstance(trainer.reducer.ddp, DistributedDataParallel), trainer.reducer
+        def counted(state, bucket):
+            elements.append(bucket.buffer().numel())
+            return allreduce_hook(state, bucket)
+        trainer.reducer.ddp.register_comm_hook(None, counted)
+    else:  # the hand-written gradient: no autograd for DDP's hooks
+        assert isinstance(trainer.reducer, FlatAllReduce), trainer.reducer
+    losses = [trainer.train_step(1e-2) for _ in range(steps)]
+    leaves = _tree.flatten(trainer.lm.params)[0]
+    params = [trainer.lm.backend.to_numpy(a).tolist() for a in leaves]
+    out[engine] = {"losses": losses, "elements": elements, "params": params}
 if group.rank == 0:
-    leaves = [trainer.lm.backend.to_numpy(a).tolist() for a in _tree.flatten(trainer.lm.params)[0]]
-    print(json.dumps({"losses": losses, "elements": elements, "params": leaves}))
+    print(json.dumps(out))
 group.close()
 """
 
 
 def test_ddp_reduces_the_torch_gradients_and_an_odd_batch_equals_one_process(tmp_path, text_file):
-    """On PyTorch (autograd), two processes sum their gradients through
+    """On PyTorch with autograd, two processes sum their gradients through
     DistributedDataParallel: its communication hook sees every parameter element once a
-    step.  With B = 5 rows cut 3 + 2, the losses and the parameters after 6 steps (with
-    dropout) equal one process's to 1e-12 in float64."""
+    step (with engine="by_hand", the flat all-reduce does).  With B = 5 rows cut 3 + 2,
+    the losses and the parameters after 6 steps (2 layers, dropout) equal one process's
+    to 1e-12 in float64, by either engine."""
     from polyrnn import _tree
 
     steps = 6
@@ -198,7 +203,7 @@ def test_ddp_reduces_the_torch_gradients_and_an_odd_batch_equals_one_process(tmp
     cmd += [str(script), text_file, json.dumps(model), json.dumps(config), str(steps)]
     done = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=90, check=False)
     assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
+    results = json.loads(done.stdout)
 
     one = lm.Trainer(
         TEXT,
@@ -209,11 +214,13 @@ def test_ddp_reduces_the_torch_gradients_and_an_odd_batch_equals_one_process(tmp
     )
     losses = [one.train_step(1e-2) for _ in range(steps)]
     leaves = [one.lm.backend.to_numpy(a) for a in _tree.flatten(one.lm.params)[0]]
-    assert sum(result["elements"]) == steps * sum(a.size for a in leaves)
-    assert result["losses"] == pytest.approx(losses, rel=1e-12, abs=0)
-    assert len(result["params"]) == len(leaves)
-    for got, want in zip(result["params"], leaves, strict=True):
-        np.testing.assert_allclose(np.array(got), want, rtol=0, atol=1e-12)
+    size = sum(a.size for a in leaves)
+    assert [sum(r["elements"]) for r in results.values()] == [steps * size, 0]
+    for engine, result in results.items():
+        assert result["losses"] == pytest.approx(losses, rel=1e-12, abs=0), engine
+        assert len(result["params"]) == len(leaves)
+        for got, want in zip(result["params"], leaves, strict=True):
+            np.testing.assert_allclose(np.array(got), want, rtol=0, atol=1e-12, err_msg=engine)
 
 
 def test_single_process_backends_are_refused_under_torchrun(tmp_path, text_file):
