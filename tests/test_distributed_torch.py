@@ -30,6 +30,18 @@ TRAIN = ["--embed", "8", "--hidden", "16", "--batch", "4", "--seq-len", "16", "-
 TRAIN += ["--warmup", "2", "--dropout", "0.2", "--dtype", "float64", "--json"]
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread here too, as the workers have (``OMP_NUM_THREADS=1``): the tiny
+    models' PyTorch steps run several times slower with more on a shared machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def text_file(tmp_path):
     path = tmp_path / "text.txt"
@@ -139,6 +151,78 @@ def test_training_on_two_processes_equals_one(capsys, tmp_path, text_file, backe
         np.testing.assert_allclose(b[name], a[name], rtol=0, atol=1e-12, err_msg=name)
 
 
+DDP_SCRIPT = """
+import json, sys
+from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+from torch.nn.parallel import DistributedDataParallel
+from polyrnn import _tree, lm
+from polyrnn.lm.distributed_torch import FlatAllReduce
+
+group = lm.TorchGroup.from_env(30.0)
+text, model, config, steps = open(sys.argv[1]).read(), *map(json.loads, sys.argv[2:])
+out = {}
+for engine in ("autodiff", "by_hand"):
+    trainer = lm.Trainer(
+        text, model=lm.ModelConfig(**model), config=lm.TrainConfig(**config),
+        backend="torch", dtype="float64", group=group, engine=engine,
+    )
+    elements = []  # the gradient elements DDP's hook all-reduces, bucket by bucket
+    if engine == "autodiff":
+        assert isinstance(trainer.reducer.ddp, DistributedDataParallel), trainer.reducer
+        def counted(state, bucket):
+            elements.append(bucket.buffer().numel())
+            return allreduce_hook(state, bucket)
+        trainer.reducer.ddp.register_comm_hook(None, counted)
+    else:  # the hand-written gradient: no autograd for DDP's hooks
+        assert isinstance(trainer.reducer, FlatAllReduce), trainer.reducer
+    losses = [trainer.train_step(1e-2) for _ in range(steps)]
+    leaves = _tree.flatten(trainer.lm.params)[0]
+    params = [trainer.lm.backend.to_numpy(a).tolist() for a in leaves]
+    out[engine] = {"losses": losses, "elements": elements, "params": params}
+if group.rank == 0:
+    print(json.dumps(out))
+group.close()
+"""
+
+
+def test_ddp_reduces_the_torch_gradients_and_an_odd_batch_equals_one_process(tmp_path, text_file):
+    """On PyTorch with autograd, two processes sum their gradients through
+    DistributedDataParallel: its communication hook sees every parameter element once a
+    step (with engine="by_hand", the flat all-reduce does).  With B = 5 rows cut 3 + 2,
+    the losses and the parameters after 6 steps (2 layers, dropout) equal one process's
+    to 1e-12 in float64, by either engine."""
+    from polyrnn import _tree
+
+    steps = 6
+    model = {"embed_size": 8, "hidden_size": 16, "layers": 2}
+    config = {"batch": 5, "seq_len": 16, "warmup": 2, "dropout": 0.2}
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT, encoding="utf-8")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    cmd += ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{_free_port()}"]
+    cmd += [str(script), text_file, json.dumps(model), json.dumps(config), str(steps)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=90, check=False)
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)
+
+    one = lm.Trainer(
+        TEXT,
+        model=lm.ModelConfig(**model),
+        config=lm.TrainConfig(**config),
+        backend="torch",
+        dtype="float64",
+    )
+    losses = [one.train_step(1e-2) for _ in range(steps)]
+    leaves = [one.lm.backend.to_numpy(a) for a in _tree.flatten(one.lm.params)[0]]
+    size = sum(a.size for a in leaves)
+    assert [sum(r["elements"]) for r in results.values()] == [steps * size, 0]
+    for engine, result in results.items():
+        assert result["losses"] == pytest.approx(losses, rel=1e-12, abs=0), engine
+        assert len(result["params"]) == len(leaves)
+        for got, want in zip(result["params"], leaves, strict=True):
+            np.testing.assert_allclose(np.array(got), want, rtol=0, atol=1e-12, err_msg=engine)
+
+
 def test_single_process_backends_are_refused_under_torchrun(tmp_path, text_file):
     done = _torchrun(2, "train", "--text", text_file, "--backend", "array_api_strict")
     assert done.returncode != 0
@@ -166,13 +250,17 @@ def _rank_of(pid):
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="finds the workers in /proc")
-def test_a_killed_process_stops_the_other_and_resume_finishes_the_run(capsys, tmp_path, text_file):
-    """Rank 1 killed (SIGKILL) mid-run (NumPy gradients all-reduced by gloo): rank 0 exits within 60 s with one line naming
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_a_killed_process_stops_the_other_and_resume_finishes_the_run(
+    capsys, tmp_path, text_file, backend
+):
+    """Rank 1 killed (SIGKILL) mid-run (NumPy's gradients all-reduced by gloo, PyTorch's
+    by DistributedDataParallel over gloo): rank 0 exits within 60 s with one line naming
     rank 1, torchrun exits non-zero; --resume from the last checkpoint (one process)
     ends with the metrics and parameters of the uninterrupted run (float64: the
     two-process steps before the fault differ from one process's by the grouping of
     sums, 1e-12 relative at most)."""
-    run = ["--text", text_file, *TRAIN, "--steps", "600", "--evals", "12"]  # NumPy: quick
+    run = ["--text", text_file, *TRAIN, "--steps", "600", "--evals", "12", "--backend", backend]
     ck, history = str(tmp_path / "ck.npz"), tmp_path / "h.json"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
     cmd += ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{_free_port()}"]

@@ -8,26 +8,31 @@ when it hosts one), with a timeout on every collective.
 
 - Training (:class:`~polyrnn.lm.Trainer` with ``group=``): the ``B`` streams of every
   batch are cut into ``WORLD_SIZE`` contiguous blocks of rows, one per rank
-  (:meth:`~polyrnn.lm.TorchGroup.rows`); each rank computes the gradient of its rows' mean loss, and
-  one :func:`torch.distributed.all_reduce` of the gradients weighted by the rows' share,
-  ``g = sum_r (B_r / B) g_r``, gives every rank the gradient of the whole batch, which
-  the same Adam step applies to the same (replicated) parameters.  The dropout masks are
-  the whole batch's (:func:`~polyrnn.lm.dropout_masks`), cut the same way.
+  (:meth:`~polyrnn.lm.TorchGroup.rows`); each rank computes the gradient ``g_r`` of its
+  rows' mean loss, and the ranks sum ``g = sum_r (B_r / B) g_r``, the gradient of the
+  whole batch, which the same Adam step applies to the same (replicated) parameters.
+  :meth:`~polyrnn.lm.TorchGroup.data_parallel` chooses how, in one place: on PyTorch
+  with autograd (its default engine), :class:`~torch.nn.parallel.DistributedDataParallel`
+  (:class:`DDPReducer`); for gradients polyrnn writes by hand (NumPy, and PyTorch with
+  ``engine="by_hand"``), which no framework's gradient hooks see, one
+  :func:`torch.distributed.all_reduce` of a flat buffer (:class:`FlatAllReduce`).  Either
+  way the replicas start from rank 0's parameters, and the dropout masks are the whole
+  batch's (:func:`~polyrnn.lm.dropout_masks`), cut the same way.
 - Evaluation (``distributed_torch.evaluate_tokens``): the ``S`` streams of
   :func:`polyrnn.lm.evaluate_tokens` are cut the same way; each rank sums the negative
   log-likelihood of its streams and counts its characters, and one all-reduce in float64
   of the two sums gives ``loss = sum(nll) / sum(count)``, the single process's figure up
   to the order of the additions (never a mean of the ranks' means).
 
-The gradient engine stays the backend's own (PyTorch autograd, or the hand-written one of
-NumPy, whose gradient arrays the all-reduce reads and writes in place through
-:func:`torch.from_numpy`).  JAX has its own runtime (``jax.distributed``); CuPy and
-array-api-strict training is single-process.
+A rank whose peer died or hangs stops with :class:`~polyrnn.lm.PeerLostError`, from
+DDP's all-reduce as from the others.  JAX has its own runtime (``jax.distributed``); CuPy
+and array-api-strict training is single-process.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 import re
 import time
@@ -38,11 +43,19 @@ import numpy as np
 
 from .. import _tree
 from .._compat import Array
-from . import evaluation, model
+from . import evaluation, grad, model
 from .backend import Backend
 from .errors import BackendUnavailableError, LMError, PeerLostError, lost_peers
 
-__all__ = ["ENV", "TIMEOUT", "TorchGroup", "evaluate_tokens", "launched"]
+__all__ = [
+    "ENV",
+    "TIMEOUT",
+    "DDPReducer",
+    "FlatAllReduce",
+    "TorchGroup",
+    "evaluate_tokens",
+    "launched",
+]
 
 ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 """The environment variables by which ``torchrun`` tells a process its place."""
@@ -208,46 +221,181 @@ class TorchGroup:
         blocks = [part.numpy()[: size + (r < rem)] for r, part in enumerate(parts)]
         return np.concatenate(blocks, axis=0)
 
-    def reduce_gradients(
-        self, value_and_grad: Callable[..., Any], backend: Backend, weight: float
-    ) -> Callable[..., Any]:
-        """``value_and_grad`` (of :mod:`polyrnn.lm.grad`) whose loss and gradients are
-        ``sum_r weight_r * (loss_r, grads_r)`` over the ranks: one all-reduce of one flat
-        buffer per step, in the backend's dtype (PyTorch tensors as they are, NumPy
-        arrays through :func:`torch.from_numpy`)."""
+    def data_parallel(
+        self,
+        backend: Backend,
+        cell: str,
+        engine: str | None,
+        params: model.LMParams,
+        weight: float,
+    ) -> tuple[GradientReducer, model.LMParams]:
+        """How this rank's gradient ``g_r`` becomes the whole batch's, ``sum_r weight_r
+        g_r``, and the parameters every rank starts from (rank 0's).  The one place where
+        the way is chosen:
+
+        - PyTorch with autograd (``engine="autodiff"``, its default):
+          :class:`~polyrnn.lm.distributed_torch.DDPReducer`, whose
+          :class:`~torch.nn.parallel.DistributedDataParallel` broadcasts rank 0's
+          parameters when it starts and all-reduces the gradients in ``backward()``;
+        - NumPy (hand-written gradients, no autograd) and PyTorch with
+          ``engine="by_hand"``: :class:`~polyrnn.lm.distributed_torch.FlatAllReduce`, one
+          all-reduce of a flat buffer per step, after one broadcast of the parameters.
+
+        ``weight`` is this rank's share of the batch's rows, ``B_r / B``.
+        """
         if backend.name not in BACKENDS:
             raise single_process_error(backend.name)
-        dist = _dist()
+        engine = grad.default_engine(backend) if engine is None else engine
+        if backend.name == "torch" and engine == "autodiff":
+            ddp = DDPReducer(self, cell, params, weight)
+            return ddp, ddp.replicas()
+        flat = FlatAllReduce(self, backend, grad.value_and_grad(backend, cell, engine), weight)
+        start = _tree.map_(
+            lambda a: backend.asarray(self.broadcast(backend.to_numpy(a), "the first broadcast")),
+            params,
+        )
+        return flat, start
+
+
+class DDPReducer:
+    """The gradient of the whole batch by :class:`~torch.nn.parallel.DistributedDataParallel`
+    (PyTorch autograd): a ``value_and_grad`` of :mod:`polyrnn.lm.grad`.
+
+    ``ddp`` wraps a private module whose parameters (:class:`~torch.nn.Parameter`) hold
+    the model's parameter leaves and whose forward is polyrnn's loss.  Each call copies
+    the given parameters into them, runs the forward and ``backward()`` of this rank's
+    loss scaled by ``world * weight`` (DDP averages the gradients over the ranks, so the
+    result is ``sum_r weight_r g_r``, also when the ranks hold different numbers of rows)
+    and returns the parameters' ``.grad``, with the loss ``sum_r weight_r loss_r`` of one
+    more all-reduce.
+    """
+
+    def __init__(self, group: TorchGroup, cell: str, params: model.LMParams, weight: float) -> None:
+        from torch.nn.parallel import DistributedDataParallel
+
+        leaves, self._rebuild = _tree.flatten(params)
+        self.module = _loss_module()(leaves, self._rebuild, cell)
+        """The loss as a module; its parameters are the model's leaves, in order."""
+        self.ddp = group._collective(  # broadcasts rank 0's parameters
+            "the start of DistributedDataParallel",
+            lambda: DistributedDataParallel(self.module),
+        )
+        """The :class:`~torch.nn.parallel.DistributedDataParallel` around ``module``."""
+        self._group, self._weight = group, weight
+        self._scale = group.world * weight
+
+    def replicas(self) -> model.LMParams:
+        """Copies of the module's parameters: rank 0's on every rank."""
+        return self._rebuild([p.detach().clone() for p in self.module.leaves])
+
+    def __call__(
+        self,
+        params: model.LMParams,
+        tokens: Array,
+        targets: Array,
+        state: model.State,
+        masks: model.Masks | None = None,
+    ) -> tuple[tuple[Array, model.State], model.LMParams]:
         import torch
 
-        def reduced(
-            params: model.LMParams,
-            tokens: Array,
-            targets: Array,
-            state: model.State,
-            masks: model.Masks | None = None,
-        ) -> tuple[tuple[Array, model.State], model.LMParams]:
-            (value, new_state), grads = value_and_grad(params, tokens, targets, state, masks)
-            leaves, rebuild = _tree.flatten(grads)
-            parts = [value, *leaves]
-            if backend.name == "torch":
-                flat = torch.cat([torch.reshape(p, (-1,)) for p in parts])
-            else:
-                flat = torch.from_numpy(np.concatenate([np.reshape(p, (-1,)) for p in parts]))
-            flat *= weight
-            self._collective(
-                "the gradient all-reduce", lambda: dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-            )
-            out = flat if backend.name == "torch" else flat.numpy()
-            sizes = [int(np.prod(p.shape)) for p in parts]
-            offsets = np.cumsum([0, *sizes])
-            pieces = [
-                out[int(a) : int(b)].reshape(tuple(p.shape))
-                for a, b, p in zip(offsets[:-1], offsets[1:], parts, strict=True)
-            ]
-            return (pieces[0], new_state), rebuild(pieces[1:])
+        dist = _dist()
+        leaves = self.module.leaves
+        with torch.no_grad():
+            for p, a in zip(leaves, _tree.flatten(params)[0], strict=True):
+                p.copy_(a)
+                p.grad = None
 
-        return reduced
+        def step() -> tuple[Array, model.State]:
+            value, new_state = self.ddp(tokens, targets, state, masks)
+            (value * self._scale).backward()  # DDP's hooks all-reduce the gradients
+            loss = value.detach() * self._weight
+            dist.all_reduce(loss, op=dist.ReduceOp.SUM)
+            return loss, _tree.map_(lambda a: a.detach(), new_state)
+
+        loss, new_state = self._group._collective("the gradient all-reduce", step)
+        return (loss, new_state), self._rebuild([p.grad for p in leaves])
+
+
+@functools.cache
+def _loss_module() -> type[Any]:
+    """The class of ``DDPReducer.module`` (defined when PyTorch is first needed)."""
+    import torch
+
+    class LossModule(torch.nn.Module):
+        """polyrnn's loss, whose parameters are the model's leaves."""
+
+        def __init__(self, leaves: list[Any], rebuild: Callable[..., Any], cell: str) -> None:
+            super().__init__()
+            self.leaves = torch.nn.ParameterList(
+                torch.nn.Parameter(a.detach().clone()) for a in leaves
+            )
+            self.rebuild, self.cell = rebuild, cell
+
+        def forward(
+            self, tokens: Any, targets: Any, state: Any, masks: Any
+        ) -> tuple[Any, model.State]:
+            params = self.rebuild(list(self.leaves))
+            return model.loss(params, tokens, targets, state, cell=self.cell, masks=masks)
+
+    return LossModule
+
+
+class FlatAllReduce:
+    """The gradient of the whole batch by one all-reduce of one flat buffer per step, for
+    the gradients polyrnn writes by hand (NumPy; PyTorch with ``engine="by_hand"``): a
+    ``value_and_grad`` of :mod:`polyrnn.lm.grad`.
+
+    The loss and the gradients of ``value_and_grad`` are copied into one buffer in the
+    backend's dtype (:func:`torch.cat`; for NumPy :func:`numpy.concatenate`, which
+    :func:`torch.from_numpy` then shares without another copy), multiplied by ``weight``
+    and summed over the ranks, giving ``sum_r weight_r (loss_r, g_r)``.
+    """
+
+    def __init__(
+        self,
+        group: TorchGroup,
+        backend: Backend,
+        value_and_grad: Callable[..., Any],
+        weight: float,
+    ) -> None:
+        self._group, self._backend = group, backend
+        self._value_and_grad, self._weight = value_and_grad, weight
+
+    def __call__(
+        self,
+        params: model.LMParams,
+        tokens: Array,
+        targets: Array,
+        state: model.State,
+        masks: model.Masks | None = None,
+    ) -> tuple[tuple[Array, model.State], model.LMParams]:
+        import torch
+
+        dist = _dist()
+        (value, new_state), grads = self._value_and_grad(params, tokens, targets, state, masks)
+        leaves, rebuild = _tree.flatten(grads)
+        parts = [value, *leaves]
+        torch_arrays = self._backend.name == "torch"
+        if torch_arrays:
+            flat = torch.cat([torch.reshape(p, (-1,)) for p in parts])
+        else:
+            flat = torch.from_numpy(np.concatenate([np.reshape(p, (-1,)) for p in parts]))
+        flat *= self._weight
+        self._group._collective(
+            "the gradient all-reduce", lambda: dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        )
+        out = flat if torch_arrays else flat.numpy()
+        sizes = [int(np.prod(p.shape)) for p in parts]
+        offsets = np.cumsum([0, *sizes])
+        pieces = [
+            out[int(a) : int(b)].reshape(tuple(p.shape))
+            for a, b, p in zip(offsets[:-1], offsets[1:], parts, strict=True)
+        ]
+        return (pieces[0], new_state), rebuild(pieces[1:])
+
+
+GradientReducer = DDPReducer | FlatAllReduce
+"""What :meth:`~polyrnn.lm.TorchGroup.data_parallel` chooses."""
 
 
 def single_process_error(backend: str) -> LMError:

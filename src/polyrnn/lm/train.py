@@ -38,7 +38,7 @@ from .._compat import Array, array_namespace
 from . import _checks
 from .backend import Backend, get_backend
 from .data import StreamBatches, Vocab, split_text
-from .distributed_torch import TorchGroup
+from .distributed_torch import GradientReducer, TorchGroup
 from .distributed_torch import evaluate_tokens as evaluate_across
 from .errors import DivergedError, LMError
 from .evaluation import Metrics, evaluate_tokens
@@ -314,7 +314,9 @@ class Trainer:
         Train data-parallel across the processes of this :mod:`torch.distributed` group
         (:mod:`~polyrnn.lm.distributed_torch`): this process steps the streams ``rows``
         (a slice) of every global batch of ``config.batch``, the gradients are
-        all-reduced, and validation is shared out.  NumPy and PyTorch backends only.
+        all-reduced (by :class:`~torch.nn.parallel.DistributedDataParallel` on PyTorch
+        with autograd, else by one all-reduce of a flat buffer: the attribute
+        ``reducer``), and validation is shared out.  NumPy and PyTorch backends only.
     mesh : jax.sharding.Mesh, optional
         JAX only: train data-parallel over its devices, along its one axis ``"data"``
         (:mod:`polyrnn.lm.distributed_jax`, whose ``initialize`` makes one): every step's
@@ -345,6 +347,11 @@ class Trainer:
         Their training time, evaluations excluded.
     progress : RunProgress or None
         Of the current or last call of :meth:`run` (``None`` before the first).
+    reducer : DDPReducer or FlatAllReduce or None
+        With a ``group``, what sums the ranks' gradients: a
+        :class:`~polyrnn.lm.distributed_torch.DDPReducer` or a
+        :class:`~polyrnn.lm.distributed_torch.FlatAllReduce`
+        (:meth:`~polyrnn.lm.TorchGroup.data_parallel`); ``None`` without.
     text_digest : str
         SHA-256 of the text (UTF-8), to tell a checkpoint of another text apart.
 
@@ -417,10 +424,12 @@ class Trainer:
             self.parallel = DataParallel(mesh, b.dtype_name)
             self.parallel.check_batch(config.batch)
         params = init_params(arch, len(vocab), b, seed=config.seed)
-        grad_fn = value_and_grad(b, arch.cell, engine)
         self.group = group
         self.rows = slice(0, config.batch)
-        if group is not None:
+        self.reducer: GradientReducer | None = None
+        if group is None:
+            grad_fn = value_and_grad(b, arch.cell, engine)
+        else:
             if config.batch < group.world:
                 raise ValueError(
                     f"batch must be at least the number of processes, {group.world}, "
@@ -428,11 +437,10 @@ class Trainer:
                 )
             self.rows = group.rows(config.batch)
             local = self.rows.stop - self.rows.start
-            grad_fn = group.reduce_gradients(grad_fn, b, local / config.batch)
-            params = _tree.map_(  # replicas start equal, as DistributedDataParallel's do
-                lambda a: b.asarray(group.broadcast(b.to_numpy(a), "the first broadcast")),
-                params,
+            self.reducer, params = group.data_parallel(
+                b, arch.cell, engine, params, local / config.batch
             )
+            grad_fn = self.reducer
         self.optimizer = config.optimizer()
         opt_state = self.optimizer.init(params)
         if self.parallel is not None:
