@@ -37,7 +37,7 @@ but for ``b_hn``).  flax has none of them: :func:`to_flax` refuses them and
 
 Each call builds polyrnn's parameters from the module's and runs
 :func:`polyrnn.gru_layers` (:func:`~polyrnn.rnn_layers`, :func:`~polyrnn.lstm_layers`,
-:func:`~polyrnn.cell_layers` for the other cells; the min cells' linear recurrences as a
+``polyrnn.layers.cell_layers`` for the other cells; the min cells' linear recurrences as a
 parallel scan on accelerators),
 whose JAX path is :func:`jax.lax.scan`: :func:`flax.nnx.jit`, :func:`flax.nnx.grad` and
 :func:`flax.nnx.vmap` see ordinary JAX operations.
@@ -336,7 +336,7 @@ class _Base(nnx.Module):
         raise NotImplementedError
 
     def _cell_layers(self) -> Callable[..., Any]:
-        """:func:`polyrnn.cell_layers` of the module's cell record (its ``cell`` other
+        """``polyrnn.layers.cell_layers`` of the module's cell record (its ``cell`` other
         than the default)."""
         return functools.partial(cell_layers, self._CELLS[self.cell])
 
