@@ -2,20 +2,23 @@
 
 Run from the repository root: ``python docs/_distributed_bench.py``, on an idle machine.
 
-JAX's CPU devices.  Each case runs in a
-subprocess of its own (JAX fixes its devices when it starts): the library's default
-model (``lm.ModelConfig()``: GRU, E=64, H=256, 268k parameters) at B=32, T=32 on Python's
-documentation, without a mesh and with meshes of 1 and 2 CPU devices; 3 steps to
-compile, then the median of 5 rounds of 10 steps.  Each device case also times the
+JAX's CPU devices.  Each case runs in a subprocess of its own (JAX fixes its devices when
+it starts): the library's default model (``lm.ModelConfig()``: GRU, E=64, H=256; 280k
+parameters with this text's characters) at B=32, T=32 on Python's documentation, without
+a mesh and with meshes of 1 and 2 CPU devices; 3 steps to compile, then the median of 5
+rounds of 10 steps.  Each device case also times the
 all-reduce of the gradients alone: a sum over the devices of one float32 array per
 device of the size of the parameters.
 
 PyTorch's processes (the check of the time model on hardware that runs in parallel: one
 process per core).  The same model, batch and steps, ``--backend torch``, each process
 with one thread: one process at B=32 and at B=16 (the compute of half the batch), and
-``torchrun`` with 2 processes at B=32 (each steps 16 streams), which also times gloo's
-all-reduce of one float32 tensor of the parameters' size between them; and, for
-comparison, one process with 2 threads at B=32.
+two lone processes at B=16 at once (the same, with both cores busy), ``torchrun`` with 2
+processes at B=32 (each steps 16 streams), which also times gloo's all-reduce of one
+float32 tensor of the parameters' size between them; and, for comparison, one process
+with 2 threads at B=32.
+
+Every case runs 3 times, the cases interleaved; each one's figure is its median round.
 
 Writes docs/distributed_results/throughput.json.
 """
@@ -29,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 CASE = r"""
 import json, statistics, sys, time
@@ -110,44 +114,74 @@ print(json.dumps(out))
 """
 
 
+ROUNDS = 3
+"""Rounds of every case, the cases interleaved (so that a slow minute of a shared machine
+hits them all); each case's figure is its median round."""
+
+
+def _median_round(seen: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round of a case with the median step time, and every round's step time."""
+    case = sorted(seen, key=lambda c: c["step_ms"])[len(seen) // 2]
+    return dict(case, rounds=[round(c["step_ms"], 2) for c in seen])
+
+
+def _torch_case(env: dict[str, str], threads: int, launch: Any, batch: int) -> dict[str, Any]:
+    """One PyTorch case: ``launch`` is a command, or ``"pair"``: two lone processes at once."""
+    threaded = dict(env, OMP_NUM_THREADS=str(threads))
+    with tempfile.TemporaryDirectory() as tmp:  # torchrun runs a file, not -c
+        script = Path(tmp) / "case.py"
+        script.write_text(TORCH_CASE, encoding="utf-8")
+        cmd = [sys.executable] if launch == "pair" else launch
+        procs = [
+            subprocess.Popen(
+                [*cmd, str(script), str(batch)], stdout=subprocess.PIPE, text=True, env=threaded
+            )
+            for _ in range(2 if launch == "pair" else 1)
+        ]
+        outs = [proc.communicate()[0] for proc in procs]
+        if any(proc.returncode for proc in procs):
+            raise SystemExit(f"the torch case {launch} B={batch} failed")
+    case: dict[str, Any] = json.loads(outs[0].strip().splitlines()[-1])
+    if launch == "pair":  # the compute of a step of each, with both cores busy
+        case["concurrent"] = 2
+        case["step_ms"] = max(json.loads(o.strip().splitlines()[-1])["step_ms"] for o in outs)
+        case["tokens_per_s"] = 2 * batch * 32 / (case["step_ms"] / 1e3)
+    return case
+
+
 def main() -> None:
     root = Path(__file__).resolve().parent.parent
     env = dict(os.environ, PYTHONPATH=str(root / "src"), JAX_PLATFORMS="cpu")
     env.pop("XLA_FLAGS", None)
     load = os.getloadavg()[0]  # of the minute before: whether the machine was idle
-    cases = []
-    for devices in (0, 1, 2):  # 0: no mesh, the plain single-device step
-        done = subprocess.run(
-            [sys.executable, "-c", CASE, str(devices)],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=True,
-        )
-        cases.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        print(cases[-1], flush=True)
-    torch_cases = []
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
-    torchrun += ["--rdzv-backend", "c10d", "--rdzv-endpoint", "127.0.0.1:29477"]
-    for threads, launch, batch in [
-        (1, [sys.executable], 32),
-        (1, [sys.executable], 16),
-        (1, torchrun, 32),
-        (2, [sys.executable], 32),
-    ]:
-        threaded = dict(env, OMP_NUM_THREADS=str(threads))
-        with tempfile.TemporaryDirectory() as tmp:  # torchrun runs a file, not -c
-            script = Path(tmp) / "case.py"
-            script.write_text(TORCH_CASE, encoding="utf-8")
+    jax_runs: list[list[dict[str, Any]]] = [[], [], []]
+    for _ in range(ROUNDS):
+        for devices, seen in enumerate(jax_runs):  # 0: no mesh, the plain single-device step
             done = subprocess.run(
-                [*launch, str(script), str(batch)],
+                [sys.executable, "-c", CASE, str(devices)],
                 capture_output=True,
                 text=True,
-                env=threaded,
+                env=env,
                 check=True,
             )
-        torch_cases.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        print(torch_cases[-1], flush=True)
+            seen.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(seen[-1], flush=True)
+    cases = [_median_round(seen) for seen in jax_runs]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    torchrun += ["--rdzv-backend", "c10d", "--rdzv-endpoint", "127.0.0.1:29477"]
+    plan: list[tuple[int, Any, int]] = [
+        (1, [sys.executable], 32),
+        (1, [sys.executable], 16),
+        (1, "pair", 16),
+        (1, torchrun, 32),
+        (2, [sys.executable], 32),
+    ]
+    runs: list[list[dict[str, Any]]] = [[] for _ in plan]
+    for _ in range(ROUNDS):
+        for (threads, launch, batch), seen in zip(plan, runs, strict=True):
+            seen.append(_torch_case(env, threads, launch, batch))
+            print(seen[-1], flush=True)
+    torch_cases = [_median_round(seen) for seen in runs]
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, load average "
         f"{load:.1f} before the run and {os.getloadavg()[0]:.1f} at its end",

@@ -123,13 +123,15 @@ def _arrays(path):
 TIMES = {"seconds", "tokens_per_s", "best_seconds"}
 
 
+@pytest.mark.parametrize("steps", [8, pytest.param(300, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("backend", ["torch", "numpy"])
-def test_training_on_two_processes_equals_one(capsys, tmp_path, text_file, backend):
+def test_training_on_two_processes_equals_one(capsys, tmp_path, text_file, backend, steps):
     """Two processes, each stepping 2 of the 4 streams with all-reduced gradients, print
     the metrics of one process stepping all 4 (float64, to 1e-12 relative: the sums are
     only grouped differently) and save the same parameters (to 1e-12); rank 0 alone
-    writes and prints."""
-    run = ["--text", text_file, *TRAIN, "--steps", "8", "--evals", "2", "--backend", backend]
+    writes and prints.  8 steps in CI, 300 on demand (``-m slow``)."""
+    run = ["--text", text_file, *TRAIN, "--steps", str(steps), "--evals", "2"]
+    run += ["--backend", backend]
     one = _straight(capsys, *run, "--out", str(tmp_path / "one.npz"))
     two = _torchrun(2, "train", *run, "--out", str(tmp_path / "two.npz"))
     assert two.returncode == 0, two.stderr

@@ -13,9 +13,9 @@ when it hosts one), with a timeout on every collective.
   whole batch, which the same Adam step applies to the same (replicated) parameters.
   :meth:`~polyrnn.lm.TorchGroup.data_parallel` chooses how, in one place: on PyTorch
   with autograd (its default engine), :class:`~torch.nn.parallel.DistributedDataParallel`
-  (:class:`DDPReducer`); for gradients polyrnn writes by hand (NumPy, and PyTorch with
+  (``DDPReducer``); for gradients polyrnn writes by hand (NumPy, and PyTorch with
   ``engine="by_hand"``), which no framework's gradient hooks see, one
-  :func:`torch.distributed.all_reduce` of a flat buffer (:class:`FlatAllReduce`).  Either
+  :func:`torch.distributed.all_reduce` of a flat buffer (``FlatAllReduce``).  Either
   way the replicas start from rank 0's parameters, and the dropout masks are the whole
   batch's (:func:`~polyrnn.lm.dropout_masks`), cut the same way.
 - Evaluation (``distributed_torch.evaluate_tokens``): the ``S`` streams of
@@ -145,7 +145,7 @@ class TorchGroup:
         return cls(rank, world, store, timeout)
 
     def close(self) -> None:
-        """Leave the group, first freeing the :class:`DDPReducer` s made on it: a
+        """Leave the group, first freeing the DistributedDataParallel wrappers made on it: a
         ``DistributedDataParallel`` that outlives its process group is destroyed at the
         interpreter's exit, where the process can abort (``terminate called without an
         active exception``: 4 of 24 two-process runs of ``polyrnn train --backend torch``
@@ -243,13 +243,12 @@ class TorchGroup:
         g_r``, and the parameters every rank starts from (rank 0's).  The one place where
         the way is chosen:
 
-        - PyTorch with autograd (``engine="autodiff"``, its default):
-          :class:`~polyrnn.lm.distributed_torch.DDPReducer`, whose
-          :class:`~torch.nn.parallel.DistributedDataParallel` broadcasts rank 0's
+        - PyTorch with autograd (``engine="autodiff"``, its default): ``DDPReducer``,
+          whose :class:`~torch.nn.parallel.DistributedDataParallel` broadcasts rank 0's
           parameters when it starts and all-reduces the gradients in ``backward()``;
         - NumPy (hand-written gradients, no autograd) and PyTorch with
-          ``engine="by_hand"``: :class:`~polyrnn.lm.distributed_torch.FlatAllReduce`, one
-          all-reduce of a flat buffer per step, after one broadcast of the parameters.
+          ``engine="by_hand"``: ``FlatAllReduce``, one all-reduce of a flat buffer per
+          step, after one broadcast of the parameters.
 
         ``weight`` is this rank's share of the batch's rows, ``B_r / B``.
         """

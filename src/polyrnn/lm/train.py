@@ -347,10 +347,10 @@ class Trainer:
         Their training time, evaluations excluded.
     progress : RunProgress or None
         Of the current or last call of :meth:`run` (``None`` before the first).
-    reducer : DDPReducer or FlatAllReduce or None
+    reducer : callable or None
         With a ``group``, what sums the ranks' gradients: a
-        :class:`~polyrnn.lm.distributed_torch.DDPReducer` or a
-        :class:`~polyrnn.lm.distributed_torch.FlatAllReduce`
+        ``polyrnn.lm.distributed_torch.DDPReducer`` or a
+        ``polyrnn.lm.distributed_torch.FlatAllReduce``
         (:meth:`~polyrnn.lm.TorchGroup.data_parallel`); ``None`` without.
     text_digest : str
         SHA-256 of the text (UTF-8), to tell a checkpoint of another text apart.
