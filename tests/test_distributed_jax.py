@@ -98,9 +98,9 @@ def single(text_file, tmp_path_factory):
     return _single(text_file, tmp_path_factory, 10)
 
 
-def _agree(result, history, single):
+def _agree(result, history, single, steps):
     expected, expected_history = single
-    assert result["steps"] == expected["steps"]
+    assert result["steps"] == expected["steps"] == steps
     for key in METRICS:
         assert result[key] == pytest.approx(expected[key], rel=1e-5), key
     assert len(history) == len(expected_history) == 3
@@ -118,7 +118,7 @@ def test_four_devices_give_the_metrics_of_one(text_file, tmp_path, tmp_path_fact
     history = tmp_path / "h.json"
     out, _ = _finish(_start(text_file, history, *_length(steps), "--devices", "4"))
     single = _single(text_file, tmp_path_factory, steps)
-    _agree(_result(out), json.loads(history.read_text())["history"], single)
+    _agree(_result(out), json.loads(history.read_text())["history"], single, steps)
 
 
 SHARDING = textwrap.dedent(
@@ -210,7 +210,7 @@ def test_two_processes_give_the_metrics_of_one(text_file, tmp_path, tmp_path_fac
         for proc in procs:
             proc.kill()
     single = _single(text_file, tmp_path_factory, steps)
-    _agree(_result(out0), json.loads(history.read_text())["history"], single)
+    _agree(_result(out0), json.loads(history.read_text())["history"], single, steps)
     assert "{" not in out1
 
 

@@ -315,3 +315,39 @@ def test_the_ranks_rows_are_numpys_array_split(world):
         groups = [lm.TorchGroup(rank, world, store=None, timeout=1.0) for rank in range(world)]
         for group, part in zip(groups, np.array_split(np.arange(n), world), strict=True):
             assert list(range(n)[group.rows(n)]) == list(part)
+
+
+def test_a_model_error_under_ddp_is_not_taken_for_a_lost_peer(monkeypatch):
+    """A DDP step whose forward fails for the model's own reason (a RuntimeError, as
+    PyTorch raises for a bad shape or for lack of memory) raises that error, not
+    PeerLostError: the forward exchanges nothing, so only the backward and the loss's
+    sum count as collectives.  One process, a group of one."""
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("the model's own error")
+
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    group = lm.TorchGroup.from_env(timeout=5.0)
+    try:
+        trainer = lm.Trainer(
+            TEXT,
+            model=lm.ModelConfig(embed_size=8, hidden_size=16),
+            config=lm.TrainConfig(batch=4, seq_len=16),
+            backend="torch",
+            group=group,
+        )
+        params, _, x, y, state, _, masks = trainer.step_inputs(1e-2)
+        with monkeypatch.context() as m:
+            m.setattr(lm.model, "loss", fails)
+            with pytest.raises(RuntimeError, match="the model's own error") as caught:
+                trainer.reducer(params, x, y, state, masks)
+        assert not isinstance(caught.value, lm.PeerLostError), caught.value
+        (loss, _), _ = trainer.reducer(params, x, y, state, masks)  # still usable
+        assert np.isfinite(float(loss))
+    finally:
+        group.close()
+    with pytest.raises(lm.LMError, match="process group has been closed"):
+        trainer.reducer(params, x, y, state, masks)

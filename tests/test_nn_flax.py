@@ -595,3 +595,23 @@ def test_import_without_flax_names_the_extra() -> None:
     ).stdout
     assert "polyrnn.nn.flax needs Flax" in out
     assert 'pip install "polyrnn[flax]"' in out
+
+
+def test_layer_normalised_cells_start_as_polyrnns_inits() -> None:
+    """The gains start at one and the normalisations' shifts at zero, as
+    :func:`polyrnn.init_ln_gru` and :func:`polyrnn.init_ln_lstm` give them (the module's
+    ``bias`` fuses ``b_x + b_h``)."""
+    g, ls = polyrnn.init_ln_gru(D, H, seed=0), polyrnn.init_ln_lstm(D, H, seed=0)
+    gru = pf.GRU(D, H, cell="ln_gru", rngs=nnx.Rngs(0)).layers[0].forward
+    lstm = pf.LSTM(D, H, cell="ln_lstm", rngs=nnx.Rngs(0)).layers[0].forward
+    for got, want in [
+        (gru.kernel_norm_scale, g.g_x),
+        (gru.recurrent_norm_scale, g.g_h),
+        (gru.bias, g.b_x + g.b_h),
+        (lstm.kernel_norm_scale, ls.g_x),
+        (lstm.recurrent_norm_scale, ls.g_h),
+        (lstm.cell_norm_scale, ls.g_c),
+        (lstm.cell_norm_bias, ls.b_c),
+        (lstm.bias, ls.b_x + ls.b_h),
+    ]:
+        np.testing.assert_array_equal(np.asarray(got[...]), want)

@@ -555,3 +555,30 @@ def test_bad_cells_are_refused_clearly():
         pk.GRU(3, cell="min_lstm", recurrent_dropout=0.2)
     with pytest.raises(ValueError, match=r"so recurrent_regularizer cannot apply"):
         pk.GRU(3, cell="min_gru", recurrent_regularizer="l2")
+
+
+@pytest.mark.parametrize("unit_forget_bias", [True, False])
+def test_layer_normalised_cells_start_as_polyrnns_inits(unit_forget_bias):
+    """The gains start at one and the normalisations' shifts at zero, as
+    :func:`polyrnn.init_ln_gru` and :func:`polyrnn.init_ln_lstm` give them; the LSTM's
+    ``unit_forget_bias`` starts its forget gate's shift at one (Keras's order i, f, c, o)."""
+    gru = pk.GRU(H, cell="ln_gru")
+    gru.build((None, None, D))
+    lstm = pk.LSTM(H, cell="ln_lstm", unit_forget_bias=unit_forget_bias)
+    lstm.build((None, None, D))
+    g, ls = polyrnn.init_ln_gru(D, H, seed=0), polyrnn.init_ln_lstm(D, H, seed=0)
+    got = {v.name: numpy(v.value) for v in gru.weights}
+    np.testing.assert_array_equal(got["ln_gamma_kernel"], g.g_x)
+    np.testing.assert_array_equal(got["ln_gamma_recurrent"], g.g_h)
+    np.testing.assert_array_equal(got["bias"], np.stack([g.b_x, g.b_h]))
+    got = {v.name: numpy(v.value) for v in lstm.weights}
+    for name, want in [
+        ("ln_gamma_kernel", ls.g_x),
+        ("ln_gamma_recurrent", ls.g_h),
+        ("ln_gamma_cell", ls.g_c),
+        ("ln_beta_cell", ls.b_c),
+    ]:
+        np.testing.assert_array_equal(got[name], want, err_msg=name)
+    forget = np.zeros(4 * H)
+    forget[H : 2 * H] = float(unit_forget_bias)
+    np.testing.assert_array_equal(got["bias"], ls.b_x + forget)

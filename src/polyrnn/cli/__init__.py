@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__, backends, gru_scan, init_gru, lm
-from ._common import file_path, jax_mesh, number, positive, shown, to_json, torch_group
+from ._common import file_path, jax_mesh, number, positive, reports, shown, to_json, torch_group
 from ._train import EVALS, MINUTES, MODEL, TRAINING, Run, train, train_run
 
 
@@ -92,7 +92,7 @@ def evaluate(args: argparse.Namespace) -> int:
             metrics = distributed_torch.evaluate_tokens(model, tokens, group)
         else:
             metrics = lm.evaluate_tokens(model, tokens)
-    if (group is not None and group.rank != 0) or args.process_id:
+    if not reports(args):
         return 0
     if args.json:
         print(

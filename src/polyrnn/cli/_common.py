@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import signal
 from collections.abc import Iterator
 from typing import Any
@@ -118,6 +119,13 @@ def jax_mesh(args: argparse.Namespace) -> Any:
     ]
     if not given:
         return None
+    from ..lm import distributed_torch
+
+    if distributed_torch.launched() and args.num_processes is not None:
+        raise lm.LMError(
+            "--num-processes joins processes through jax.distributed; under torchrun, "
+            "which has joined them already, leave it out"
+        )
     if args.backend != "jax":
         raise lm.LMError(
             f"--{given[0].replace('_', '-')} needs --backend jax, got --backend {args.backend}"
@@ -140,3 +148,13 @@ def jax_faults(mesh: Any) -> contextlib.AbstractContextManager[None]:
     from ..lm import distributed_jax
 
     return distributed_jax.peer_faults()
+
+
+def reports(args: argparse.Namespace) -> bool:
+    """Whether this process writes the command's files and prints its results: a lone
+    process, or process 0 of ``jax.distributed`` or of ``torchrun`` (known from the
+    environment, before joining)."""
+    from ..lm import distributed_torch
+
+    torch_rank = int(os.environ["RANK"]) if distributed_torch.launched() else 0
+    return not getattr(args, "process_id", None) and torch_rank == 0

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import lm
-from ._common import jax_faults, jax_mesh, shown, to_json, torch_group
+from ._common import jax_faults, jax_mesh, reports, shown, to_json, torch_group
 
 MODEL = lm.ModelConfig(hidden_size=384)
 """The architecture ``polyrnn train`` builds by default (see :class:`polyrnn.lm.ModelConfig`):
@@ -358,19 +358,10 @@ def _summary(trainer: lm.Trainer, report: lm.TrainReport) -> dict[str, Any]:
     }
 
 
-def _writes_files(args: argparse.Namespace) -> bool:
-    """Whether this process writes ``train``'s files: a lone process, or process 0 of
-    ``jax.distributed`` or of ``torchrun`` (known from the environment, before joining)."""
-    from ..lm import distributed_torch
-
-    torch_rank = int(os.environ["RANK"]) if distributed_torch.launched() else 0
-    return not args.process_id and torch_rank == 0
-
-
 def train(args: argparse.Namespace) -> int:
     """Train a character-level language model on a text file."""
     mesh = jax_mesh(args)
-    writes = _writes_files(args)
+    writes = reports(args)
     if writes:  # the others would race it for the probe's file
         outputs = {"--out": args.out, "--history": args.history, "--checkpoint": args.checkpoint}
         _check_files(args.text, outputs)

@@ -18,7 +18,9 @@ to them (:func:`jax.make_array_from_callback`).
 
 ``initialize`` sets up the devices (it must run before JAX first computes) and returns
 the mesh that :class:`polyrnn.lm.Trainer` takes as ``mesh``; ``DataParallel`` places a
-step's arrays on it and compiles the step.
+step's arrays on it and compiles the step.  ``evaluate_tokens`` shares an evaluation's streams
+among the processes and combines their float64 sums exactly (``polyrnn eval``, and the
+validation of a run over several processes).
 
 Faults: the processes join with every timeout of :func:`jax.distributed.initialize`
 set to ``timeout`` (the join, the heartbeats by which the coordination service, on
@@ -234,6 +236,11 @@ class DataParallel:
     def size(self) -> int:
         """N, the devices of the mesh."""
         return int(self.mesh.size)
+
+    @property
+    def processes(self) -> int:
+        """The processes whose devices the mesh spans."""
+        return len({d.process_index for d in self.mesh.devices.flat})
 
     def check_batch(self, batch: int) -> None:
         """Raise :class:`~polyrnn.lm.LMError` unless the ``batch`` streams split evenly."""

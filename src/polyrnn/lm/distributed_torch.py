@@ -37,6 +37,7 @@ import gc
 import os
 import re
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -51,8 +52,6 @@ from .errors import BackendUnavailableError, LMError, PeerLostError, lost_peers
 __all__ = [
     "ENV",
     "TIMEOUT",
-    "DDPReducer",
-    "FlatAllReduce",
     "TorchGroup",
     "evaluate_tokens",
     "launched",
@@ -105,7 +104,7 @@ class TorchGroup:
         self.reporting = False
         """Whether :meth:`lost` has been called: the process is on its way out."""
         self._store = store
-        self._reducers: list[DDPReducer] = []
+        self._reducers: weakref.WeakSet[DDPReducer] = weakref.WeakSet()
 
     @classmethod
     def from_env(cls, timeout: float = TIMEOUT) -> TorchGroup:
@@ -145,16 +144,16 @@ class TorchGroup:
         return cls(rank, world, store, timeout)
 
     def close(self) -> None:
-        """Leave the group, first freeing the DistributedDataParallel wrappers made on it: a
-        ``DistributedDataParallel`` that outlives its process group is destroyed at the
-        interpreter's exit, where the process can abort (``terminate called without an
+        """Leave the group, first freeing the ``DistributedDataParallel`` s made on it (their
+        reducers then refuse to run): one that outlives its process group is destroyed at
+        the interpreter's exit, where the process can abort (``terminate called without an
         active exception``: 4 of 24 two-process runs of ``polyrnn train --backend torch``
         on CPU; none of 40 with this)."""
         dist = _dist()
-        for reducer in self._reducers:
+        for reducer in list(self._reducers):
             reducer.ddp = None
         self._reducers.clear()
-        gc.collect()  # a DDP in a reference cycle (the Trainer's) goes now, not at exit
+        gc.collect()  # DDP's own reference cycles: collected now, not at the exit
         if dist.is_initialized():
             dist.destroy_process_group()
 
@@ -257,7 +256,7 @@ class TorchGroup:
         engine = grad.default_engine(backend) if engine is None else engine
         if backend.name == "torch" and engine == "autodiff":
             ddp = DDPReducer(self, cell, params, weight)
-            self._reducers.append(ddp)
+            self._reducers.add(ddp)
             return ddp, ddp.replicas()
         flat = FlatAllReduce(self, backend, grad.value_and_grad(backend, cell, engine), weight)
         start = _tree.map_(
@@ -309,20 +308,25 @@ class DDPReducer:
         import torch
 
         dist = _dist()
+        if self.ddp is None:
+            raise LMError("this gradient reducer's process group has been closed")
         leaves = self.module.leaves
         with torch.no_grad():
             for p, a in zip(leaves, _tree.flatten(params)[0], strict=True):
                 p.copy_(a)
                 p.grad = None
+        # The forward exchanges nothing (no buffers): its errors are the model's own and
+        # pass as they are; the backward's hooks and the loss's sum are the collectives.
+        value, new_state = self.ddp(tokens, targets, state, masks)
 
-        def step() -> tuple[Array, model.State]:
-            value, new_state = self.ddp(tokens, targets, state, masks)
+        def reduce() -> Array:
             (value * self._scale).backward()  # DDP's hooks all-reduce the gradients
             loss = value.detach() * self._weight
             dist.all_reduce(loss, op=dist.ReduceOp.SUM)
-            return loss, _tree.map_(lambda a: a.detach(), new_state)
+            return loss
 
-        loss, new_state = self._group._collective("the gradient all-reduce", step)
+        loss = self._group._collective("the gradient all-reduce", reduce)
+        new_state = _tree.map_(lambda a: a.detach(), new_state)
         return (loss, new_state), self._rebuild([p.grad for p in leaves])
 
 

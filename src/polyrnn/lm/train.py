@@ -586,13 +586,17 @@ class Trainer:
 
     def evaluate(self) -> Metrics:
         """:class:`~polyrnn.lm.Metrics` on the held-out validation text (never dropped
-        out; shared out among the processes of ``group``; with a ``mesh``, on one device of
-        this process)."""
+        out; shared out among the processes of ``group``, or of a ``mesh`` over several
+        processes, each process scoring its share on one of its devices)."""
         if self.group is not None:
             return evaluate_across(self.lm, self.val_tokens, self.group)
         lm = self.lm
         if self.parallel is not None:
             lm = dataclasses.replace(lm, params=self.parallel.local(lm.params))
+            if self.parallel.processes > 1:  # each scores its share of the streams
+                from .distributed_jax import evaluate_tokens as evaluate_shared
+
+                return evaluate_shared(lm, self.val_tokens)
         return evaluate_tokens(lm, self.val_tokens)
 
     def full_state(self) -> tuple[tuple[np.ndarray, ...], ...]:

@@ -10,17 +10,19 @@ Each module holds, for every layer ``l`` and direction, an ``nnx.Param`` of each
 ``kernel``                   ``(D_l, G*H)``        input weights, gates side by side
 ``recurrent_kernel``         ``(H, G*H)``          recurrent weights (not the min cells)
 ``bias``                     ``(G*H,)``            the bias (``use_bias=True``)
-``recurrent_bias``           ``(H,)``              ``b_hn``, GRU with ``reset_after`` and
-                                                   ``cell="ln_gru"`` only
+``recurrent_bias``           ``(H,)``              ``b_hn``: the GRU with ``reset_after``,
+                                                   and ``cell="ln_gru"``
 ``kernel_norm_scale``        ``(G*H,)``            ``cell="ln_gru"``, ``"ln_lstm"``: gains
 ``recurrent_norm_scale``     ``(G*H,)``            of the normalisations of ``x W`` and
                                                    ``h U`` (ones at first)
-``cell_norm_scale``,         ``(H,)``              ``cell="ln_lstm"``: gain (ones) and
-``cell_norm_bias``                                 shift (zeros) of the cell state's
+``cell_norm_scale``          ``(H,)``              ``cell="ln_lstm"``: gain of the cell
+                                                   state's normalisation (ones at first)
+``cell_norm_bias``           ``(H,)``              ``cell="ln_lstm"``: its shift (zeros)
 ============================ ===================== ======================================
 
-(``layers[l].backward`` too with ``bidirectional``), ``G`` being 1, 3 ``(r, z, n)`` or 4
-``(i, f, g, o)``, ``D_0`` the input size and ``D_l = H`` (``2H`` bidirectional) above.
+(``layers[l].backward`` too with ``bidirectional``), ``G`` being 1, 2 ``(z, h~)`` for
+minGRU, 3 ``(r, z, n)``, ``(f, i, h~)`` for minLSTM, or 4 ``(i, f, g, o)``, ``D_0`` the
+input size and ``D_l = H`` (``2H`` bidirectional) above.
 These are polyrnn's :class:`~polyrnn.GRUParams` (``w_x``, ``w_h``) with the biases
 fused as polyrnn's scans fuse them, so no parameter is redundant: ``bias = b_x + b_h``
 except ``b_hn``, which a ``reset_after`` GRU multiplies by ``r``.  The inputs are
@@ -565,6 +567,7 @@ class GRU(_Base):
         **kwargs: Any,
     ) -> None:
         _validate.flags(type(self).__name__, reset_after=reset_after)
+        _validate.choice(type(self).__name__, "cell", cell, self._CELLS)  # before its options
         if not reset_after and cell != "gru":
             raise ValueError(
                 f"GRU: reset_after=False (the reset gate before the recurrent product) is the "

@@ -676,7 +676,9 @@ class LSTM(_GatedBase):
     activation, recurrent_activation
         ``"tanh"`` and ``"sigmoid"``; others raise ``ValueError``.
     unit_forget_bias : bool
-        As Keras: the forget gate's bias initialised to ones.
+        As Keras: the forget gate's bias initialised to ones (with ``cell="ln_lstm"``,
+        the forget gate's shift of the normalisations, where
+        :func:`polyrnn.init_ln_lstm` has zeros).
     dropout, recurrent_dropout, seed, return_sequences, return_state, go_backwards,
     stateful, unroll
         As :class:`SimpleRNN`.
