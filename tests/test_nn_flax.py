@@ -509,14 +509,20 @@ def test_other_cells_gradients_under_nnx_grad_as_numpy_vjp(kind: str, cell: str)
 
 def test_bad_cells_are_refused_clearly() -> None:
     rngs = nnx.Rngs(0)
-    with pytest.raises(ValueError, match=r"GRU: cell must be one of .*'min_lstm'.*'lstm'"):
+    with pytest.raises(
+        ValueError,
+        match=r"GRU: cell must be one of 'gru', 'ln_gru', 'min_gru', 'min_lstm', got 'lstm' "
+        r"\('lstm' is a cell of the LSTM layers, whose state is h and c\)",
+    ):
         pf.GRU(D, H, cell="lstm", rngs=rngs)
-    with pytest.raises(ValueError, match=r"LSTM: cell must be one of .*'ln_lstm'.*'gru'"):
+    with pytest.raises(ValueError, match=r"LSTM: cell must be one of 'lstm', 'ln_lstm', got 'gru'"):
         pf.LSTM(D, H, cell="gru", rngs=rngs)
-    with pytest.raises(ValueError, match=r"SimpleRNN: cell must be one of .*'rnn'.*'ln_gru'"):
+    with pytest.raises(ValueError, match=r"SimpleRNN: cell must be one of 'rnn', got 'ln_gru'"):
         pf.SimpleRNN(D, H, cell="ln_gru", rngs=rngs)
-    with pytest.raises(ValueError, match=r"reset_after=False .* cell='min_gru', which has none"):
+    with pytest.raises(ValueError, match=r"reset_after=False .* cell='min_gru', which has no W_h"):
         pf.GRU(D, H, cell="min_gru", reset_after=False, rngs=rngs)
+    with pytest.raises(ValueError, match=r"GRU: cell must be one of .*, got 'minGRU'"):
+        pf.GRU(D, H, cell="minGRU", reset_after=False, rngs=rngs)  # the cell is checked first
     with pytest.raises(ValueError, match=r"to_flax: flax has no 'ln_lstm' cell"):
         pf.to_flax(pf.LSTM(D, H, cell="ln_lstm", rngs=rngs))
     gru = pf.GRU(D, H, rngs=rngs)

@@ -547,9 +547,11 @@ def test_bad_cells_are_refused_clearly():
         pk.LSTM(3, cell="gru")
     with pytest.raises(ValueError, match=r"SimpleRNN: cell must be one of 'rnn', got 'ln_gru'"):
         pk.SimpleRNN(3, cell="ln_gru")
-    with pytest.raises(ValueError, match=r"reset_after=False .* cell='min_gru', which has none"):
+    with pytest.raises(ValueError, match=r"reset_after=False .* cell='min_gru', which has no W_h"):
         pk.GRU(3, cell="min_gru", reset_after=False)
-    with pytest.raises(ValueError, match=r"cell='ln_gru', which applies it after"):
+    with pytest.raises(
+        ValueError, match=r"cell='ln_gru', which normalises h W_h whole, the reset-after form"
+    ):
         pk.GRU(3, cell="ln_gru", reset_after=False)
     with pytest.raises(ValueError, match=r"cell='min_lstm' has no recurrent_kernel.*dropout=0.2"):
         pk.GRU(3, cell="min_lstm", recurrent_dropout=0.2)

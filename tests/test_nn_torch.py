@@ -751,7 +751,7 @@ def test_cells_bad_values_raise_clearly():
     with pytest.raises(
         ValueError,
         match=r"GRU: cell must be one of 'gru', 'ln_gru', 'min_gru', "
-        r"'min_lstm', got 'lstm' \('lstm' is a cell of polyrnn.nn.torch.LSTM",
+        r"'min_lstm', got 'lstm' \('lstm' is a cell of the LSTM layers, whose state is h and c",
     ):
         pt.GRU(D, H, cell="lstm")
     with pytest.raises(
@@ -764,8 +764,8 @@ def test_cells_bad_values_raise_clearly():
         pt.GRU(D, H, cell=None)
     with pytest.raises(
         ValueError,
-        match=r"reset_after=False is an option of cell='gru' only, "
-        r"got cell='min_gru'",
+        match=r"reset_after=False \(the reset gate before the recurrent product\) is the "
+        r"plain GRU's option only, got it with cell='min_gru', which has no W_h",
     ):
         pt.GRU(D, H, cell="min_gru", reset_after=False)
     with pytest.raises(ValueError, match=r"cell must be one of .*, got 'minGRU'"):

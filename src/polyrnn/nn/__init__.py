@@ -14,10 +14,49 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .. import cells
+from .._cell import Cell
+
 _SUBMODULES = ("torch", "flax", "keras")
 """The framework modules, loaded on first use as attributes of the package."""
 
 __all__: list[str] = []
+
+LAYER_CELLS = {
+    "rnn": ("rnn",),
+    "gru": ("gru", "ln_gru", "min_gru", "min_lstm"),
+    "lstm": ("lstm", "ln_lstm"),
+}
+"""The cells each kind of layer of the three frameworks offers, its own (the default)
+first: those whose state is the layer's (``h``; ``h``; ``h`` and ``c``)."""
+
+
+def choose_cell(layer: str, kind: str, cell: Any, reset_after: bool = True) -> Cell:
+    """The record of ``cell`` for a ``kind`` layer (``"rnn"``, ``"gru"``, ``"lstm"``) of
+    the class named ``layer``, checked: one of :data:`LAYER_CELLS` ``[kind]``, and
+    ``reset_after=False`` with the plain GRU only.  The one check of the three
+    frameworks' ``cell`` keyword."""
+    allowed = LAYER_CELLS[kind]
+    if not isinstance(cell, str) or cell not in allowed:
+        hint = next(
+            (
+                f" ({cell!r} is a cell of the {other.upper()} layers, whose state is "
+                f"{' and '.join(cells.BUILTIN[cell].states)})"
+                for other, names in LAYER_CELLS.items()
+                if isinstance(cell, str) and cell in names
+            ),
+            "",
+        )
+        raise ValueError(
+            f"{layer}: cell must be one of {', '.join(map(repr, allowed))}, got {cell!r}{hint}"
+        )
+    if not reset_after and cell != "gru":
+        why = "normalises h W_h whole, the reset-after form" if cell == "ln_gru" else "has no W_h"
+        raise ValueError(
+            f"{layer}: reset_after=False (the reset gate before the recurrent product) is "
+            f"the plain GRU's option only, got it with cell={cell!r}, which {why}"
+        )
+    return cells.BUILTIN[cell]
 
 
 def __getattr__(name: str) -> Any:

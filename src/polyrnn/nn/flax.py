@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 try:
     import jax
@@ -77,6 +77,7 @@ from .._cell import Cell
 from ..cells import ACTIVATIONS, fused_bias
 from ..layers import cell_layers, gru_layers, lstm_layers, rnn_layers
 from ..params import GRUParams, LSTMParams, RNNParams
+from . import choose_cell
 
 __all__ = ["GRU", "LSTM", "SimpleRNN", "from_flax", "to_flax"]
 
@@ -168,8 +169,8 @@ class _Base(nnx.Module):
 
     _gates = 1
     _params: Any = RNNParams
-    _CELLS: ClassVar[dict[str, Cell]] = {"rnn": cells.RNN}
-    """The cells the module computes, by the name its ``cell`` argument takes."""
+    _kind = "rnn"
+    """The kind of layer: its cells are ``polyrnn.nn.LAYER_CELLS[_kind]``, its own first."""
 
     def __init__(
         self,
@@ -207,9 +208,8 @@ class _Base(nnx.Module):
             raise ValueError(f"{cls}: dropout must be a number in [0, 1), got {dropout!r}")
         if not isinstance(rngs, nnx.Rngs):
             raise TypeError(f"{cls}: rngs must be an nnx.Rngs, got {type(rngs).__name__}")
-        _validate.choice(cls, "cell", cell, self._CELLS)
+        record = choose_cell(cls, self._kind, cell)
         self.cell = cell
-        record = self._CELLS[cell]
         self.in_features = in_features
         self.hidden_features = hidden_features
         self.num_layers = num_layers
@@ -247,7 +247,7 @@ class _Base(nnx.Module):
     def _to_polyrnn(self, w: _Weights, dtype: Any) -> Any:
         """One direction's weights as polyrnn's parameters, cast to ``dtype``."""
         n_h = self.hidden_features
-        record = self._CELLS[self.cell]
+        record = cells.BUILTIN[self.cell]
         g = record.gates * n_h
         w_x = w.kernel[...]
         b_x = jnp.zeros((g,), w_x.dtype) if w.bias is None else w.bias[...]
@@ -277,7 +277,7 @@ class _Base(nnx.Module):
     @classmethod
     def _from_layers(cls, layers: Sequence[Any], options: dict[str, Any], **kwargs: Any) -> Any:
         name = cls.__name__
-        default = next(iter(cls._CELLS))
+        default = cls._kind
         if kwargs.get("cell", default) != default:
             raise ValueError(
                 f"{name}.from_polyrnn: takes {cls._params.__name__} (cell={default!r}) only, "
@@ -340,7 +340,7 @@ class _Base(nnx.Module):
     def _cell_layers(self) -> Callable[..., Any]:
         """``polyrnn.layers.cell_layers`` of the module's cell record (its ``cell`` other
         than the default)."""
-        return functools.partial(cell_layers, self._CELLS[self.cell])
+        return functools.partial(cell_layers, cells.BUILTIN[self.cell])
 
     def _options(self) -> dict[str, Any]:
         return {}
@@ -550,12 +550,7 @@ class GRU(_Base):
 
     _gates = 3
     _params = GRUParams
-    _CELLS: ClassVar[dict[str, Cell]] = {
-        "gru": cells.GRU,
-        "ln_gru": cells.LN_GRU,
-        "min_gru": cells.MIN_GRU,
-        "min_lstm": cells.MIN_LSTM,
-    }
+    _kind = "gru"
 
     def __init__(
         self,
@@ -567,13 +562,7 @@ class GRU(_Base):
         **kwargs: Any,
     ) -> None:
         _validate.flags(type(self).__name__, reset_after=reset_after)
-        _validate.choice(type(self).__name__, "cell", cell, self._CELLS)  # before its options
-        if not reset_after and cell != "gru":
-            raise ValueError(
-                f"GRU: reset_after=False (the reset gate before the recurrent product) is the "
-                f"plain GRU's option only, got it with cell={cell!r}, which "
-                + ("applies it after, as reset_after=True" if cell == "ln_gru" else "has none")
-            )
+        choose_cell(type(self).__name__, "gru", cell, reset_after)
         self.reset_after = reset_after
         super().__init__(in_features, hidden_features, cell=cell, **kwargs)
 
@@ -632,7 +621,7 @@ class LSTM(_Base):
 
     _gates = 4
     _params = LSTMParams
-    _CELLS: ClassVar[dict[str, Cell]] = {"lstm": cells.LSTM, "ln_lstm": cells.LN_LSTM}
+    _kind = "lstm"
 
     def __init__(
         self, in_features: int, hidden_features: int, *, cell: str = "lstm", **kwargs: Any
@@ -887,7 +876,7 @@ def to_flax(module: SimpleRNN | GRU | LSTM) -> list[Any]:
             "to_flax: module must be a polyrnn.nn.flax SimpleRNN, GRU or LSTM, got "
             f"{type(module).__name__}"
         )
-    default = next(iter(module._CELLS))
+    default = module._kind
     if module.cell != default:
         raise ValueError(
             f"to_flax: flax has no {module.cell!r} cell (it has nnx.SimpleCell, GRUCell and "

@@ -44,7 +44,7 @@ dropout).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 try:
     import keras
@@ -73,6 +73,7 @@ from ..params import (
     RNNParams,
 )
 from ..scans import cell_scan
+from . import choose_cell
 
 __all__ = ["GRU", "LSTM", "SimpleRNN"]
 
@@ -121,8 +122,8 @@ class _RNNBase(keras.layers.Layer):  # type: ignore[misc]
     """Arguments, weights, masks and the call shared by :class:`SimpleRNN`, :class:`GRU`
     and :class:`LSTM` (``keras.layers.RNN``'s role)."""
 
-    _CELLS: ClassVar[dict[str, Cell]] = {"rnn": cells.RNN}
-    """The cells the layer computes, by the name its ``cell`` argument takes."""
+    _kind = "rnn"
+    """The kind of layer: its cells are ``polyrnn.nn.LAYER_CELLS[_kind]``, its own first."""
 
     def __init__(
         self,
@@ -161,13 +162,8 @@ class _RNNBase(keras.layers.Layer):  # type: ignore[misc]
             )
         if not isinstance(units, int) or isinstance(units, bool) or units <= 0:
             raise ValueError(f"{cls}: units must be a positive integer, got {units!r}")
-        if not isinstance(cell, str) or cell not in self._CELLS:
-            raise ValueError(
-                f"{cls}: cell must be one of {', '.join(repr(c) for c in self._CELLS)}, "
-                f"got {cell!r}"
-            )
+        self._cell = choose_cell(cls, self._kind, cell)
         self.cell = cell
-        self._cell = self._CELLS[cell]
         flags = {
             "use_bias": use_bias,
             "return_sequences": return_sequences,
@@ -598,12 +594,7 @@ class GRU(_GatedBase):
     True
     """
 
-    _CELLS: ClassVar[dict[str, Cell]] = {
-        "gru": cells.GRU,
-        "ln_gru": cells.LN_GRU,
-        "min_gru": cells.MIN_GRU,
-        "min_lstm": cells.MIN_LSTM,
-    }
+    _kind = "gru"
 
     def __init__(
         self,
@@ -619,12 +610,7 @@ class GRU(_GatedBase):
         super().__init__(units, activation, recurrent_activation, use_cudnn, cell=cell, **kwargs)
         if not isinstance(reset_after, bool):
             raise TypeError(f"GRU: reset_after must be True or False, got {reset_after!r}")
-        if not reset_after and cell != "gru":
-            raise ValueError(
-                f"GRU: reset_after=False (the reset gate before the recurrent product) is the "
-                f"plain GRU's option only, got it with cell={cell!r}, which "
-                + ("applies it after, as reset_after=True" if cell == "ln_gru" else "has none")
-            )
+        choose_cell("GRU", "gru", cell, reset_after)
         self.reset_after = reset_after
 
     def _bias_shape(self) -> tuple[int, ...]:
@@ -700,7 +686,7 @@ class LSTM(_GatedBase):
     ((2, 4), (2, 4), [(3, 16), (4, 16), (16,)])
     """
 
-    _CELLS: ClassVar[dict[str, Cell]] = {"lstm": cells.LSTM, "ln_lstm": cells.LN_LSTM}
+    _kind = "lstm"
 
     def __init__(
         self,

@@ -62,6 +62,7 @@ from .._cell import Cell
 from ..cells import ACTIVATIONS, BUILTIN
 from ..layers import cell_layers
 from ..params import WIDTHS
+from . import choose_cell
 
 __all__ = ["GRU", "LSTM", "RNN"]
 
@@ -84,8 +85,8 @@ class _RNNBase(nn.Module):
     """The parameters, checks and forward shared by :class:`RNN`, :class:`GRU` and
     :class:`LSTM` (``torch.nn.RNNBase``'s role)."""
 
-    _cells: tuple[str, ...] = ("rnn",)
-    """The cells the class offers, its own (the default) first: those of its carry."""
+    _kind = "rnn"
+    """The kind of layer: its cells are ``polyrnn.nn.LAYER_CELLS[_kind]``, its own first."""
 
     def __init__(
         self,
@@ -103,7 +104,8 @@ class _RNNBase(nn.Module):
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        self.cell = self._choose_cell(cell)
+        choose_cell(name, self._kind, cell)
+        self.cell = cell
         rate: Any = dropout  # checked as torch checks it: any real number in [0, 1]
         real = isinstance(rate, numbers.Real) and not isinstance(rate, bool)
         if not real or not 0 <= float(rate) <= 1:
@@ -179,23 +181,6 @@ class _RNNBase(nn.Module):
         self._flat_weights_names = [n for names in self._all_weights for n in names]
         self.reset_parameters()
 
-    @classmethod
-    def _choose_cell(cls, cell: Any) -> str:
-        """``cell`` checked against the class's cells."""
-        if isinstance(cell, str) and cell in cls._cells:
-            return cell
-        hint = ""
-        for other in (RNN, GRU, LSTM):
-            if other is not cls and isinstance(cell, str) and cell in other._cells:
-                hint = (
-                    f" ({cell!r} is a cell of polyrnn.nn.torch.{other.__name__}, whose state "
-                    f"is {' and '.join(BUILTIN[cell].states)})"
-                )
-        raise ValueError(
-            f"{cls.__name__}: cell must be one of {', '.join(repr(c) for c in cls._cells)}, "
-            f"got {cell!r}{hint}"
-        )
-
     @property
     def _record(self) -> Cell:
         """polyrnn's record of the module's cell."""
@@ -259,7 +244,7 @@ class _RNNBase(nn.Module):
             s += f", dropout={self.dropout}"
         if self.bidirectional is not False:
             s += f", bidirectional={self.bidirectional}"
-        if self.cell != self._cells[0]:
+        if self.cell != self._kind:
             s += f", cell={self.cell!r}"
         return s + self._extra_options()
 
@@ -452,7 +437,7 @@ class RNN(_RNNBase):
     ((5, 2, 4), (2, 2, 4))
     """
 
-    _cells = ("rnn",)
+    _kind = "rnn"
 
     def __init__(
         self,
@@ -548,7 +533,7 @@ class GRU(_RNNBase):
     True
     """
 
-    _cells = ("gru", "ln_gru", "min_gru", "min_lstm")
+    _kind = "gru"
     mode = "GRU"
 
     def __init__(
@@ -571,13 +556,7 @@ class GRU(_RNNBase):
             raise TypeError(
                 f"reset_after should be of type bool, got: {type(reset_after).__name__}"
             )
-        cell = self._choose_cell(cell)
-        if not reset_after and cell != "gru":
-            raise ValueError(
-                f"GRU: reset_after=False is an option of cell='gru' only, got cell={cell!r} "
-                "('ln_gru' normalises h W_h whole, which is the reset-after form; 'min_gru' "
-                "and 'min_lstm' have no weight_hh for the reset gate to act on)"
-            )
+        choose_cell("GRU", "gru", cell, reset_after)
         self.reset_after = reset_after
         super().__init__(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
@@ -623,7 +602,7 @@ class LSTM(_RNNBase):
     ((2, 5, 8), (2, 2, 4), (2, 2, 4))
     """
 
-    _cells = ("lstm", "ln_lstm")
+    _kind = "lstm"
     mode = "LSTM"
 
     def __init__(
