@@ -583,7 +583,7 @@ class GRU(_Base):
         return gru_layers if self.cell == "gru" else self._cell_layers()
 
     def _options(self) -> dict[str, Any]:
-        if self.cell in ("min_gru", "min_lstm"):
+        if cells.BUILTIN[self.cell].linear is not None:  # the adapter's choice of scan
             return {"method": "auto"}
         return {"reset_after": self.reset_after} if self.cell == "gru" else {}
 
