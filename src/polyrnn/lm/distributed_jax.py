@@ -18,9 +18,9 @@ to them (:func:`jax.make_array_from_callback`).
 
 ``initialize`` sets up the devices (it must run before JAX first computes) and returns
 the mesh that :class:`polyrnn.lm.Trainer` takes as ``mesh``; ``DataParallel`` places a
-step's arrays on it and compiles the step.  ``evaluate_tokens`` shares an evaluation's streams
-among the processes and combines their float64 sums exactly (``polyrnn eval``, and the
-validation of a run over several processes).
+step's arrays on it and compiles the step.  ``evaluate_tokens`` shares an evaluation's
+streams among the processes and combines their float64 sums exactly (``polyrnn eval``,
+and the validation of a run over several processes).
 
 Faults: the processes join with every timeout of :func:`jax.distributed.initialize`
 set to ``timeout`` (the join, the heartbeats by which the coordination service, on

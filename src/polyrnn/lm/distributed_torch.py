@@ -144,9 +144,9 @@ class TorchGroup:
         return cls(rank, world, store, timeout)
 
     def close(self) -> None:
-        """Leave the group, first freeing the ``DistributedDataParallel`` s made on it (their
-        reducers then refuse to run): one that outlives its process group is destroyed at
-        the interpreter's exit, where the process can abort (``terminate called without an
+        """Leave the group, first freeing the ``DistributedDataParallel`` wrappers made on it
+        (their reducers then refuse to run): one that outlives its process group is
+        destroyed at the interpreter's exit, where the process can abort (``terminate called without an
         active exception``: 4 of 24 two-process runs of ``polyrnn train --backend torch``
         on CPU; none of 40 with this)."""
         dist = _dist()
