@@ -31,6 +31,7 @@ pf = pytest.importorskip("polyrnn.nn.flax")
 
 import jax.numpy as jnp
 from flax import nnx
+from other_cells import OTHER_CELLS, OTHER_IDS, OTHERS
 from test_seed import (
     DATA,
     GOLDEN_ATOL,
@@ -389,17 +390,6 @@ def test_dropout_masks_from_the_modules_rngs() -> None:
     assert float(jnp.abs(model(x) - no_drop).max()) > 1e-3
 
 
-OTHER_CELLS = [("GRU", "ln_gru"), ("GRU", "min_gru"), ("GRU", "min_lstm"), ("LSTM", "ln_lstm")]
-OTHER_IDS = [cell for _, cell in OTHER_CELLS]
-SCANS = {
-    "ln_gru": (polyrnn.ln_gru_scan, polyrnn.ln_gru_scan_vjp),
-    "min_gru": (polyrnn.min_gru_scan, polyrnn.min_gru_scan_vjp),
-    "min_lstm": (polyrnn.min_lstm_scan, polyrnn.min_lstm_scan_vjp),
-    "ln_lstm": (polyrnn.ln_lstm_scan, polyrnn.ln_lstm_scan_vjp),
-}
-"""polyrnn's single-layer scan and VJP of each cell, run on NumPy float64 as the reference."""
-
-
 def cell_module(kind: str, cell: str, dt: Any, **kw: Any) -> Any:
     """A one-layer module of ``cell`` whose every parameter (the norm scales included) is
     moved off its initial value by a random one."""
@@ -447,7 +437,7 @@ def test_other_cells_as_polyrnn_numpy_scans(kind: str, cell: str) -> None:
     carry0 = carry_of(kind, dt)
     carry0 = jax.tree.map(lambda a: a[:2], carry0)  # one layer, two directions
     lengths = jnp.asarray(LENGTHS)
-    scan = SCANS[cell][0]
+    scan = OTHERS[cell].scan
     outs, lasts = [], []
     for k, (w, reverse) in enumerate(((m.layers[0].forward, False), (m.layers[0].backward, True))):
         hs, last = scan(
@@ -485,7 +475,7 @@ def test_other_cells_gradients_under_nnx_grad_as_numpy_vjp(kind: str, cell: str)
 
     grads = nnx.to_pure_dict(nnx.grad(loss)(m))["layers"][0]["forward"]
     w = m.layers[0].forward
-    _, backward = SCANS[cell][1](
+    _, backward = OTHERS[cell].vjp(
         np.asarray(x), reference_params(cell, w), as_scan_state(kind, carry0, 0),
         lengths=LENGTHS,
     )  # fmt: skip

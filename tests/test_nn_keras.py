@@ -28,6 +28,7 @@ import pytest
 keras = pytest.importorskip("keras")
 pk = pytest.importorskip("polyrnn.nn.keras")
 
+from other_cells import OTHER_CELLS, OTHER_IDS, OTHERS
 from test_seed import GOLDEN_ATOL, PRINTED_FEATURES, SCAN_GRU_Y, _printed
 
 import polyrnn
@@ -402,16 +403,6 @@ def test_import_without_keras_names_the_extra():
 
 # --------------------------------------------------------------------------- polyrnn's other cells
 
-OTHER_CELLS = [("GRU", "ln_gru"), ("GRU", "min_gru"), ("GRU", "min_lstm"), ("LSTM", "ln_lstm")]
-OTHER_IDS = [cell for _, cell in OTHER_CELLS]
-SCANS = {
-    "ln_gru": (polyrnn.ln_gru_scan, polyrnn.ln_gru_scan_vjp),
-    "min_gru": (polyrnn.min_gru_scan, polyrnn.min_gru_scan_vjp),
-    "min_lstm": (polyrnn.min_lstm_scan, polyrnn.min_lstm_scan_vjp),
-    "ln_lstm": (polyrnn.ln_lstm_scan, polyrnn.ln_lstm_scan_vjp),
-}
-"""polyrnn's single-layer scan and VJP of each cell, run on NumPy float64 as the reference."""
-
 
 def zr(a: np.ndarray) -> np.ndarray:
     """Keras's GRU gate blocks ``(z, r, h)`` as polyrnn's ``(r, z, n)`` and back (the last
@@ -464,7 +455,7 @@ def test_other_cells_as_polyrnn_numpy_scans(kind, cell, go_backwards):
         kind, cell, return_sequences=True, return_state=True, go_backwards=go_backwards,
         zero_output_for_mask=True,
     )  # fmt: skip
-    scan = SCANS[cell][0]
+    scan = OTHERS[cell].scan
     x = inputs()
     x64 = x.astype(np.float64)
     all_close(layer(x), expected(scan(x64, params, reverse=go_backwards), go_backwards))
@@ -497,7 +488,7 @@ def test_other_cells_fit_step_follows_numpy_vjp(kind, cell):
     before = weights(layer)
     model.fit(x, y, epochs=1, batch_size=3, shuffle=False, verbose=0)
     steps = [a - b for a, b in zip(before, weights(layer), strict=True)]
-    (hs, _), backward = SCANS[cell][1](x.astype(np.float64), params, reverse=True)
+    (hs, _), backward = OTHERS[cell].vjp(x.astype(np.float64), params, reverse=True)
     d_out = 2.0 * (hs[:, ::-1] - y) / y.size  # the layer outputs the steps as read
     _, d, _ = backward(d_out[:, ::-1], None)
     if cell in ("min_gru", "min_lstm"):

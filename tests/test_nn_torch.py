@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from other_cells import OTHERS
 from test_seed import GOLDEN_ATOL, PRINTED_FEATURES, SCAN_GRU_Y, _printed
 
 torch = pytest.importorskip("torch")
@@ -525,12 +526,6 @@ def test_seed_notebook_gru_as_reset_before_module():
 
 # --------------------------------------------------------------------------- other cells
 
-CELLS = {  # cell: (module class, NumPy scan, its VJP, polyrnn's parameters)
-    "ln_gru": ("GRU", polyrnn.ln_gru_scan, polyrnn.ln_gru_scan_vjp, polyrnn.LNGRUParams),
-    "min_gru": ("GRU", polyrnn.min_gru_scan, polyrnn.min_gru_scan_vjp, polyrnn.MinGRUParams),
-    "min_lstm": ("GRU", polyrnn.min_lstm_scan, polyrnn.min_lstm_scan_vjp, polyrnn.MinLSTMParams),
-    "ln_lstm": ("LSTM", polyrnn.ln_lstm_scan, polyrnn.ln_lstm_scan_vjp, polyrnn.LNLSTMParams),
-}
 TORCH_NAME = {
     "w_x": "weight_ih",
     "w_h": "weight_hh",
@@ -549,7 +544,7 @@ def cell_module(cell: str, **kw: Any) -> Any:
     parameter sits at its init's symmetric point."""
     kw = {"num_layers": L, "bidirectional": True, "batch_first": True, **kw}
     torch.manual_seed(1)
-    m = getattr(pt, CELLS[cell][0])(D, H, cell=cell, dtype=torch.float64, **kw)
+    m = getattr(pt, OTHERS[cell].kind)(D, H, cell=cell, dtype=torch.float64, **kw)
     with torch.no_grad():
         for name, p in m.named_parameters():
             p.copy_(torch.randn_like(p) * 0.5 + (1.0 if name.startswith("ln_weight") else 0.0))
@@ -559,7 +554,7 @@ def cell_module(cell: str, **kw: Any) -> Any:
 def cell_numpy_layers(module: Any, cell: str) -> list[Any]:
     """The module's weights as polyrnn's NumPy parameters, by the documented names."""
     sd = {k: v.detach().numpy() for k, v in module.state_dict().items()}
-    cls = CELLS[cell][3]
+    cls = OTHERS[cell].params
     out = []
     for i in range(module.num_layers):
         entry = tuple(
@@ -587,7 +582,7 @@ def stack_by_hand(cell: str, x: Any, layers: list[Any], state0: Any, d_out: Any,
     """Two bidirectional layers composed by hand from the cell's NumPy scan and its
     hand-written VJP: ``(output, final states, parameter gradients per layer and
     direction)``, the gradients of ``sum(output * d_out) + sum(last * d_last)``."""
-    scan_vjp = CELLS[cell][2]
+    scan_vjp = OTHERS[cell].vjp
     two = cell == "ln_lstm"
     parts = state0 if two else (state0,)
     x_in, backs, lasts = x, [], []
@@ -616,7 +611,7 @@ def stack_by_hand(cell: str, x: Any, layers: list[Any], state0: Any, d_out: Any,
     return x_in, stacked, grads
 
 
-@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("cell", list(OTHERS))
 def test_cells_against_numpy_scans_composed_by_hand(cell):
     """Two bidirectional batch-first layers with an initial state: outputs, final states
     and every parameter's gradient (autograd through the module) against the cell's
@@ -653,11 +648,11 @@ def test_cells_against_numpy_scans_composed_by_hand(cell):
     assert checked == len(named)  # every parameter, none left out
 
 
-@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("cell", list(OTHERS))
 def test_one_layer_is_the_cells_scan(cell):
     """One time-major layer, batched and unbatched, is the cell's own NumPy scan."""
     m = cell_module(cell, num_layers=1, bidirectional=False, batch_first=False)
-    scan = CELLS[cell][1]
+    scan = OTHERS[cell].scan
     (p,) = cell_numpy_layers(m, cell)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(6, 2, D, dtype=torch.float64, generator=gen)  # (T, N, D)
@@ -674,7 +669,7 @@ def test_one_layer_is_the_cells_scan(cell):
     np.testing.assert_allclose(out1.detach().numpy(), ref_hs[:, 1], rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("cell", list(OTHERS))
 def test_cells_packed_sequences_against_numpy(cell):
     """Unsorted packed sequences: the padded output and the final states (after each
     sequence's last step forward, its first backward) are polyrnn's NumPy layers with
@@ -698,7 +693,7 @@ def test_cells_packed_sequences_against_numpy(cell):
         np.testing.assert_allclose(a.detach().numpy(), e, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("cell", list(OTHERS))
 def test_cells_dropout_masks_from_torchs_generator(cell):
     """Dropout between layers in train mode: the documented masks, drawn again from the
     same seed, in polyrnn's NumPy layers; eval() drops nothing."""
@@ -718,12 +713,12 @@ def test_cells_dropout_masks_from_torchs_generator(cell):
     np.testing.assert_allclose(m.eval()(x)[0].detach().numpy(), ref_eval, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("cell", list(OTHERS))
 def test_cells_parameters_names_and_init(cell):
     """The documented names, shapes and order; gains 1 and shifts 0 for the normalised
     cells, ``nn.Linear``'s bound ``1/sqrt(fan_in)`` for the linear ones, torch's
     ``1/sqrt(H)`` for the rest; ``bias=False`` drops the shifts; ``repr`` names the cell."""
-    kind, _, _, cls = CELLS[cell]
+    kind, _, _, cls = OTHERS[cell]
     m = getattr(pt, kind)(D, H, num_layers=L, bidirectional=True, cell=cell)
     gates = {"ln_gru": 3, "min_gru": 2, "min_lstm": 3, "ln_lstm": 4}[cell]
     names = []
