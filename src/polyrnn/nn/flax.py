@@ -76,7 +76,7 @@ from .. import _validate, cells
 from .._cell import Cell
 from ..cells import ACTIVATIONS, fused_bias
 from ..layers import cell_layers, gru_layers, lstm_layers, rnn_layers
-from ..params import GRUParams, LSTMParams, RNNParams
+from ..params import WIDTHS, GRUParams, LSTMParams, RNNParams
 from . import choose_cell
 
 __all__ = ["GRU", "LSTM", "SimpleRNN", "from_flax", "to_flax"]
@@ -138,18 +138,21 @@ class _Layer(nnx.Module):
         self.backward = nnx.data(make() if bidirectional else None)
 
 
-_NORMS: dict[Cell, tuple[tuple[str, int], ...]] = {
-    cells.LN_GRU: (("kernel_norm_scale", 3), ("recurrent_norm_scale", 3)),
-    cells.LN_LSTM: (
-        ("kernel_norm_scale", 4),
-        ("recurrent_norm_scale", 4),
-        ("cell_norm_scale", 1),
-        ("cell_norm_bias", 1),
-    ),
+_NORM_NAMES = {
+    "g_x": "kernel_norm_scale",
+    "g_h": "recurrent_norm_scale",
+    "g_c": "cell_norm_scale",
+    "b_c": "cell_norm_bias",
 }
-"""The layer-normalised cells' further parameters, ``(name, length in units of H)``, in
-the order of polyrnn's fields ``g_x, g_h`` (and ``g_c, b_c``): the normalisations' gains
-(initialised to ones) and the cell state's shift (zeros)."""
+"""The module's name of each layer-normalisation field of polyrnn's parameters: the
+normalisations' gains (initialised to ones) and the cell state's shift (zeros)."""
+
+
+def _norms(cell: Cell) -> tuple[tuple[str, int], ...]:
+    """The layer-normalised cell's further parameters, in the order of its fields:
+    ``(name, length in units of H)`` (params.WIDTHS); none for the other cells."""
+    return tuple((_NORM_NAMES[f], width) for f, width in WIDTHS.get(cell.params, {}).items())
+
 
 _LECUN_NORMAL = nnx.initializers.lecun_normal()
 _ORTHOGONAL = nnx.initializers.orthogonal()
@@ -231,7 +234,7 @@ class _Base(nnx.Module):
                 return _Weights(
                     n_in, hidden_features, record.gates, use_bias=use_bias,
                     recurrent_bias=self._recurrent_bias(), recurrent=record.linear is None,
-                    norms=_NORMS.get(record, ()), inits=inits, param_dtype=param_dtype,
+                    norms=_norms(record), inits=inits, param_dtype=param_dtype,
                     rngs=rngs,
                 )  # fmt: skip
 
@@ -256,7 +259,7 @@ class _Base(nnx.Module):
         b_h = jnp.zeros((g,), w_x.dtype)
         if w.recurrent_bias is not None:
             b_h = jnp.concatenate([b_h[: g - n_h], w.recurrent_bias[...]])
-        norms = [getattr(w, name)[...] for name, _ in _NORMS.get(record, ())]
+        norms = [getattr(w, name)[...] for name, _ in _norms(record)]
         assert w.recurrent_kernel is not None  # a cell that is not linear has one
         arrays = (w_x, w.recurrent_kernel[...], b_x, b_h, *norms)
         return record.params(*promote_dtype(arrays, dtype=dtype))

@@ -64,6 +64,7 @@ from .._compat import array_namespace, device
 from ..backends import get_adapter
 from ..interop import _swap_first_two
 from ..params import (
+    WIDTHS,
     GRUParams,
     LNGRUParams,
     LNLSTMParams,
@@ -90,17 +91,23 @@ _SERIALIZED = (
 )
 """The arguments stored as Keras objects and written to the config by Keras's serializers."""
 
-_NORMS: dict[Cell, tuple[tuple[str, int, str], ...]] = {
-    cells.LN_GRU: (("ln_gamma_kernel", 3, "ones"), ("ln_gamma_recurrent", 3, "ones")),
-    cells.LN_LSTM: (
-        ("ln_gamma_kernel", 4, "ones"),
-        ("ln_gamma_recurrent", 4, "ones"),
-        ("ln_gamma_cell", 1, "ones"),
-        ("ln_beta_cell", 1, "zeros"),
-    ),
+_NORM_NAMES = {
+    "g_x": "ln_gamma_kernel",
+    "g_h": "ln_gamma_recurrent",
+    "g_c": "ln_gamma_cell",
+    "b_c": "ln_beta_cell",
 }
-"""The layer-normalised cells' extra weights: ``(name, length in units of H, initializer)``,
-the gains of ``x K``, of ``h R`` and (LSTM) of the cell state, and the cell state's shift."""
+"""Keras's name of each layer-normalisation field of polyrnn's parameters: the gains of
+``x K``, of ``h R`` and (LSTM) of the cell state, and the cell state's shift."""
+
+
+def _norms(cell: Cell) -> list[tuple[str, int, str]]:
+    """The layer-normalised cell's extra weights, in the order of its fields: ``(name,
+    length in units of H (params.WIDTHS), initializer)``; none for the other cells."""
+    return [
+        (_NORM_NAMES[field], width, "ones" if field.startswith("g_") else "zeros")
+        for field, width in WIDTHS.get(cell.params, {}).items()
+    ]
 
 
 def _activation_name(cls: str, arg: str, value: Any, allowed: tuple[str, ...]) -> str:
@@ -296,7 +303,7 @@ class _RNNBase(keras.layers.Layer):  # type: ignore[misc]
                 regularizer=self.bias_regularizer,
                 constraint=self.bias_constraint,
             )
-        for name, width, init in _NORMS.get(self._cell, ()):
+        for name, width, init in _norms(self._cell):
             setattr(
                 self,
                 name,
