@@ -34,29 +34,41 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-CASE = r"""
-import json, statistics, sys, time
+STEP = r"""
+import statistics, time
+from pydoc_data.topics import topics
+
+text = "\n\n".join(topics[k] for k in sorted(topics))
+
+
+def median_step(trainer):  # seconds per step: 3 to warm up, the median of 5 rounds of 10
+    for _ in range(3):
+        trainer.train_step(1e-3)
+    rounds = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(10):
+            trainer.train_step(1e-3)
+        rounds.append((time.perf_counter() - start) / 10)
+    return statistics.median(rounds)
+"""
+"""What both cases' scripts start with: the text and the timing of a step."""
+
+CASE = (
+    STEP
+    + r"""
+import json, sys
 import numpy as np
 from polyrnn import lm
 from polyrnn.lm import distributed_jax
-from pydoc_data.topics import topics
 
 devices = int(sys.argv[1])
 mesh = distributed_jax.initialize(devices) if devices else None
 import jax, jax.numpy as jnp
 
-text = "\n\n".join(topics[k] for k in sorted(topics))
 config = lm.TrainConfig(batch=32, seq_len=32)
 trainer = lm.Trainer(text, config=config, backend="jax", mesh=mesh)
-for _ in range(3):
-    trainer.train_step(1e-3)
-rounds = []
-for _ in range(5):
-    start = time.perf_counter()
-    for _ in range(10):
-        trainer.train_step(1e-3)
-    rounds.append((time.perf_counter() - start) / 10)
-step = statistics.median(rounds)
+step = median_step(trainer)
 out = {"devices": devices, "step_ms": 1e3 * step, "tokens_per_s": 32 * 32 / step,
        "parameters": trainer.lm.params.size()}
 if mesh is not None:
@@ -73,28 +85,21 @@ if mesh is not None:
     out["allreduce_ms"] = 1e3 * statistics.median(times)
 print(json.dumps(out))
 """
+)
 
-TORCH_CASE = r"""
-import json, os, statistics, sys, time
+TORCH_CASE = (
+    STEP
+    + r"""
+import json, sys
 import torch
 from polyrnn import lm
 from polyrnn.lm.distributed_torch import TorchGroup, launched
-from pydoc_data.topics import topics
 
 batch = int(sys.argv[1])
 group = TorchGroup.from_env() if launched() else None
-text = "\n\n".join(topics[k] for k in sorted(topics))
 config = lm.TrainConfig(batch=batch, seq_len=32)
 trainer = lm.Trainer(text, config=config, backend="torch", group=group)
-for _ in range(3):
-    trainer.train_step(1e-3)
-rounds = []
-for _ in range(5):
-    start = time.perf_counter()
-    for _ in range(10):
-        trainer.train_step(1e-3)
-    rounds.append((time.perf_counter() - start) / 10)
-step = statistics.median(rounds)
+step = median_step(trainer)
 out = {"processes": group.world if group else 1, "threads": torch.get_num_threads(),
        "batch": batch, "step_ms": 1e3 * step, "tokens_per_s": batch * 32 / step}
 if group is not None:
@@ -112,6 +117,7 @@ if group is not None:
         sys.exit(0)
 print(json.dumps(out))
 """
+)
 
 
 ROUNDS = 3
