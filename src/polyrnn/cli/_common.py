@@ -143,10 +143,12 @@ def jax_mesh(args: argparse.Namespace) -> Any:
 
 def jax_faults(mesh: Any) -> contextlib.AbstractContextManager[None]:
     """``distributed_jax.peer_faults`` when ``mesh`` spans several processes."""
-    if mesh is None or len({d.process_index for d in mesh.devices.flat}) == 1:
+    if mesh is None:
         return contextlib.nullcontext()
     from ..lm import distributed_jax
 
+    if distributed_jax.processes(mesh) == 1:
+        return contextlib.nullcontext()
     return distributed_jax.peer_faults()
 
 

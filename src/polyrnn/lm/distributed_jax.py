@@ -76,6 +76,7 @@ __all__ = [
     "leave",
     "lost",
     "peer_faults",
+    "processes",
 ]
 
 AXIS = "data"
@@ -181,6 +182,11 @@ def initialize(
     return data_mesh(devices)
 
 
+def processes(mesh: Mesh) -> int:
+    """The number of processes whose devices ``mesh`` spans."""
+    return len({d.process_index for d in mesh.devices.flat})
+
+
 def data_mesh(devices: int | None = None) -> Mesh:
     """The mesh of the first ``devices`` of :func:`jax.devices` (all by default), axis ``"data"``.
 
@@ -236,11 +242,6 @@ class DataParallel:
     def size(self) -> int:
         """N, the devices of the mesh."""
         return int(self.mesh.size)
-
-    @property
-    def processes(self) -> int:
-        """The processes whose devices the mesh spans."""
-        return len({d.process_index for d in self.mesh.devices.flat})
 
     def check_batch(self, batch: int) -> None:
         """Raise :class:`~polyrnn.lm.LMError` unless the ``batch`` streams split evenly."""

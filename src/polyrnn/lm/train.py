@@ -593,10 +593,10 @@ class Trainer:
         lm = self.lm
         if self.parallel is not None:
             lm = dataclasses.replace(lm, params=self.parallel.local(lm.params))
-            if self.parallel.processes > 1:  # each scores its share of the streams
-                from .distributed_jax import evaluate_tokens as evaluate_shared
+            from . import distributed_jax
 
-                return evaluate_shared(lm, self.val_tokens)
+            if distributed_jax.processes(self.parallel.mesh) > 1:  # each scores its share
+                return distributed_jax.evaluate_tokens(lm, self.val_tokens)
         return evaluate_tokens(lm, self.val_tokens)
 
     def full_state(self) -> tuple[tuple[np.ndarray, ...], ...]:
