@@ -49,13 +49,7 @@ from . import evaluation, grad, model
 from .backend import Backend
 from .errors import BackendUnavailableError, LMError, PeerLostError, lost_peers
 
-__all__ = [
-    "ENV",
-    "TIMEOUT",
-    "TorchGroup",
-    "evaluate_tokens",
-    "launched",
-]
+__all__ = ["ENV", "TIMEOUT", "TorchGroup", "evaluate_tokens", "launched"]
 
 ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 """The environment variables by which ``torchrun`` tells a process its place."""
@@ -146,9 +140,9 @@ class TorchGroup:
     def close(self) -> None:
         """Leave the group, first freeing the ``DistributedDataParallel`` wrappers made on it
         (their reducers then refuse to run): one that outlives its process group is
-        destroyed at the interpreter's exit, where the process can abort (``terminate called without an
-        active exception``: 4 of 24 two-process runs of ``polyrnn train --backend torch``
-        on CPU; none of 40 with this)."""
+        destroyed at the interpreter's exit, where the process can abort (``terminate
+        called without an active exception``: 4 of 24 two-process runs of ``polyrnn train
+        --backend torch`` on CPU; none of 40 with this)."""
         dist = _dist()
         for reducer in list(self._reducers):
             reducer.ddp = None
